@@ -1,0 +1,92 @@
+/**
+ * The one error model of attestd. Every failure that crosses a module, the native
+ * boundary or the socket carries a stable string code from ERROR_CODES. Callers match on
+ * `code`, never on message text. Codes are never renamed or reused once released; a
+ * retired code stays in this table marked as such. `docs/errors.md` lists the same codes
+ * and a test keeps the two in step.
+ */
+
+export const ERROR_CODES = {
+  // General
+  INVALID_ARGUMENT: 'a caller passed a value outside what the function accepts',
+  INTERNAL: 'an unexpected internal failure; details are in the operator log',
+
+  // Native core
+  NATIVE_UNAVAILABLE: 'the compiled native core could not be loaded',
+  NATIVE_KEY_CLOSED: 'the session key was used after close()',
+  NATIVE_MEMORY_LOCK_FAILED: 'locked, non-dumpable memory for key material could not be obtained',
+  NATIVE_CRYPTO_FAILED: 'an OpenSSL operation inside the native core failed',
+  NATIVE_IO_FAILED: 'a file could not be opened or read by the native core',
+  NATIVE_PEERCRED_FAILED: 'peer credentials of a Unix socket could not be read',
+  NATIVE_PIDFD_FAILED: 'a pidfd for the peer process could not be opened',
+
+  // TPM
+  TPM_LIBRARY_MISSING: 'the tpm2-tss libraries could not be loaded',
+  TPM_TCTI_INVALID: 'the TCTI configuration string is not valid',
+  TPM_UNAVAILABLE: 'the TPM could not be reached',
+  TPM_COMMAND_FAILED: 'a TPM command returned an error response code',
+
+  // Verification of evidence
+  QUOTE_MALFORMED: 'a TPMS_ATTEST, TPMT_SIGNATURE or TPMT_PUBLIC structure is malformed',
+  QUOTE_BAD_MAGIC: 'the attestation structure does not start with TPM_GENERATED_VALUE',
+  QUOTE_WRONG_TYPE: 'the attestation structure is not a quote',
+  QUOTE_UNSUPPORTED_ALGORITHM: 'the key, signature or hash algorithm is not supported',
+  QUOTE_BAD_SIGNATURE: 'the quote signature does not verify with the attestation key',
+  QUOTE_KEY_NOT_RESTRICTED: 'the attestation key is not a restricted signing key',
+  QUOTE_NONCE_MISMATCH: 'the quote does not carry the expected qualifying data',
+  QUOTE_PCR_SELECTION_MISMATCH: 'the quote covers other PCRs than those presented',
+  QUOTE_PCR_DIGEST_MISMATCH: 'the PCR values do not hash to the quoted PCR digest',
+
+  // Policy
+  POLICY_UNREADABLE: 'the policy file could not be read',
+  POLICY_INVALID: 'the policy file does not match the policy schema',
+
+  // Audit log
+  AUDIT_WRITE_FAILED: 'an audit record could not be made durable',
+  AUDIT_CORRUPT: 'the audit log holds a record that fails its framing or CRC check',
+
+  // Workload API: the codes a client sees
+  NOT_TRUSTED: 'the host is not in a trusted state',
+  ATTESTATION_STALE: 'the latest passing appraisal is older than the policy allows',
+  NO_MATCHING_RULE: 'no policy rule matches the calling workload',
+  PEER_UNIDENTIFIED: 'the calling process could not be identified by the kernel',
+  IDENTITY_MISMATCH: 'the caller is not the workload the lease was granted to',
+  LEASE_NOT_FOUND: 'no live lease has that id',
+  LEASE_EXPIRED: 'the lease expired',
+  LEASE_REVOKED: 'the lease was revoked',
+  AUDIT_UNAVAILABLE: 'the decision could not be recorded, so it was not made',
+  TOKEN_INVALID: 'the lease token does not verify',
+  FRAME_TOO_LARGE: 'a frame exceeded the maximum frame size',
+  MALFORMED_REQUEST: 'a frame could not be decoded as a request',
+  UNKNOWN_CALL: 'the request names no known call',
+  TOO_MANY_REQUESTS: 'the connection has too many requests or watches outstanding',
+  SHUTTING_DOWN: 'the daemon is stopping',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ERROR_CODES, value);
+}
+
+export class AttestdError extends Error {
+  readonly code: ErrorCode;
+
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+    super(message ?? ERROR_CODES[code], options);
+    this.name = 'AttestdError';
+    this.code = code;
+  }
+}
+
+/** Narrow an unknown thrown value to an AttestdError, wrapping anything else as INTERNAL. */
+export function asAttestdError(err: unknown): AttestdError {
+  if (err instanceof AttestdError) return err;
+  // Errors raised by the native core are constructed from this class, but a realm
+  // mismatch (worker threads) could still hand us a plain object with a valid code.
+  const code = err instanceof Error ? (err as Error & { code?: unknown }).code : undefined;
+  if (err instanceof Error && isErrorCode(code)) {
+    return new AttestdError(code, err.message, { cause: err });
+  }
+  return new AttestdError('INTERNAL', err instanceof Error ? err.message : String(err), { cause: err });
+}

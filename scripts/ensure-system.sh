@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the system packages attestd needs to build, run against a software TPM and test:
+# swtpm (software TPM), the tpm2-tss libraries (ESYS, MU, TCTI loader and TCTIs) and
+# tpm2-tools (an independent TPM client used for cross-checks). Idempotent: does nothing
+# when everything is present.
+set -euo pipefail
+
+need=()
+command -v swtpm >/dev/null 2>&1 || need+=(swtpm)
+command -v swtpm_setup >/dev/null 2>&1 || need+=(swtpm-tools)
+command -v tpm2_quote >/dev/null 2>&1 || need+=(tpm2-tools)
+# The -dev package provides the unversioned .so names that the FFI layer loads.
+for lib in libtss2-esys.so libtss2-mu.so libtss2-tctildr.so libtss2-rc.so libtss2-tcti-swtpm.so; do
+  if ! ldconfig -p 2>/dev/null | grep -q "$lib"; then need+=(libtss2-dev); break; fi
+done
+command -v cc >/dev/null 2>&1 || need+=(build-essential)
+
+if [ ${#need[@]} -eq 0 ]; then exit 0; fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "attestd: missing system packages: ${need[*]}; run as root or install them with apt-get" >&2
+  exit 1
+fi
+echo "attestd: installing system packages: ${need[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
