@@ -1,0 +1,13 @@
+import type { Connection, ResponseProps } from './connection.js';
+import type { LeaseManager } from '../lease/manager.js';
+import type { attestd } from '../gen/proto.js';
+import type { VerifiedClaims } from '../verify/lease-token.js';
+
+/** What handlers may use: the lease manager and read-only views of the daemon. */
+export interface ApiContext {
+  leases: LeaseManager;
+  status(): attestd.lease.v1.GetStatusResponse.$Properties;
+  verifyToken(token: Uint8Array, signature: Uint8Array): VerifiedClaims | undefined;
+}
+
+export type Handler<Req> = (conn: Connection, req: Req, ctx: ApiContext, requestId: number) => Promise<Omit<ResponseProps, 'id'>>;

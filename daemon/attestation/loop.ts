@@ -1,0 +1,139 @@
+/**
+ * Re-attestation, one epoch at a time, off the lease path: bind the session key, the epoch
+ * number and the audit log root into the quote's qualifying data, collect a quote, reach a
+ * verdict, sign and record the epoch result, then hand it to the lease manager. A failing
+ * epoch revokes leases before it is recorded (fail-closed does not wait for the disk); a
+ * passing epoch takes effect only once it is durable.
+ */
+import { attestd } from '../gen/proto.js';
+import { asAttestdError } from '../errors.js';
+import { bindingDigest, EMPTY_GPU_MEASUREMENT_SHA256 } from '../verify/binding.js';
+import { EPOCH_RESULT_CONTEXT } from '../verify/epoch-result.js';
+import { requiredSelections } from '../policy/appraise.js';
+import type { LoadedPolicy } from '../policy/types.js';
+import type { TpmSource } from '../evidence/tpm/source.js';
+import type { AuditLog } from '../audit/log.js';
+import type { LeaseManager } from '../lease/manager.js';
+import type { Signer } from '../lease/token.js';
+import type { EpochState } from '../lease/types.js';
+import { epochVerdict, type RecordedTpmEvidence, type Reason } from './epoch-verdict.js';
+
+export interface LoopDeps {
+  tpm: TpmSource;
+  audit: AuditLog;
+  leases: LeaseManager;
+  signer: Signer;
+  policy: () => LoadedPolicy | undefined;
+  trustedAkPublic: () => Uint8Array | undefined;
+  now?: () => number;
+  log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  onEpoch?: (e: EpochState) => void;
+}
+
+export class AttestationLoop {
+  private epochNo = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private rerun = false;
+  private stopped = false;
+
+  constructor(private readonly deps: LoopDeps) {}
+
+  start(): void {
+    this.trigger();
+  }
+
+  /** Runs an epoch now (or right after the one in progress); then the interval restarts. */
+  trigger(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.rerun = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    this.running = this.runOnce()
+      .catch((err) => this.deps.log('error', 'attestation cycle failed', { err: String(err) }))
+      .finally(() => {
+        this.running = undefined;
+        if (this.stopped) return;
+        if (this.rerun) {
+          this.rerun = false;
+          this.trigger();
+          return;
+        }
+        const interval = this.deps.policy()?.policy.intervalMs ?? 2000;
+        this.timer = setTimeout(() => this.trigger(), interval);
+      });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+  }
+
+  private async runOnce(): Promise<void> {
+    const { deps } = this;
+    const now = deps.now ?? Date.now;
+    const loaded = deps.policy();
+    const epoch = ++this.epochNo;
+    const sessionPublicKey = deps.signer.publicKey();
+    const logSize = deps.audit.size;
+    const logRoot = deps.audit.root();
+    const binding = bindingDigest({ sessionPublicKey, epoch, gpuMeasurementSha256: EMPTY_GPU_MEASUREMENT_SHA256, logRoot });
+
+    let tpm: RecordedTpmEvidence | undefined;
+    let collectionFailure: Reason | undefined;
+    let pass = false;
+    let reasons: Reason[];
+    if (!loaded) {
+      reasons = [{ code: 'POLICY_INVALID', message: 'no valid policy is loaded' }];
+    } else {
+      try {
+        const q = await deps.tpm.quote(binding, requiredSelections(loaded.policy));
+        tpm = { attest: q.attest, signature: q.signature, banks: q.banks, akPublic: q.ak.publicArea };
+      } catch (err) {
+        const e = asAttestdError(err);
+        collectionFailure = { code: e.code, message: e.message };
+      }
+      ({ pass, reasons } = epochVerdict({ policy: loaded.policy, binding, trustedAkPublic: deps.trustedAkPublic(), tpm, collectionFailure }));
+    }
+    const appraisedAtMs = now();
+    const state: EpochState = {
+      epoch, pass, reasons, appraisedAtMs,
+      validUntilMs: pass && loaded ? appraisedAtMs + loaded.policy.maxAgeMs : 0,
+      policyDigest: loaded?.digest ?? Buffer.alloc(32),
+    };
+    const result = attestd.audit.v1.EpochResult.encode({
+      epoch, pass, reasons, appraisedAtMs, validUntilMs: state.validUntilMs, policySha256: state.policyDigest,
+      sessionPublicKey, binding, logSize, logRoot, gpuMeasurementSha256: EMPTY_GPU_MEASUREMENT_SHA256,
+      tpm: tpm ? {
+        attest: tpm.attest, signature: tpm.signature, akPublic: tpm.akPublic,
+        banks: tpm.banks.map((b) => ({ alg: b.alg, values: [...b.values].sort((x, y) => x[0] - y[0]).map(([index, value]) => ({ index, value })) })),
+      } : null,
+    }).finish();
+    const signature = deps.signer.sign(Buffer.concat([EPOCH_RESULT_CONTEXT, result]));
+
+    if (!pass) {
+      deps.leases.applyEpoch(state);
+      deps.onEpoch?.(state);
+      deps.log('warn', 'appraisal failed', { epoch, reasons });
+      await deps.audit.append({ epoch: { result, signature } }).catch((err) =>
+        deps.log('error', 'failed epoch not recorded', { epoch, err: String(err) }));
+      return;
+    }
+    try {
+      await deps.audit.append({ epoch: { result, signature } });
+    } catch (err) {
+      // No record, no trust: a passing epoch that is not durable counts as failing.
+      deps.log('error', 'passing epoch not recorded', { epoch, err: String(err) });
+      const failed = { ...state, pass: false, validUntilMs: 0, reasons: [{ code: 'AUDIT_UNAVAILABLE', message: 'the epoch could not be recorded' }] };
+      deps.leases.applyEpoch(failed);
+      deps.onEpoch?.(failed);
+      return;
+    }
+    deps.leases.applyEpoch(state);
+    deps.onEpoch?.(state);
+    deps.log('debug', 'appraisal passed', { epoch });
+  }
+}

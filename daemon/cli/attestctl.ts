@@ -1,0 +1,99 @@
+#!/usr/bin/env node
+/** attestctl: the command-line client of attestd. One file per subcommand beside this one. */
+import { parseArgs } from 'node:util';
+import { resolveSocket } from '../client/client.js';
+import { EXIT } from './exit-codes.js';
+import { reportError } from './output.js';
+import { status, STATUS_HELP } from './status.js';
+import { lease, LEASE_HELP } from './lease.js';
+import { run, RUN_HELP } from './run.js';
+import { policyCheck, POLICY_HELP } from './policy-check.js';
+
+const HELP = `Usage: attestctl [--socket PATH] [--json] <command> ...
+
+Commands:
+  status                       state, epoch, reasons, attestation key
+  lease acquire|renew|release|watch|verify ...
+  run [--rule R] [--grace S] -- CMD [ARGS...]   run CMD while holding a lease
+  policy check FILE            validate a policy file
+
+The socket is --socket, else $ATTESTD_SOCKET, else /run/attestd/attestd.sock.
+Exit codes: 0 ok, 1 failure, 2 usage, 3 daemon unreachable, 4 refused by the daemon,
+5 policy invalid, 6 token invalid or lease not live, 7 host not trusted, 88 run: lease lost.
+
+${STATUS_HELP}
+
+${LEASE_HELP}
+
+${RUN_HELP}
+
+${POLICY_HELP}
+`;
+
+async function main(argv: string[]): Promise<number> {
+  // Everything after "--" belongs to the command that `run` starts.
+  const dashdash = argv.indexOf('--');
+  const own = dashdash >= 0 ? argv.slice(0, dashdash) : argv;
+  const command = dashdash >= 0 ? argv.slice(dashdash + 1) : [];
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: own,
+      options: {
+        socket: { type: 'string' }, json: { type: 'boolean' }, rule: { type: 'string' }, hold: { type: 'boolean' },
+        grace: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      },
+      allowPositionals: true,
+      strict: true,
+    });
+  } catch (err) {
+    process.stderr.write(`attestctl: ${(err as Error).message}\n\n${HELP}`);
+    return EXIT.USAGE;
+  }
+  const { values, positionals } = parsed;
+  const json = values.json ?? false;
+  if (values.help || positionals.length === 0) {
+    process.stdout.write(HELP);
+    return values.help ? EXIT.OK : EXIT.USAGE;
+  }
+  const socket = resolveSocket(values.socket);
+  const [cmd, ...rest] = positionals;
+  try {
+    switch (cmd) {
+      case 'status':
+        return await status(socket, json);
+      case 'lease':
+        return await lease(socket, rest, { json, rule: values.rule, hold: values.hold ?? false });
+      case 'run': {
+        if (command.length === 0) {
+          process.stderr.write(`attestctl: run needs -- COMMAND\n\n${RUN_HELP}\n`);
+          return EXIT.USAGE;
+        }
+        const grace = values.grace === undefined ? 10 : Number(values.grace);
+        if (!Number.isFinite(grace) || grace < 0 || grace > 3600) {
+          process.stderr.write('attestctl: --grace takes seconds from 0 to 3600\n');
+          return EXIT.USAGE;
+        }
+        return await run(socket, command, { rule: values.rule, graceMs: grace * 1000, json });
+      }
+      case 'policy':
+        if (rest[0] !== 'check') {
+          process.stderr.write(`attestctl: unknown policy command: ${rest[0] ?? '(none)'}\n\n${POLICY_HELP}\n`);
+          return EXIT.USAGE;
+        }
+        return await policyCheck(rest[1], json);
+      default:
+        process.stderr.write(`attestctl: unknown command: ${cmd}\n\n${HELP}`);
+        return EXIT.USAGE;
+    }
+  } catch (err) {
+    return reportError(err, json);
+  }
+}
+
+main(process.argv.slice(2)).then((code) => {
+  process.exitCode = code;
+}, (err) => {
+  process.stderr.write(`attestctl: ${String(err)}\n`);
+  process.exitCode = EXIT.FAILURE;
+});

@@ -1,0 +1,106 @@
+/** attestctl lease acquire|renew|release|watch|verify */
+import { attestd } from '../gen/proto.js';
+import { AttestdClient } from '../client/client.js';
+import { EXIT } from './exit-codes.js';
+import { leaseJson, printJson } from './output.js';
+
+const Kind = attestd.lease.v1.LeaseEvent.Kind;
+
+export const LEASE_HELP = `Usage: attestctl lease <command> [--json]
+
+  acquire [--rule NAME] [--hold]   ask for a lease for this process; --hold keeps it, renewing
+                                   it and printing events, until interrupted or lost
+  renew LEASE_ID                   renew (only the holder process may)
+  release LEASE_ID                 release (the holder or a process of its uid)
+  watch LEASE_ID                   print events until the lease ends (holder's uid)
+  verify TOKEN SIGNATURE           check a token (base64) with the daemon's session key`;
+
+function printLease(l: attestd.lease.v1.Lease.$Properties | null | undefined, json: boolean): void {
+  if (json) printJson(leaseJson(l));
+  else process.stdout.write(`lease ${l?.leaseId} rule ${l?.rule} expires ${new Date(Number(l?.expiresAtMs)).toISOString()}\n`);
+}
+
+type Ev = attestd.lease.v1.LeaseEvent.$Properties;
+
+export function eventJson(e: Ev): Record<string, unknown> {
+  return { event: Kind[e.kind ?? 0], lease_id: e.leaseId, reason_code: e.reasonCode || undefined, reason: e.reason || undefined,
+    expires_at_ms: e.lease ? Number(e.lease.expiresAtMs) : undefined };
+}
+
+function printEvent(e: Ev, json: boolean): void {
+  if (json) process.stdout.write(JSON.stringify(eventJson(e)) + '\n');
+  else process.stdout.write(`${Kind[e.kind ?? 0]} ${e.leaseId}${e.reasonCode ? ` ${e.reasonCode}: ${e.reason}` : ''}\n`);
+}
+
+const ENDS = new Set<number>([Kind.REVOKED, Kind.EXPIRED, Kind.RELEASED]);
+
+/** Waits until the watch ends (REVOKED, EXPIRED, RELEASED) or the connection drops. */
+function follow(client: AttestdClient, leaseId: string, json: boolean, onEvent?: (e: Ev) => void): Promise<number> {
+  return new Promise((resolve, reject) => {
+    client.onClose((err) => (err ? reject(err) : resolve(EXIT.OK)));
+    client.call({ watchLease: { leaseId } }, (r) => {
+      const e = r.leaseEvent;
+      if (!e) return;
+      printEvent(e, json);
+      onEvent?.(e);
+      if (ENDS.has(e.kind ?? 0)) resolve(e.kind === Kind.RELEASED ? EXIT.OK : EXIT.LEASE_LOST);
+    }).then((first) => printEvent(first.leaseEvent!, json), reject);
+  });
+}
+
+export async function lease(socket: string, args: string[], opts: { json: boolean; rule?: string; hold: boolean }): Promise<number> {
+  const [sub, ...rest] = args;
+  const client = await AttestdClient.connect(socket);
+  try {
+    switch (sub) {
+      case 'acquire': {
+        const r = await client.call({ acquireLease: { rule: opts.rule ?? '' } });
+        printLease(r.acquireLease!.lease, opts.json);
+        if (!opts.hold) return EXIT.OK;
+        const id = r.acquireLease!.lease!.leaseId ?? '';
+        const renewer = setInterval(() => void client.call({ renewLease: { leaseId: id } }).catch(() => undefined), 1000);
+        try {
+          return await follow(client, id, opts.json);
+        } finally {
+          clearInterval(renewer);
+        }
+      }
+      case 'renew':
+      case 'release': {
+        const leaseId = rest[0];
+        if (!leaseId) return usage(`lease ${sub} needs a LEASE_ID`);
+        if (sub === 'renew') printLease((await client.call({ renewLease: { leaseId } })).renewLease!.lease, opts.json);
+        else {
+          await client.call({ releaseLease: { leaseId } });
+          if (opts.json) printJson({ released: leaseId });
+        }
+        return EXIT.OK;
+      }
+      case 'watch': {
+        const leaseId = rest[0];
+        if (!leaseId) return usage('lease watch needs a LEASE_ID');
+        return await follow(client, leaseId, opts.json);
+      }
+      case 'verify': {
+        const [token, signature] = rest;
+        if (!token || !signature) return usage('lease verify needs TOKEN and SIGNATURE (base64)');
+        const v = (await client.call({ verifyLease: { token: { token: Buffer.from(token, 'base64'), signature: Buffer.from(signature, 'base64') } } })).verifyLease!;
+        const c = v.claims;
+        const out = { signature_valid: v.signatureValid, live: v.live, lease_id: c?.leaseId, epoch: c ? Number(c.epoch) : undefined,
+          rule: c?.rule, expires_at_ms: c ? Number(c.expiresAtMs) : undefined, pid: c?.workload?.pid };
+        if (opts.json) printJson(out);
+        else process.stdout.write(`signature ${v.signatureValid ? 'valid' : 'INVALID'}, lease ${v.live ? 'live' : 'not live'}\n`);
+        return v.signatureValid && v.live ? EXIT.OK : EXIT.TOKEN_INVALID;
+      }
+      default:
+        return usage(`unknown lease command: ${sub ?? '(none)'}`);
+    }
+  } finally {
+    client.close();
+  }
+}
+
+function usage(msg: string): number {
+  process.stderr.write(`attestctl: ${msg}\n\n${LEASE_HELP}\n`);
+  return EXIT.USAGE;
+}

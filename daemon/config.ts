@@ -1,0 +1,53 @@
+/**
+ * Daemon configuration from flags and environment. Validation lives here; the daemon gets a
+ * complete, checked object.
+ */
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { AttestdError } from './errors.js';
+import { parseTcti } from './evidence/tpm/tcti.js';
+import type { LogLevel } from './logger.js';
+
+export interface DaemonConfig {
+  socketPath: string;
+  /** Group that may connect (socket mode 0660); undefined keeps the daemon's own group. */
+  socketGroup?: string;
+  tcti: string;
+  policyPath: string;
+  stateDir: string;
+  logLevel: LogLevel;
+}
+
+export const DEFAULTS = {
+  socketPath: '/run/attestd/attestd.sock',
+  tcti: 'device:/dev/tpmrm0',
+  policyPath: '/etc/attestd/policy.yaml',
+  stateDir: '/var/lib/attestd',
+  logLevel: 'info' as LogLevel,
+};
+
+export function checkConfig(c: DaemonConfig): DaemonConfig {
+  parseTcti(c.tcti);
+  for (const [name, value] of [['socket', c.socketPath], ['policy', c.policyPath], ['state-dir', c.stateDir]] as const) {
+    if (!value) throw new AttestdError('INVALID_ARGUMENT', `--${name} must not be empty`);
+  }
+  if (!['debug', 'info', 'warn', 'error'].includes(c.logLevel)) {
+    throw new AttestdError('INVALID_ARGUMENT', `--log-level must be debug, info, warn or error, not ${c.logLevel}`);
+  }
+  return { ...c, socketPath: resolve(c.socketPath), policyPath: resolve(c.policyPath), stateDir: resolve(c.stateDir) };
+}
+
+export function auditLogPath(c: DaemonConfig): string {
+  return join(c.stateDir, 'audit.log');
+}
+
+/** The gid of a group name from /etc/group (Node has no getgrnam). */
+export function groupId(name: string): number {
+  if (/^\d+$/.test(name)) return Number(name);
+  for (const line of readFileSync('/etc/group', 'utf8').split('\n')) {
+    const [group, , gid] = line.split(':');
+    if (group === name && gid && /^\d+$/.test(gid)) return Number(gid);
+  }
+  throw new AttestdError('INVALID_ARGUMENT', `no such group: ${name}`);
+}
+

@@ -1,0 +1,191 @@
+/**
+ * The daemon: wires the session key, the audit log, the TPM source, the policy, the lease
+ * manager, the attestation loop and the socket server, and owns their start and stop order.
+ */
+import { createHash } from 'node:crypto';
+import { mkdir, readFile } from 'node:fs/promises';
+import { attestd } from './gen/proto.js';
+import { AttestdError } from './errors.js';
+import { AuditLog } from './audit/log.js';
+import { createSessionKey, type SessionKey } from './native.js';
+import { TpmSource } from './evidence/tpm/source.js';
+import { loadPolicyFile, MAX_POLICY_BYTES, PolicyError } from './policy/load.js';
+import type { LoadedPolicy } from './policy/types.js';
+import { LeaseManager } from './lease/manager.js';
+import { AttestationLoop } from './attestation/loop.js';
+import { ApiServer } from './api/server.js';
+import { ed25519PublicKey, verifyLeaseToken } from './verify/lease-token.js';
+import type { TpmPublicKey } from './verify/tpm-public.js';
+import type { EpochState } from './lease/types.js';
+import { auditLogPath, groupId, type DaemonConfig } from './config.js';
+import type { LogFn } from './logger.js';
+
+const State = attestd.lease.v1.GetStatusResponse.State;
+export const VERSION = '0.1.0';
+const SWEEP_MS = 100;
+
+export class Daemon {
+  private policy: LoadedPolicy | undefined;
+  private ak: TpmPublicKey | undefined;
+  private lastEpoch: EpochState | undefined;
+  private policyProblem: string | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly config: DaemonConfig,
+    private readonly log: LogFn,
+    private readonly key: SessionKey,
+    private readonly audit: AuditLog,
+    private readonly tpm: TpmSource,
+    readonly leases: LeaseManager,
+    private readonly loop: AttestationLoop,
+    private readonly server: ApiServer,
+  ) {}
+
+  /**
+   * Starts everything. An invalid policy refuses the start (PolicyError); an unreachable
+   * TPM does not: the daemon runs UNTRUSTED and keeps trying.
+   */
+  static async start(config: DaemonConfig, log: LogFn): Promise<Daemon> {
+    const policy = await loadPolicyFile(config.policyPath);
+    await mkdir(config.stateDir, { recursive: true, mode: 0o750 });
+    const key = createSessionKey();
+    let audit: AuditLog | undefined;
+    try {
+      audit = await AuditLog.open({ path: auditLogPath(config), onWriteError: (err) => log('error', 'audit write failed', { err: String(err) }) });
+      const tpm = new TpmSource(config.tcti);
+      const box: { d?: Daemon } = {};
+      const leases = new LeaseManager({ signer: key, audit: (b) => audit!.append(b), log });
+      const loop = new AttestationLoop({
+        tpm, audit, leases, signer: key, log,
+        policy: () => box.d?.policy,
+        trustedAkPublic: () => box.d?.ak?.publicArea,
+        onEpoch: (e) => box.d?.onEpoch(e),
+      });
+      const server = new ApiServer({
+        socketPath: config.socketPath,
+        socketGid: config.socketGroup !== undefined ? groupId(config.socketGroup) : undefined,
+        listenFd: listenFdFromSystemd(),
+        log,
+      }, {
+        leases,
+        status: () => box.d!.status(),
+        verifyToken: (token, sig) => verifyLeaseToken(token, sig, sessionKeyObject, key.publicKey()),
+      });
+      const sessionKeyObject = ed25519PublicKey(key.publicKey());
+      const d = new Daemon(config, log, key, audit, tpm, leases, loop, server);
+      box.d = d;
+      d.policy = policy;
+      leases.setPolicy(policy);
+      d.ak = await tpm.attestationKey();
+      if (!d.ak) log('warn', 'TPM not reachable at start; running UNTRUSTED until it answers', { tcti: config.tcti });
+      await audit.append({ sessionStart: {
+        sessionPublicKey: key.publicKey(), akPublic: d.ak?.publicArea ?? Buffer.alloc(0), akPublicPem: d.akPem(),
+        tcti: config.tcti, version: VERSION, pid: process.pid,
+      } });
+      await d.recordPolicy(policy, undefined);
+      await server.listen();
+      d.sweeper = setInterval(() => leases.sweep(), SWEEP_MS);
+      loop.start();
+      log('info', 'attestd started', { socket: config.socketPath, tcti: config.tcti, policy: config.policyPath, state_dir: config.stateDir });
+      return d;
+    } catch (err) {
+      await audit?.close();
+      key.close();
+      throw err;
+    }
+  }
+
+  private akPem(): string {
+    return this.ak ? (this.ak.key.export({ type: 'spki', format: 'pem' }) as string) : '';
+  }
+
+  private onEpoch(e: EpochState): void {
+    this.lastEpoch = e;
+    // A session that started without a TPM pins the first AK that produced a passing quote.
+    if (!this.ak && e.pass) void this.tpm.attestationKey().then((ak) => { this.ak ??= ak; });
+  }
+
+  private async recordPolicy(p: LoadedPolicy | undefined, failure: { file: string; text: string; digest: Buffer; error: string } | undefined): Promise<void> {
+    const body = p
+      ? { file: p.file, sha256: p.digest, text: Buffer.from(p.text), valid: true }
+      : { file: failure!.file, sha256: failure!.digest, text: Buffer.from(failure!.text), valid: false, error: failure!.error };
+    await this.audit.append({ policyLoad: body }).catch((err) => this.log('error', 'policy load not recorded', { err: String(err) }));
+  }
+
+  /**
+   * SIGHUP: a valid policy replaces the current one and triggers an appraisal under it; an
+   * invalid one leaves no policy in force (UNTRUSTED, leases revoked) until a valid one loads.
+   */
+  async reloadPolicy(): Promise<void> {
+    try {
+      const p = await loadPolicyFile(this.config.policyPath);
+      this.policy = p;
+      this.policyProblem = undefined;
+      this.leases.setPolicy(p);
+      this.log('info', 'policy reloaded', { policy: p.file, policy_sha256: p.digest.toString('hex') });
+      await this.recordPolicy(p, undefined);
+      this.loop.trigger();
+    } catch (err) {
+      const message = err instanceof PolicyError ? err.message : (err as Error).message;
+      this.policy = undefined;
+      this.policyProblem = message;
+      this.leases.setPolicy(undefined);
+      this.leases.failEpoch('NOT_TRUSTED', 'policy invalid');
+      this.log('error', 'policy reload failed; host UNTRUSTED until a valid policy loads', { policy: this.config.policyPath, error: message });
+      const bytes = await readFile(this.config.policyPath).catch(() => Buffer.alloc(0));
+      const text = bytes.length <= MAX_POLICY_BYTES ? bytes.toString('utf8') : '';
+      await this.recordPolicy(undefined, { file: this.config.policyPath, text, digest: createHash('sha256').update(bytes).digest(), error: message.slice(0, 4096) });
+    }
+  }
+
+  status(): attestd.lease.v1.GetStatusResponse.$Properties {
+    const e = this.leases.epoch;
+    const reasons: string[] = [];
+    let state = State.STARTING;
+    if (this.policyProblem) reasons.push(`POLICY_INVALID: ${this.policyProblem.split('\n')[0]}`);
+    if (e) {
+      const fresh = e.pass && Date.now() <= e.validUntilMs;
+      state = fresh && !this.policyProblem ? State.TRUSTED : State.UNTRUSTED;
+      if (!e.pass) for (const r of e.reasons) reasons.push(`${r.code}: ${r.message}`);
+      else if (!fresh) reasons.push('ATTESTATION_STALE: no passing appraisal within max_age');
+    } else if (this.policyProblem) {
+      state = State.UNTRUSTED;
+    }
+    return {
+      state, epoch: e?.epoch ?? 0, reasons, appraisedAtMs: e?.appraisedAtMs ?? 0, validUntilMs: e?.validUntilMs ?? 0,
+      sessionPublicKey: this.key.publicKey(), akPublicPem: this.akPem(), policySha256: this.policy?.digest ?? Buffer.alloc(0),
+      activeLeases: this.leases.activeCount,
+    };
+  }
+
+  get lastEpochState(): EpochState | undefined {
+    return this.lastEpoch;
+  }
+
+  /** Stops serving, revokes every lease (holders are told), flushes the log, releases the TPM and the key. */
+  stop(): Promise<void> {
+    this.stopping ??= (async () => {
+      if (this.sweeper) clearInterval(this.sweeper);
+      await this.loop.stop();
+      this.leases.revokeAll('SHUTTING_DOWN', 'attestd is stopping', this.leases.epoch?.epoch ?? 0);
+      await this.server.close();
+      await this.audit.close();
+      await this.tpm.close();
+      this.key.close();
+      this.log('info', 'attestd stopped');
+    })();
+    return this.stopping;
+  }
+}
+
+/** The listening socket systemd passed (LISTEN_PID/LISTEN_FDS), if it is meant for us. */
+function listenFdFromSystemd(): number | undefined {
+  const pid = process.env.LISTEN_PID;
+  const fds = process.env.LISTEN_FDS;
+  if (!pid || !fds || Number(pid) !== process.pid) return undefined;
+  if (Number(fds) < 1) return undefined;
+  if (Number(fds) > 1) throw new AttestdError('INVALID_ARGUMENT', 'systemd passed more than one socket; attestd takes one');
+  return 3;
+}

@@ -1,0 +1,53 @@
+/**
+ * The TPM as an evidence source for the attestation loop: opens the TPM on demand, and after
+ * any failure drops the connection so the next epoch reconnects (a TPM that comes back
+ * recovers without a restart). Never used on the lease path.
+ */
+import { asAttestdError } from '../../errors.js';
+import { Tpm, type QuoteResult } from './tpm.js';
+import { parseTpmtPublic, type TpmPublicKey } from '../../verify/tpm-public.js';
+import type { PcrSelection } from '../../verify/pcr.js';
+
+export interface TpmQuoteEvidence extends QuoteResult {
+  ak: TpmPublicKey;
+}
+
+export class TpmSource {
+  private tpm: Tpm | undefined;
+
+  constructor(readonly tcti: string) {}
+
+  /** Quotes the selected PCRs with `qualifyingData`; throws AttestdError (TPM_*) on failure. */
+  async quote(qualifyingData: Buffer, selections: PcrSelection[]): Promise<TpmQuoteEvidence> {
+    try {
+      this.tpm ??= await Tpm.open(this.tcti);
+      const ak = parseTpmtPublic(await this.tpm.attestationKeyPublic());
+      const result = await this.tpm.quote(qualifyingData, selections);
+      return { ...result, ak };
+    } catch (err) {
+      await this.drop();
+      throw asAttestdError(err);
+    }
+  }
+
+  /** The attestation key's public area, or undefined when the TPM cannot be reached. */
+  async attestationKey(): Promise<TpmPublicKey | undefined> {
+    try {
+      this.tpm ??= await Tpm.open(this.tcti);
+      return parseTpmtPublic(await this.tpm.attestationKeyPublic());
+    } catch {
+      await this.drop();
+      return undefined;
+    }
+  }
+
+  private async drop(): Promise<void> {
+    const tpm = this.tpm;
+    this.tpm = undefined;
+    await tpm?.close().catch(() => undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.drop();
+  }
+}

@@ -1,0 +1,94 @@
+#!/usr/bin/env node
+/**
+ * attestd: the attestation daemon. Flags override environment variables, which override the
+ * defaults. SIGHUP reloads the policy; SIGTERM and SIGINT stop it cleanly.
+ */
+import { parseArgs } from 'node:util';
+import { Daemon, VERSION } from './daemon.js';
+import { checkConfig, DEFAULTS, type DaemonConfig } from './config.js';
+import { createLogger, type LogLevel } from './logger.js';
+import { PolicyError } from './policy/load.js';
+import { asAttestdError } from './errors.js';
+
+const HELP = `Usage: attestd [options]
+
+Attests this host continuously with its TPM and serves execution leases on a Unix socket.
+
+Options:
+  --socket PATH        lease socket (env ATTESTD_SOCKET; default ${DEFAULTS.socketPath})
+  --socket-group NAME  group allowed to connect, socket mode 0660 (env ATTESTD_SOCKET_GROUP)
+  --tcti TCTI          device:/dev/tpmrm0 | tabrmd: | swtpm:path=SOCK | swtpm:host=H,port=P
+                       (env ATTESTD_TCTI; default ${DEFAULTS.tcti})
+  --policy FILE        policy YAML (env ATTESTD_POLICY; default ${DEFAULTS.policyPath})
+  --state-dir DIR      audit log and state (env ATTESTD_STATE_DIR; default ${DEFAULTS.stateDir})
+  --log-level LEVEL    debug | info | warn | error (env ATTESTD_LOG_LEVEL; default info)
+  --version            print the version
+  -h, --help           this text
+
+Exit codes: 0 stopped cleanly, 1 runtime failure, 2 bad arguments, 3 invalid policy at start.
+`;
+
+async function main(): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        socket: { type: 'string' }, 'socket-group': { type: 'string' }, tcti: { type: 'string' }, policy: { type: 'string' },
+        'state-dir': { type: 'string' }, 'log-level': { type: 'string' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    process.stderr.write(`attestd: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`attestd ${VERSION}\n`);
+    return 0;
+  }
+  const env = process.env;
+  let config: DaemonConfig;
+  try {
+    config = checkConfig({
+      socketPath: values.socket ?? env.ATTESTD_SOCKET ?? DEFAULTS.socketPath,
+      socketGroup: values['socket-group'] ?? env.ATTESTD_SOCKET_GROUP,
+      tcti: values.tcti ?? env.ATTESTD_TCTI ?? DEFAULTS.tcti,
+      policyPath: values.policy ?? env.ATTESTD_POLICY ?? DEFAULTS.policyPath,
+      stateDir: values['state-dir'] ?? env.ATTESTD_STATE_DIR ?? DEFAULTS.stateDir,
+      logLevel: (values['log-level'] ?? env.ATTESTD_LOG_LEVEL ?? DEFAULTS.logLevel) as LogLevel,
+    });
+  } catch (err) {
+    process.stderr.write(`attestd: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const log = createLogger(config.logLevel);
+  let daemon: Daemon;
+  try {
+    daemon = await Daemon.start(config, log);
+  } catch (err) {
+    if (err instanceof PolicyError) {
+      process.stderr.write(`attestd: invalid policy, not starting:\n${err.message}\n`);
+      return 3;
+    }
+    const e = asAttestdError(err);
+    log('error', 'start failed', { code: e.code, err: e.message });
+    process.stderr.write(`attestd: cannot start: ${e.code}: ${e.message}\n`);
+    return 1;
+  }
+  process.stderr.write(`attestd: serving leases on ${config.socketPath}\n`);
+  process.on('SIGHUP', () => void daemon.reloadPolicy());
+  return await new Promise<number>((resolve) => {
+    const stop = () => void daemon.stop().then(() => resolve(0), () => resolve(1));
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}
+
+main().then((code) => process.exit(code), (err) => {
+  process.stderr.write(`attestd: ${String(err)}\n`);
+  process.exit(1);
+});
