@@ -19,6 +19,8 @@ execFileSync(bin('pbjs'), ['-t', 'static-module', '-w', 'es6', '--es6', '--force
   '--no-convert', '-p', 'proto', '-o', js, ...protos], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
 const dts = join(out, 'proto.d.ts');
 execFileSync(bin('pbts'), ['-o', dts, js], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
-for (const file of [js, dts]) {
-  writeFileSync(file, header + readFileSync(file, 'utf8'));
-}
+// The runtime set-up must run before protobufjs evaluates the generated defaults.
+const jsText = readFileSync(js, 'utf8').replace('import $protobuf from "protobufjs/minimal.js";',
+  'import "../protobuf-runtime.js";\nimport $protobuf from "protobufjs/minimal.js";');
+writeFileSync(js, header + jsText);
+writeFileSync(dts, header + readFileSync(dts, 'utf8'));

@@ -58,6 +58,7 @@ export class AuditLog {
       throw new AttestdError('AUDIT_WRITE_FAILED', `cannot open audit log ${opts.path}: ${(err as Error).message}`, { cause: err });
     }
     try {
+      if (!(await fh.stat()).isFile()) throw new AttestdError('AUDIT_WRITE_FAILED', `audit log ${opts.path} is not a regular file`);
       const { tree, goodOffset, fileSize } = await recoverLog(fh);
       const log = new AuditLog(fh, tree, goodOffset, opts);
       if (goodOffset < fileSize) {

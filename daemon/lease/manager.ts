@@ -87,7 +87,10 @@ export class LeaseManager {
 
   private usableEpoch(): EpochState {
     const e = this.epochState;
-    if (!e || !e.pass) throw new AttestdError('NOT_TRUSTED', 'host is not trusted');
+    if (!e || !e.pass) {
+      const stale = e?.reasons[0]?.code === 'ATTESTATION_STALE';
+      throw new AttestdError(stale ? 'ATTESTATION_STALE' : 'NOT_TRUSTED', stale ? 'attestation is stale' : 'host is not trusted');
+    }
     if (this.now() > e.validUntilMs) throw new AttestdError('ATTESTATION_STALE', 'attestation is stale');
     return e;
   }

@@ -1,0 +1,39 @@
+# Build policy of the native core. OpenSSL comes from Node's own headers (node-gyp adds
+# <nodedir>/include/node, which carries openssl/) and its symbols resolve against the
+# running node binary at load time: no system library is linked.
+{
+  "targets": [
+    {
+      "target_name": "attestd_native",
+      "sources": [
+        "native/addon.cc",
+        "native/errors.cc",
+        "native/secure_heap.cc",
+        "native/session_key.cc",
+        "native/hash.cc",
+        "native/peer.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": [
+        "NAPI_VERSION=9",
+        "NODE_ADDON_API_DISABLE_CPP_EXCEPTIONS",
+        "OPENSSL_API_COMPAT=30000",
+        "OPENSSL_NO_DEPRECATED"
+      ],
+      "cflags": ["-Wall", "-Wextra", "-Werror", "-fvisibility=hidden"],
+      "cflags_cc!": ["-std=gnu++17", "-std=gnu++20"],
+      "cflags_cc": ["-std=c++17", "-fno-exceptions", "-fvisibility-inlines-hidden"],
+      "ldflags": ["-Wl,-z,relro", "-Wl,-z,now"],
+      "configurations": {
+        "Release": {
+          "cflags!": ["-O3"],
+          "cflags": ["-O2", "-U_FORTIFY_SOURCE", "-D_FORTIFY_SOURCE=2", "-fstack-protector-strong"]
+        },
+        "Debug": {
+          "cflags": ["--coverage", "-O0"],
+          "ldflags": ["--coverage"]
+        }
+      }
+    }
+  ]
+}

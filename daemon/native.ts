@@ -1,0 +1,207 @@
+/**
+ * The typed face of the C++ core (native/). This is the only module that loads the
+ * compiled addon: it hands the addon the AttestdError class so native failures arrive
+ * with stable codes, and it validates every argument before it crosses the boundary.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { types } from 'node:util';
+
+import { AttestdError } from './errors.js';
+
+/** An Ed25519 key whose private half exists only in locked native memory. */
+export interface SessionKey {
+  /** Ed25519 signature (64 bytes) over `data`. Throws NATIVE_KEY_CLOSED after close(). */
+  sign(data: Uint8Array): Buffer;
+  /** The raw 32-byte public key. Throws NATIVE_KEY_CLOSED after close(). */
+  publicKey(): Buffer;
+  /** Zeroes and frees the private key. Idempotent. */
+  close(): void;
+}
+
+export interface PeerCredentials {
+  pid: number;
+  uid: number;
+  gid: number;
+}
+
+export type HashAlgorithm = 'sha256' | 'sha384';
+
+interface NativeKeyHandle {
+  sign(data: Uint8Array): Buffer;
+  publicKey(): Buffer;
+  close(): void;
+}
+
+interface NativeAddon {
+  setErrorClass(errorClass: typeof AttestdError): void;
+  SessionKeyHandle: new () => NativeKeyHandle;
+  sha256(data: Uint8Array): Buffer;
+  sha384(data: Uint8Array): Buffer;
+  hashFile(path: string, alg: HashAlgorithm): Promise<Buffer>;
+  peerCredentials(fd: number): PeerCredentials;
+  pidfdOpen(pid: number): number;
+  pidfdIsAlive(fd: number): boolean;
+  closeFd(fd: number): void;
+}
+
+const ADDON_RELATIVE_PATH = join('build', 'Release', 'attestd_native.node');
+const MAX_INT32 = 0x7fff_ffff;
+
+let loaded: { addon: NativeAddon } | { error: AttestdError } | undefined;
+
+/**
+ * The addon sits under the package root, which is one level up from daemon/native.ts
+ * (vitest, source tree) but two from dist/daemon/native.js (compiled); walk up to the
+ * folder that holds package.json instead of counting.
+ */
+function findPackageRoot(start: string): string | undefined {
+  let dir = start;
+  for (;;) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) return undefined;
+    dir = parent;
+  }
+}
+
+function addon(): NativeAddon {
+  if (loaded === undefined) loaded = load();
+  if ('error' in loaded) throw loaded.error;
+  return loaded.addon;
+}
+
+function load(): { addon: NativeAddon } | { error: AttestdError } {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const root = findPackageRoot(here);
+  if (root === undefined) {
+    return { error: new AttestdError('NATIVE_UNAVAILABLE', `no package.json above ${here}`) };
+  }
+  const path = join(root, ADDON_RELATIVE_PATH);
+  try {
+    const native = createRequire(import.meta.url)(path) as NativeAddon;
+    native.setErrorClass(AttestdError);
+    return { addon: native };
+  } catch (cause) {
+    return {
+      error: new AttestdError('NATIVE_UNAVAILABLE', `the native core could not be loaded from ${path}`, { cause }),
+    };
+  }
+}
+
+function requireBytes(value: unknown, name: string): asserts value is Uint8Array {
+  // types.isUint8Array also accepts Buffers and arrays from other realms.
+  if (!types.isUint8Array(value)) {
+    throw new AttestdError('INVALID_ARGUMENT', `${name} must be a Buffer or Uint8Array`);
+  }
+}
+
+function requireInt(value: unknown, name: string, min: number): asserts value is number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > MAX_INT32) {
+    throw new AttestdError('INVALID_ARGUMENT', `${name} must be an integer in [${min}, ${MAX_INT32}]`);
+  }
+}
+
+class NativeSessionKey implements SessionKey {
+  readonly #handle: NativeKeyHandle;
+
+  constructor(handle: NativeKeyHandle) {
+    this.#handle = handle;
+  }
+
+  sign(data: Uint8Array): Buffer {
+    requireBytes(data, 'data');
+    return this.#handle.sign(data);
+  }
+
+  publicKey(): Buffer {
+    return this.#handle.publicKey();
+  }
+
+  close(): void {
+    this.#handle.close();
+  }
+}
+
+/**
+ * Generates a fresh Ed25519 key inside the native core. The first call sets up OpenSSL's
+ * secure heap (locked, excluded from core dumps) and throws NATIVE_MEMORY_LOCK_FAILED if
+ * that is refused, typically by RLIMIT_MEMLOCK. An unclosed key is freed when collected.
+ */
+export function createSessionKey(): SessionKey {
+  const native = addon();
+  return new NativeSessionKey(new native.SessionKeyHandle());
+}
+
+export function sha256(data: Uint8Array): Buffer {
+  requireBytes(data, 'data');
+  return addon().sha256(data);
+}
+
+export function sha384(data: Uint8Array): Buffer {
+  requireBytes(data, 'data');
+  return addon().sha384(data);
+}
+
+/**
+ * Hashes a regular file on a worker thread, reading it in 1 MiB chunks with no size limit.
+ * Symlinks are followed, as /proc/<pid>/exe requires. Rejects with NATIVE_IO_FAILED (the
+ * errno name is in the message) and with INVALID_ARGUMENT for bad arguments.
+ */
+export function hashFile(path: string, alg: HashAlgorithm): Promise<Buffer> {
+  try {
+    if (typeof path !== 'string' || path.length === 0 || path.includes('\0')) {
+      throw new AttestdError('INVALID_ARGUMENT', 'path must be a non-empty string without NUL');
+    }
+    if (alg !== 'sha256' && alg !== 'sha384') {
+      throw new AttestdError('INVALID_ARGUMENT', "alg must be 'sha256' or 'sha384'");
+    }
+    return addon().hashFile(path, alg);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/** The pid, uid and gid the kernel recorded for the peer of a connected Unix socket. */
+export function peerCredentials(fd: number): PeerCredentials {
+  requireInt(fd, 'fd', 0);
+  return addon().peerCredentials(fd);
+}
+
+/**
+ * Pidfds handed out by pidfdOpen and not yet closed. closeFd and pidfdIsAlive accept only
+ * these, so a stale or doubled close cannot hit a descriptor number that libuv or another
+ * module has since been given.
+ */
+const openPidfds = new Set<number>();
+
+/** Opens a pidfd (close-on-exec) that pins `pid`; close it with closeFd. */
+export function pidfdOpen(pid: number): number {
+  requireInt(pid, 'pid', 1);
+  const fd = addon().pidfdOpen(pid);
+  openPidfds.add(fd);
+  return fd;
+}
+
+function requirePidfd(fd: number): void {
+  requireInt(fd, 'fd', 0);
+  if (!openPidfds.has(fd)) {
+    throw new AttestdError('INVALID_ARGUMENT', `fd ${fd} is not an open pidfd from pidfdOpen`);
+  }
+}
+
+/** False once the process has terminated (zombies included), true while it runs. */
+export function pidfdIsAlive(fd: number): boolean {
+  requirePidfd(fd);
+  return addon().pidfdIsAlive(fd);
+}
+
+/** Closes a pidfd from pidfdOpen. */
+export function closeFd(fd: number): void {
+  requirePidfd(fd);
+  // Forget it first: the kernel releases the number even if close reports an error.
+  openPidfds.delete(fd);
+  addon().closeFd(fd);
+}

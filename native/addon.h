@@ -1,0 +1,20 @@
+// Shared declarations of the attestd native core. Each concept lives in its own .cc file;
+// this header only names what module init needs to wire them together.
+#pragma once
+
+#include <napi.h>
+
+namespace attestd {
+
+// Per-environment state. Worker threads load the addon into their own environment, so
+// nothing JS-facing may live in a static: each env gets one of these via SetInstanceData.
+struct AddonData {
+  Napi::FunctionReference errorClass;  // AttestdError, handed in by daemon/native.ts
+};
+
+void InitErrors(Napi::Env env, Napi::Object exports);
+void InitSessionKey(Napi::Env env, Napi::Object exports);
+void InitHash(Napi::Env env, Napi::Object exports);
+void InitPeer(Napi::Env env, Napi::Object exports);
+
+}  // namespace attestd

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Brings a checkout to a runnable state: system packages, npm packages, the native core and
+# the TypeScript build. Each step is skipped when its output is already up to date.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/ensure-system.sh
+
+# npm packages: install from the lock file when node_modules is missing or older than it.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "attestd: installing npm packages" >&2
+  npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+fi
+
+# Native core: rebuild when any source is newer than the addon.
+addon=build/Release/attestd_native.node
+if [ ! -f "$addon" ] || [ -n "$(find native binding.gyp -newer "$addon" -print -quit)" ]; then
+  echo "attestd: building the native core" >&2
+  nodedir=(); [ -f /usr/include/node/node.h ] && nodedir=(--nodedir=/usr)
+  npx --no-install node-gyp rebuild --silent "${nodedir[@]}" >&2
+fi
+
+# TypeScript: compile when a source is newer than the last build.
+stamp=dist/.stamp
+if [ ! -f "$stamp" ] || [ -n "$(find daemon tsconfig.json -newer "$stamp" -print -quit)" ]; then
+  echo "attestd: compiling TypeScript" >&2
+  rm -rf dist
+  npx --no-install tsc -p tsconfig.json
+  touch "$stamp"
+fi

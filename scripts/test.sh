@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# npm test: prepares the checkout like npm start, then lint, type check, protobuf drift check
+# (a test), unit, fuzz and integration tests against a real software TPM.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/prepare.sh
+echo "attestd: lint" >&2
+npx --no-install eslint .
+echo "attestd: type check" >&2
+npx --no-install tsc -p tsconfig.test.json
+npx --no-install vitest run "$@"

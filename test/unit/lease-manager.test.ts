@@ -1,0 +1,155 @@
+import { describe, it, expect, beforeEach } from 'vitest';
+import { generateKeyPairSync, sign as edSign } from 'node:crypto';
+import { LeaseManager } from '../../daemon/lease/manager.js';
+import type { EpochState, LeaseEvent } from '../../daemon/lease/types.js';
+import type { LoadedPolicy } from '../../daemon/policy/types.js';
+import type { WorkloadIdentity } from '../../daemon/policy/match.js';
+import type { AuditBody } from '../../daemon/audit/log.js';
+import { ed25519PublicKey, verifyLeaseToken } from '../../daemon/verify/lease-token.js';
+
+// A signer over node:crypto so these tests do not need the native build.
+const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+const rawPub = publicKey.export({ format: 'jwk' }).x!;
+const signer = { sign: (d: Uint8Array) => edSign(null, d, privateKey), publicKey: () => Buffer.from(rawPub, 'base64url') };
+
+const policy: LoadedPolicy = {
+  file: 'p.yaml', text: '', digest: Buffer.alloc(32, 7),
+  policy: { version: 1, intervalMs: 2000, maxAgeMs: 6000, allowSha1: false, pcrs: [],
+    rules: [
+      { name: 'trainer', match: { uids: [1000] }, ttlMs: 30_000, scopes: ['gpu:all'] },
+      { name: 'root', match: { uids: [0] }, ttlMs: 5_000, scopes: [] },
+    ] },
+};
+const alice: WorkloadIdentity = { pid: 4242, uid: 1000, gid: 1000, startTime: 77n, exePath: '/usr/bin/python3', exeSha256: Buffer.alloc(32, 1), cgroup: '/user.slice' };
+const passing = (epoch: number, at: number): EpochState => ({ epoch, pass: true, reasons: [], appraisedAtMs: at, validUntilMs: at + 6000, policyDigest: policy.digest });
+
+let now: number;
+let records: AuditBody[];
+let auditFails: boolean;
+let m: LeaseManager;
+beforeEach(() => {
+  now = 1_000_000;
+  records = [];
+  auditFails = false;
+  m = new LeaseManager({
+    signer, now: () => now,
+    audit: async (b) => {
+      if (auditFails) throw new Error('ENOSPC');
+      records.push(b);
+      return records.length - 1;
+    },
+  });
+  m.setPolicy(policy);
+});
+
+describe('lease manager', () => {
+  it('refuses before any epoch, and records the denial', async () => {
+    await expect(m.acquire(alice)).rejects.toMatchObject({ code: 'NOT_TRUSTED' });
+    expect(records[0]!.leaseDecision).toMatchObject({ kind: 2, reasonCode: 'NOT_TRUSTED' });
+  });
+
+  it('grants under a passing epoch a signed token capped at the epoch validity', async () => {
+    m.applyEpoch(passing(1, now));
+    const lease = await m.acquire(alice);
+    expect(lease.rule).toBe('trainer');
+    expect(lease.expiresAtMs).toBe(now + 6000); // min(now + 30 s TTL, epoch valid until)
+    const claims = verifyLeaseToken(lease.token.token, lease.token.signature, ed25519PublicKey(signer.publicKey()), signer.publicKey());
+    expect(claims).toMatchObject({ leaseId: lease.leaseId, epoch: 1, rule: 'trainer', scopes: ['gpu:all'] });
+    expect(claims!.workload).toMatchObject({ pid: 4242, uid: 1000 });
+    expect(records.at(-1)!.leaseDecision).toMatchObject({ kind: 1, leaseId: lease.leaseId });
+    const tampered = Buffer.from(lease.token.token);
+    tampered[tampered.length - 1] ^= 1;
+    expect(verifyLeaseToken(tampered, lease.token.signature, ed25519PublicKey(signer.publicKey()), signer.publicKey())).toBeUndefined();
+  });
+
+  it('refuses a caller no rule matches, and a stale epoch', async () => {
+    m.applyEpoch(passing(1, now));
+    await expect(m.acquire({ ...alice, uid: 5 })).rejects.toMatchObject({ code: 'NO_MATCHING_RULE' });
+    await expect(m.acquire(alice, 'root')).rejects.toMatchObject({ code: 'NO_MATCHING_RULE' });
+    now += 6001;
+    await expect(m.acquire(alice)).rejects.toMatchObject({ code: 'ATTESTATION_STALE' });
+  });
+
+  it('grants nothing when the decision cannot be recorded', async () => {
+    m.applyEpoch(passing(1, now));
+    auditFails = true;
+    await expect(m.acquire(alice)).rejects.toMatchObject({ code: 'AUDIT_UNAVAILABLE' });
+    expect(m.activeCount).toBe(0);
+  });
+
+  it('renews only for the same process under a passing epoch', async () => {
+    m.applyEpoch(passing(1, now));
+    const lease = await m.acquire(alice);
+    now += 1000;
+    m.applyEpoch(passing(2, now));
+    await expect(m.renew({ ...alice, startTime: 78n }, lease.leaseId)).rejects.toMatchObject({ code: 'IDENTITY_MISMATCH' });
+    await expect(m.renew({ ...alice, exeSha256: Buffer.alloc(32, 2) }, lease.leaseId)).rejects.toMatchObject({ code: 'IDENTITY_MISMATCH' });
+    const renewed = await m.renew(alice, lease.leaseId);
+    expect(renewed.expiresAtMs).toBe(now + 6000);
+    expect(records.at(-1)!.leaseDecision).toMatchObject({ kind: 3, epoch: 2 });
+    auditFails = true;
+    await expect(m.renew(alice, lease.leaseId)).rejects.toMatchObject({ code: 'AUDIT_UNAVAILABLE' });
+  });
+
+  it('revokes every lease at once when an epoch fails and tells watchers', async () => {
+    m.applyEpoch(passing(1, now));
+    const a = await m.acquire(alice);
+    const b = await m.acquire({ ...alice, pid: 4343 });
+    const events: LeaseEvent[] = [];
+    m.watch(alice, a.leaseId, (e) => events.push(e));
+    m.watch({ ...alice, pid: 1 }, b.leaseId, (e) => events.push(e)); // same uid may watch
+    expect(() => m.watch({ ...alice, uid: 1001 }, b.leaseId, () => undefined)).toThrow(expect.objectContaining({ code: 'IDENTITY_MISMATCH' }));
+    m.applyEpoch({ epoch: 2, pass: false, reasons: [{ code: 'PCR_MISMATCH', message: 'PCR sha256:16 changed' }], appraisedAtMs: now, validUntilMs: 0, policyDigest: policy.digest });
+    expect(events.map((e) => e.kind)).toEqual(['REVOKED', 'REVOKED']);
+    expect(events[0]).toMatchObject({ reasonCode: 'NOT_TRUSTED', reason: 'PCR sha256:16 changed' });
+    expect(m.activeCount).toBe(0);
+    await new Promise((r) => setImmediate(r));
+    expect(records.at(-1)!.leaseDecision).toMatchObject({ kind: 6, count: 2 });
+    await expect(m.renew(alice, a.leaseId)).rejects.toMatchObject({ code: 'LEASE_NOT_FOUND' });
+    await expect(m.acquire(alice)).rejects.toMatchObject({ code: 'NOT_TRUSTED' });
+    m.applyEpoch(passing(3, now));
+    expect((await m.acquire(alice)).leaseId).not.toBe(a.leaseId);
+  });
+
+  it('revokes a grant that was in flight when the epoch failed', async () => {
+    m.applyEpoch(passing(1, now));
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const slow = new LeaseManager({ signer, now: () => now, audit: async () => { await gate; return 0; } });
+    slow.setPolicy(policy);
+    slow.applyEpoch(passing(1, now));
+    const pending = slow.acquire(alice);
+    slow.failEpoch('TPM_UNAVAILABLE', 'TPM gone');
+    release();
+    await expect(pending).rejects.toMatchObject({ code: 'TPM_UNAVAILABLE' });
+    expect(slow.activeCount).toBe(0);
+  });
+
+  it('expires leases in the sweep, warns a quarter TTL ahead, and revokes on staleness', async () => {
+    m.applyEpoch(passing(1, now));
+    const lease = await m.acquire(alice, 'trainer');
+    const events: string[] = [];
+    m.watch(alice, lease.leaseId, (e) => events.push(e.kind));
+    now += 6000 - 1000; // 1 s left of a 6 s lease (capped by the epoch): inside the last quarter of 30 s
+    m.sweep();
+    expect(events).toEqual(['EXPIRING']);
+    now += 1000; // at the lease's expiry, the epoch's last valid instant
+    m.sweep();
+    expect(events).toEqual(['EXPIRING', 'EXPIRED']);
+    expect(m.epoch!.pass).toBe(true);
+    now += 1;
+    m.sweep();
+    expect(m.epoch!.pass).toBe(false); // staleness fails the epoch
+    await expect(m.acquire(alice)).rejects.toMatchObject({ code: 'ATTESTATION_STALE' });
+    expect(m.isLive(lease.leaseId)).toBe(false);
+  });
+
+  it('releases for the holder and refuses strangers', async () => {
+    m.applyEpoch(passing(1, now));
+    const lease = await m.acquire(alice);
+    await expect(m.release({ ...alice, uid: 2000 }, lease.leaseId)).rejects.toMatchObject({ code: 'IDENTITY_MISMATCH' });
+    await m.release(alice, lease.leaseId);
+    expect(m.isLive(lease.leaseId)).toBe(false);
+    await expect(m.release(alice, lease.leaseId)).rejects.toMatchObject({ code: 'LEASE_NOT_FOUND' });
+  });
+});
