@@ -1,0 +1,191 @@
+/**
+ * The tpm2-tss binding: the only place that loads libtss2-* through koffi.
+ *
+ * No TSS structure layout is declared here. Every structure crosses the boundary as
+ * marshalled TPM bytes through libtss2-mu: inputs are unmarshalled into zeroed native
+ * memory (see arena.ts) and handed to ESYS as opaque pointers; outputs that ESYS allocates
+ * are marshalled back into bytes and released with Esys_Free. Pointers are koffi BigInts.
+ *
+ * ESYS calls that talk to the TPM run through koffi's `.async` on a worker thread, so the
+ * event loop never blocks on the TPM. An ESYS context is not thread-safe: callers must
+ * serialise every call on one context (tpm.ts does, with a queue).
+ */
+import koffi, { type LibraryHandle } from 'koffi';
+import { AttestdError } from '../../errors.js';
+
+export type Ptr = bigint;
+
+/** ESYS_TR constants from tss2_esys.h. */
+export const ESYS_TR = {
+  NONE: 0xfff,
+  PASSWORD: 0x0ff,
+  RH_ENDORSEMENT: 0x10b,
+} as const;
+
+/** Structures that cross the boundary; each maps to Tss2_MU_<name>_(Un)Marshal. */
+export type MuType =
+  | 'TPM2B_PUBLIC'
+  | 'TPM2B_SENSITIVE_CREATE'
+  | 'TPM2B_DATA'
+  | 'TPML_PCR_SELECTION'
+  | 'TPMT_SIG_SCHEME'
+  | 'TPM2B_ATTEST'
+  | 'TPMT_SIGNATURE'
+  | 'TPML_DIGEST';
+
+const MU_TYPES: readonly MuType[] = [
+  'TPM2B_PUBLIC',
+  'TPM2B_SENSITIVE_CREATE',
+  'TPM2B_DATA',
+  'TPML_PCR_SELECTION',
+  'TPMT_SIG_SCHEME',
+  'TPM2B_ATTEST',
+  'TPMT_SIGNATURE',
+  'TPML_DIGEST',
+];
+
+/**
+ * Larger than the marshalled form of any structure in MuType (the biggest, a TPM2B_PUBLIC
+ * with a 4096-bit RSA modulus, stays under 1 KiB).
+ */
+const MARSHAL_BUFFER = 4096;
+
+type KFn = ReturnType<LibraryHandle['func']>;
+
+export interface Tss {
+  /** Tss2_TctiLdr_Initialize(conf, &tcti); the context pointer lands in `tctiSlot`. */
+  tctiInitialize(conf: string, tctiSlot: Ptr): Promise<number>;
+  /** Tss2_TctiLdr_Finalize(&tcti): closes the connection; safe on a broken one. */
+  tctiFinalize(tctiSlot: Ptr): Promise<void>;
+  esysInitialize(ctxSlot: Ptr, tcti: Ptr): Promise<number>;
+  esysFinalize(ctxSlot: Ptr): Promise<void>;
+  createPrimary(ctx: Ptr, primary: number, inSensitive: Ptr, inPublic: Ptr, outsideInfo: Ptr,
+    creationPcr: Ptr, outs: { handle: Ptr; outPublic: Ptr; creationData: Ptr; creationHash: Ptr; creationTicket: Ptr }): Promise<number>;
+  pcrRead(ctx: Ptr, selection: Ptr, outs: { updateCounter: Ptr; selectionOut: Ptr; values: Ptr }): Promise<number>;
+  quote(ctx: Ptr, signHandle: number, qualifyingData: Ptr, scheme: Ptr, selection: Ptr,
+    outs: { quoted: Ptr; signature: Ptr }): Promise<number>;
+  flushContext(ctx: Ptr, handle: number): Promise<number>;
+  /** Esys_Free; null is ignored. */
+  free(p: Ptr | null): void;
+  /** Unmarshals exactly `bytes` into `dest` (zeroed, large enough); a leftover is a bug here. */
+  unmarshal(type: MuType, bytes: Buffer, dest: Ptr): void;
+  /** Marshals the native structure at `src`. */
+  marshal(type: MuType, src: Ptr): Buffer;
+  /** Tss2_RC_Decode: text for any TSS2_RC, for messages only. */
+  decodeRc(rc: number): string;
+}
+
+let loaded: Tss | undefined;
+
+/** Loads the libraries once; TPM_LIBRARY_MISSING when any of them cannot be loaded. */
+export function loadTss(): Tss {
+  loaded ??= bind();
+  return loaded;
+}
+
+function open(soname: string): LibraryHandle {
+  try {
+    return koffi.load(soname);
+  } catch (err) {
+    throw new AttestdError('TPM_LIBRARY_MISSING', `cannot load ${soname}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+function call(fn: KFn, args: unknown[]): Promise<number> {
+  return new Promise((resolve, reject) => {
+    fn.async(...args, (err: unknown, rc: number) => {
+      if (err) reject(new AttestdError('INTERNAL', `koffi call ${fn.info.name} failed`, { cause: err }));
+      else resolve(rc >>> 0);
+    });
+  });
+}
+
+function bind(): Tss {
+  // tpm2-tss prints its own errors to stderr unless told otherwise; ours carry the same
+  // information in AttestdError messages, so its logging stays off unless an operator asks.
+  process.env.TSS2_LOG ??= 'all+none';
+
+  const tctildr = open('libtss2-tctildr.so.0');
+  const esys = open('libtss2-esys.so.0');
+  const mu = open('libtss2-mu.so.0');
+  const rcLib = open('libtss2-rc.so.0');
+
+  const tctiInit = tctildr.func('uint32_t Tss2_TctiLdr_Initialize(const char *conf, void *tctiSlot)');
+  const tctiFini = tctildr.func('void Tss2_TctiLdr_Finalize(void *tctiSlot)');
+  const esysInit = esys.func('uint32_t Esys_Initialize(void *ctxSlot, void *tcti, void *abiVersion)');
+  const esysFini = esys.func('void Esys_Finalize(void *ctxSlot)');
+  const createPrimary = esys.func(
+    'uint32_t Esys_CreatePrimary(void *ctx, uint32_t primary, uint32_t s1, uint32_t s2, uint32_t s3, ' +
+      'void *inSensitive, void *inPublic, void *outsideInfo, void *creationPcr, void *handleOut, ' +
+      'void *outPublic, void *creationData, void *creationHash, void *creationTicket)',
+  );
+  const pcrRead = esys.func(
+    'uint32_t Esys_PCR_Read(void *ctx, uint32_t s1, uint32_t s2, uint32_t s3, void *selection, ' +
+      'void *updateCounter, void *selectionOut, void *values)',
+  );
+  const quote = esys.func(
+    'uint32_t Esys_Quote(void *ctx, uint32_t signHandle, uint32_t s1, uint32_t s2, uint32_t s3, ' +
+      'void *qualifyingData, void *scheme, void *selection, void *quoted, void *signature)',
+  );
+  const flush = esys.func('uint32_t Esys_FlushContext(void *ctx, uint32_t handle)');
+  const esysFree = esys.func('void Esys_Free(void *p)');
+  const decode = rcLib.func('const char *Tss2_RC_Decode(uint32_t rc)');
+
+  const unmarshalFns = new Map<MuType, KFn>();
+  const marshalFns = new Map<MuType, KFn>();
+  for (const t of MU_TYPES) {
+    unmarshalFns.set(
+      t,
+      mu.func(`uint32_t Tss2_MU_${t}_Unmarshal(const uint8_t *buf, size_t size, _Inout_ size_t *offset, void *dest)`),
+    );
+    marshalFns.set(
+      t,
+      mu.func(`uint32_t Tss2_MU_${t}_Marshal(void *src, _Out_ uint8_t *buf, size_t size, _Inout_ size_t *offset)`),
+    );
+  }
+
+  const decodeRc = (rc: number): string => {
+    const text: unknown = decode(rc >>> 0);
+    return typeof text === 'string' ? text : 'unknown response code';
+  };
+
+  return {
+    tctiInitialize: (conf, tctiSlot) => call(tctiInit, [conf, tctiSlot]),
+    tctiFinalize: async (tctiSlot) => {
+      await call(tctiFini, [tctiSlot]);
+    },
+    esysInitialize: (ctxSlot, tcti) => call(esysInit, [ctxSlot, tcti, null]),
+    esysFinalize: async (ctxSlot) => {
+      await call(esysFini, [ctxSlot]);
+    },
+    createPrimary: (ctx, primary, inSensitive, inPublic, outsideInfo, creationPcr, o) =>
+      call(createPrimary, [
+        ctx, primary, ESYS_TR.PASSWORD, ESYS_TR.NONE, ESYS_TR.NONE,
+        inSensitive, inPublic, outsideInfo, creationPcr,
+        o.handle, o.outPublic, o.creationData, o.creationHash, o.creationTicket,
+      ]),
+    pcrRead: (ctx, selection, o) =>
+      call(pcrRead, [ctx, ESYS_TR.NONE, ESYS_TR.NONE, ESYS_TR.NONE, selection, o.updateCounter, o.selectionOut, o.values]),
+    quote: (ctx, signHandle, qualifyingData, scheme, selection, o) =>
+      call(quote, [ctx, signHandle, ESYS_TR.PASSWORD, ESYS_TR.NONE, ESYS_TR.NONE, qualifyingData, scheme, selection, o.quoted, o.signature]),
+    flushContext: (ctx, handle) => call(flush, [ctx, handle]),
+    free: (p) => {
+      if (p !== null && p !== 0n) esysFree(p);
+    },
+    unmarshal: (type, bytes, dest) => {
+      const offset = [0];
+      const rc = (unmarshalFns.get(type) as KFn)(bytes, bytes.length, offset, dest) as number;
+      if (rc !== 0 || Number(offset[0]) !== bytes.length) {
+        throw new AttestdError('INTERNAL', `cannot unmarshal ${type}: ${decodeRc(rc)}, ${offset[0]}/${bytes.length} bytes`);
+      }
+    },
+    marshal: (type, src) => {
+      const out = Buffer.alloc(MARSHAL_BUFFER);
+      const offset = [0];
+      const rc = (marshalFns.get(type) as KFn)(src, out, out.length, offset) as number;
+      if (rc !== 0) throw new AttestdError('INTERNAL', `cannot marshal ${type}: ${decodeRc(rc)}`);
+      return Buffer.from(out.subarray(0, Number(offset[0])));
+    },
+    decodeRc,
+  };
+}

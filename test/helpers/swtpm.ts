@@ -1,0 +1,165 @@
+/**
+ * A software TPM (swtpm) for integration tests, and a runner for tpm2-tools against it.
+ *
+ * Each call to startSwtpm runs its own swtpm process on Unix sockets in its own state
+ * directory, already started (TPM2_Startup(CLEAR)), so tests never share TPM state.
+ * Every process started here is killed when the test process exits.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, unlink } from 'node:fs/promises';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface Swtpm {
+  dir: string;
+  /** TCTI string for Tpm.open and TPM2TOOLS_TCTI. */
+  tcti: string;
+  socketPath: string;
+  /** Graceful stop (SIGTERM); swtpm saves its state. */
+  stop(): Promise<void>;
+  /** SIGKILL: a crash, as the client sees it. */
+  kill(): Promise<void>;
+  /** (Re)starts on the same state directory and waits until the socket accepts. */
+  start(): Promise<void>;
+  /** stop(), then removes the state directory if startSwtpm created it. */
+  dispose(): Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const child of live) child.kill('SIGKILL');
+  });
+}
+
+const START_TIMEOUT_MS = 5000;
+const STOP_TIMEOUT_MS = 3000;
+
+export async function startSwtpm(dir?: string): Promise<Swtpm> {
+  installExitHook();
+  const ownsDir = dir === undefined;
+  const stateDir = dir ?? (await mkdtemp(join(tmpdir(), 'attestd-swtpm-')));
+  const socketPath = join(stateDir, 'tpm.sock');
+  let child: ChildProcess | null = null;
+  let stderr = '';
+
+  const waitExit = (c: ChildProcess, signal: NodeJS.Signals): Promise<void> =>
+    new Promise((resolve) => {
+      if (c.exitCode !== null || c.signalCode !== null) {
+        resolve();
+        return;
+      }
+      const timer = setTimeout(() => c.kill('SIGKILL'), STOP_TIMEOUT_MS);
+      c.once('exit', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      c.kill(signal);
+    });
+
+  const halt = async (signal: NodeJS.Signals): Promise<void> => {
+    const c = child;
+    child = null;
+    if (c === null) return;
+    await waitExit(c, signal);
+    live.delete(c);
+  };
+
+  const sw: Swtpm = {
+    dir: stateDir,
+    tcti: `swtpm:path=${socketPath}`,
+    socketPath,
+    async start() {
+      if (child !== null) throw new Error('swtpm is already running');
+      await unlink(socketPath).catch(() => undefined);
+      await unlink(`${socketPath}.ctrl`).catch(() => undefined);
+      stderr = '';
+      const c = spawn(
+        'swtpm',
+        [
+          'socket', '--tpm2',
+          '--tpmstate', `dir=${stateDir}`,
+          '--server', `type=unixio,path=${socketPath}`,
+          '--ctrl', `type=unixio,path=${socketPath}.ctrl`,
+          '--flags', 'not-need-init,startup-clear',
+        ],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      c.stderr?.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      child = c;
+      live.add(c);
+      try {
+        await waitForSocket(socketPath, c, () => stderr);
+      } catch (err) {
+        await halt('SIGKILL');
+        throw err;
+      }
+    },
+    stop: () => halt('SIGTERM'),
+    kill: () => halt('SIGKILL'),
+    async dispose() {
+      await halt('SIGTERM');
+      if (ownsDir) await rm(stateDir, { recursive: true, force: true });
+    },
+  };
+  await sw.start();
+  return sw;
+}
+
+async function waitForSocket(path: string, c: ChildProcess, stderr: () => string): Promise<void> {
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    if (c.exitCode !== null || c.signalCode !== null) {
+      throw new Error(`swtpm exited (${c.exitCode ?? c.signalCode}): ${stderr()}`);
+    }
+    if (await accepts(path)) return;
+    if (Date.now() > deadline) throw new Error(`swtpm did not listen on ${path}: ${stderr()}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+function accepts(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect(path);
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+/** Runs a tpm2-tools command ("pcrread" or "tpm2_pcrread") against `tcti`. */
+export function tpm2(args: string[], tcti: string): Promise<{ stdout: Buffer; stderr: string; code: number }> {
+  const [tool, ...rest] = args;
+  if (tool === undefined) return Promise.reject(new Error('tpm2: no tool given'));
+  const bin = tool.startsWith('tpm2_') ? tool : `tpm2_${tool}`;
+  const env: NodeJS.ProcessEnv = { ...process.env, TPM2TOOLS_TCTI: tcti };
+  // The daemon code may have silenced tpm2-tss logging in this process; the tools keep theirs.
+  delete env.TSS2_LOG;
+  return new Promise((resolve, reject) => {
+    const c = spawn(bin, rest, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const out: Buffer[] = [];
+    let err = '';
+    const timer = setTimeout(() => c.kill('SIGKILL'), 20_000);
+    c.stdout.on('data', (d: Buffer) => out.push(d));
+    c.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    c.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    c.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ stdout: Buffer.concat(out), stderr: err, code: code ?? (signal ? 128 : 1) });
+    });
+  });
+}
