@@ -206,8 +206,8 @@ export class LeaseManager {
   }
 
   /**
-   * Periodic housekeeping: expires leases past their time, warns holders a quarter-TTL
-   * ahead, and revokes everything once the epoch is older than the policy allows.
+   * Periodic housekeeping: expires leases past their time, warns holders when a quarter of
+   * the lease's current span is left, and revokes everything once the epoch is older than the policy allows.
    */
   sweep(): void {
     const now = this.now();
@@ -219,7 +219,7 @@ export class LeaseManager {
     for (const lease of this.leases.values()) {
       if (!lease.granted) continue;
       if (now >= lease.expiresAtMs) expired.push(lease);
-      else if (!lease.expiringSent && lease.expiresAtMs - now <= lease.ttlMs / 4) {
+      else if (!lease.expiringSent && lease.expiresAtMs - now <= (lease.expiresAtMs - lease.issuedAtMs) / 4) {
         lease.expiringSent = true;
         this.emit(lease, { kind: 'EXPIRING', leaseId: lease.id, lease: this.view(lease) });
       }

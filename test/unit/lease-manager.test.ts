@@ -130,7 +130,7 @@ describe('lease manager', () => {
     const lease = await m.acquire(alice, 'trainer');
     const events: string[] = [];
     m.watch(alice, lease.leaseId, (e) => events.push(e.kind));
-    now += 6000 - 1000; // 1 s left of a 6 s lease (capped by the epoch): inside the last quarter of 30 s
+    now += 6000 - 1000; // 1 s left of a 6 s lease (capped by the epoch): inside its last quarter
     m.sweep();
     expect(events).toEqual(['EXPIRING']);
     now += 1000; // at the lease's expiry, the epoch's last valid instant
