@@ -34,11 +34,13 @@ export async function run(socket: string, command: string[], opts: { rule?: stri
 
   const child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env: { ...process.env, ATTESTD_LEASE_ID: leaseId } });
   let lost = false;
+  let childExited = false;
   let renewTimer: NodeJS.Timeout | undefined;
   let killTimer: NodeJS.Timeout | undefined;
 
   const stopChild = (reason: string) => {
-    if (lost) return;
+    // Once the child is gone, whatever happens to the lease no longer concerns it.
+    if (lost || childExited) return;
     lost = true;
     if (renewTimer) clearTimeout(renewTimer);
     say('lease lost; stopping child', { reason });
@@ -59,7 +61,9 @@ export async function run(socket: string, command: string[], opts: { rule?: stri
     }, delay);
   };
 
-  client.onClose(() => stopChild('connection to attestd lost'));
+  client.onClose((err) => {
+    if (err) stopChild('connection to attestd lost');
+  });
   client.call({ watchLease: { leaseId } }, (r) => {
     const e = r.leaseEvent;
     if (e && (e.kind === Kind.REVOKED || e.kind === Kind.EXPIRED)) stopChild(`${Kind[e.kind ?? 0]} ${e.reasonCode ?? ''}`.trim());
@@ -74,9 +78,11 @@ export async function run(socket: string, command: string[], opts: { rule?: stri
   const code = await new Promise<number>((resolve) => {
     child.on('error', (err) => {
       say('child failed to start', { reason: err.message });
+      childExited = true;
       resolve(127);
     });
     child.on('exit', (exitCode, signal) => {
+      childExited = true;
       resolve(exitCode ?? 128 + (signal ? signalNumber(signal) : 0));
     });
   });
