@@ -44,7 +44,7 @@ describe('attestctl', () => {
     expect(v.code).toBe(0);
     expect(JSON.parse(v.stdout)).toMatchObject({ signature_valid: true, live: true, lease_id: lease.lease_id });
     const tok = Buffer.from(lease.token.token, 'base64');
-    tok[5] ^= 1;
+    tok[5] = tok[5]! ^ 1;
     const bad = await attestctl(['lease', 'verify', tok.toString('base64'), lease.token.signature, '--json'], d.socket);
     expect(bad.code).toBe(6);
     expect(JSON.parse(bad.stdout).signature_valid).toBe(false);
@@ -96,7 +96,7 @@ describe('attestctl', () => {
       if (f.kind !== 'record') break;
       const rec = attestd.audit.v1.AuditRecord.decode(f.payload);
       if (rec.epoch) {
-        const r = attestd.audit.v1.EpochResult.decode(rec.epoch.result);
+        const r = attestd.audit.v1.EpochResult.decode(rec.epoch.result!);
         if (r.pass) result = r;
       }
       off = f.next;
@@ -106,12 +106,12 @@ describe('attestctl', () => {
     const msg = join(d.dir, 'attest.bin');
     const sig = join(d.dir, 'sig.bin');
     writeFileSync(ak, s.ak_public_pem);
-    writeFileSync(msg, result!.tpm!.attest);
-    writeFileSync(sig, result!.tpm!.signature);
+    writeFileSync(msg, result!.tpm!.attest!);
+    writeFileSync(sig, result!.tpm!.signature!);
     const ok = await tpm2(['checkquote', '-u', ak, '-m', msg, '-s', sig, '-g', 'sha256', '-q', Buffer.from(result!.binding).toString('hex')], tpm.tcti);
     expect(ok.code).toBe(0);
     const other = Buffer.from(result!.binding);
-    other[0] ^= 1;
+    other[0] = other[0]! ^ 1;
     const bad = await tpm2(['checkquote', '-u', ak, '-m', msg, '-s', sig, '-g', 'sha256', '-q', other.toString('hex')], tpm.tcti);
     expect(bad.code).not.toBe(0);
   });

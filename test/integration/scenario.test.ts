@@ -35,7 +35,7 @@ describe('drift revokes every lease and stops supervised work; recovery needs a 
     expect(lease.rule).toBe('tests');
     const events: { kind: number; at: number; reasonCode: string }[] = [];
     const first = await client.call({ watchLease: { leaseId: lease.leaseId } }, (r) =>
-      events.push({ kind: r.leaseEvent!.kind, at: Date.now(), reasonCode: r.leaseEvent!.reasonCode }));
+      events.push({ kind: r.leaseEvent!.kind ?? 0, at: Date.now(), reasonCode: r.leaseEvent!.reasonCode ?? '' }));
     expect(first.leaseEvent!.kind).toBe(Kind.ACTIVE);
 
     // A supervised child under attestctl run.

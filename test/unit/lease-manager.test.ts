@@ -58,7 +58,7 @@ describe('lease manager', () => {
     expect(claims!.workload).toMatchObject({ pid: 4242, uid: 1000 });
     expect(records.at(-1)!.leaseDecision).toMatchObject({ kind: 1, leaseId: lease.leaseId });
     const tampered = Buffer.from(lease.token.token);
-    tampered[tampered.length - 1] ^= 1;
+    tampered[tampered.length - 1] = tampered[tampered.length - 1]! ^ 1;
     expect(verifyLeaseToken(tampered, lease.token.signature, ed25519PublicKey(signer.publicKey()), signer.publicKey())).toBeUndefined();
   });
 

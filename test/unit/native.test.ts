@@ -341,8 +341,9 @@ describe('peer credentials and pidfds', () => {
   });
 
   it('reports an exited but unreaped process (a zombie) as not alive', async () => {
-    // The shell backgrounds `true`, then execs sleep, which never reaps it.
-    const parent = spawn('sh', ['-c', 'true & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // The shell backgrounds a short sleep, then execs a long one, which never reaps it. The
+    // child outlives the exec so the shell cannot reap it first.
+    const parent = spawn('sh', ['-c', 'sleep 0.2 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       const [chunk] = (await once(parent.stdout, 'data')) as [Buffer];
       const zombie = Number.parseInt(chunk.toString('utf8'), 10);
