@@ -17,12 +17,17 @@ addon=build/Release/attestd_native.node
 if [ ! -f "$addon" ] || [ -n "$(find native binding.gyp -newer "$addon" -print -quit)" ]; then
   echo "attestd: building the native core" >&2
   nodedir=(); [ -f /usr/include/node/node.h ] && nodedir=(--nodedir=/usr)
-  npx --no-install node-gyp rebuild --silent "${nodedir[@]}" >&2
+  mkdir -p build
+  if ! npx --no-install node-gyp rebuild "${nodedir[@]}" > build/build.log 2>&1; then
+    cat build/build.log >&2
+    echo "attestd: native build failed" >&2
+    exit 1
+  fi
 fi
 
 # TypeScript: compile when a source is newer than the last build.
 stamp=dist/.stamp
-if [ ! -f "$stamp" ] || [ -n "$(find daemon tsconfig.json -newer "$stamp" -print -quit)" ]; then
+if [ ! -f "$stamp" ] || [ -n "$(find daemon scripts/bench tsconfig.json -newer "$stamp" -print -quit)" ]; then
   echo "attestd: compiling TypeScript" >&2
   rm -rf dist
   npx --no-install tsc -p tsconfig.json
