@@ -17,12 +17,13 @@ addon=build/Release/attestd_native.node
 if [ ! -f "$addon" ] || [ -n "$(find native binding.gyp -newer "$addon" -print -quit)" ]; then
   echo "attestd: building the native core" >&2
   nodedir=(); [ -f /usr/include/node/node.h ] && nodedir=(--nodedir=/usr)
-  mkdir -p build
-  if ! npx --no-install node-gyp rebuild "${nodedir[@]}" > build/build.log 2>&1; then
-    cat build/build.log >&2
+  log=$(mktemp)
+  if ! npx --no-install node-gyp rebuild "${nodedir[@]}" > "$log" 2>&1; then
+    cat "$log" >&2
     echo "attestd: native build failed" >&2
     exit 1
   fi
+  rm -f "$log"
 fi
 
 # TypeScript: compile when a source is newer than the last build.
