@@ -27,7 +27,6 @@ const SWEEP_MS = 100;
 export class Daemon {
   private policy: LoadedPolicy | undefined;
   private ak: TpmPublicKey | undefined;
-  private lastEpoch: EpochState | undefined;
   private policyProblem: string | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
@@ -55,6 +54,7 @@ export class Daemon {
     try {
       audit = await AuditLog.open({ path: auditLogPath(config), onWriteError: (err) => log('error', 'audit write failed', { err: String(err) }) });
       const tpm = new TpmSource(config.tcti);
+      const sessionKeyObject = ed25519PublicKey(key.publicKey());
       const box: { d?: Daemon } = {};
       const leases = new LeaseManager({ signer: key, audit: (b) => audit!.append(b), log });
       const loop = new AttestationLoop({
@@ -73,7 +73,6 @@ export class Daemon {
         status: () => box.d!.status(),
         verifyToken: (token, sig) => verifyLeaseToken(token, sig, sessionKeyObject, key.publicKey()),
       });
-      const sessionKeyObject = ed25519PublicKey(key.publicKey());
       const d = new Daemon(config, log, key, audit, tpm, leases, loop, server);
       box.d = d;
       d.policy = policy;
@@ -102,7 +101,6 @@ export class Daemon {
   }
 
   private onEpoch(e: EpochState): void {
-    this.lastEpoch = e;
     // A session that started without a TPM pins the first AK that produced a passing quote.
     if (!this.ak && e.pass) void this.tpm.attestationKey().then((ak) => { this.ak ??= ak; });
   }
@@ -158,10 +156,6 @@ export class Daemon {
       sessionPublicKey: this.key.publicKey(), akPublicPem: this.akPem(), policySha256: this.policy?.digest ?? Buffer.alloc(0),
       activeLeases: this.leases.activeCount,
     };
-  }
-
-  get lastEpochState(): EpochState | undefined {
-    return this.lastEpoch;
   }
 
   /** Stops serving, revokes every lease (holders are told), flushes the log, releases the TPM and the key. */
