@@ -111,14 +111,20 @@ Napi::Value Construct(const Napi::CallbackInfo& info) {
   return self;
 }
 
+// The live key behind `this`, or nullptr with an exception pending (foreign object, closed key).
+SessionKey* OpenKey(const Napi::CallbackInfo& info) {
+  SessionKey* key = Unwrap(info);
+  if (key != nullptr && key->pkey == nullptr) {
+    ThrowError(info.Env(), "NATIVE_KEY_CLOSED", "the session key was closed");
+    return nullptr;
+  }
+  return key;
+}
+
 Napi::Value Sign(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  SessionKey* key = Unwrap(info);
+  SessionKey* key = OpenKey(info);
   if (key == nullptr) return env.Undefined();
-  if (key->pkey == nullptr) {
-    ThrowError(env, "NATIVE_KEY_CLOSED", "the session key was closed");
-    return env.Undefined();
-  }
   const uint8_t* data = nullptr;
   size_t length = 0;
   if (!GetBytes(info, 0, &data, &length)) return env.Undefined();
@@ -141,12 +147,8 @@ Napi::Value Sign(const Napi::CallbackInfo& info) {
 
 Napi::Value PublicKey(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  SessionKey* key = Unwrap(info);
+  SessionKey* key = OpenKey(info);
   if (key == nullptr) return env.Undefined();
-  if (key->pkey == nullptr) {
-    ThrowError(env, "NATIVE_KEY_CLOSED", "the session key was closed");
-    return env.Undefined();
-  }
   return Napi::Buffer<uint8_t>::Copy(env, key->publicKey, kPublicKeyBytes);
 }
 

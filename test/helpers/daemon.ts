@@ -7,7 +7,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { AttestdClient } from '../../daemon/client/client.js';
+import { startSwtpm, type Swtpm } from './swtpm.js';
 import { attestd } from '../../daemon/gen/proto.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -138,4 +140,22 @@ export function attestctl(args: string[], socket?: string, timeoutMs = 20_000): 
 /** Starts attestctl without waiting for it. */
 export function spawnAttestctl(args: string[], socket: string): ChildProcess {
   return spawn(process.execPath, [ATTESTCTL, '--socket', socket, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/**
+ * One software TPM and one daemon for every test of a file: registers the hooks and returns
+ * a getter, valid inside tests.
+ */
+export function sharedDaemon(): () => { tpm: Swtpm; d: RunningDaemon } {
+  let tpm: Swtpm | undefined;
+  let d: RunningDaemon | undefined;
+  beforeAll(async () => {
+    tpm = await startSwtpm();
+    d = await startDaemon({ tcti: tpm.tcti });
+  });
+  afterAll(async () => {
+    await d?.stop();
+    await tpm?.dispose();
+  });
+  return () => ({ tpm: tpm!, d: d! });
 }

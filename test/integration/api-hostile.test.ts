@@ -3,29 +3,19 @@
  * stalled half frame, and thousands of random frames from fast-check. The daemon answers
  * with an error or closes that connection, never crashes, and keeps serving everyone else.
  */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import net from 'node:net';
 import fc from 'fast-check';
-import { startSwtpm, type Swtpm } from '../helpers/swtpm.js';
-import { startDaemon, State, type RunningDaemon } from '../helpers/daemon.js';
+import { sharedDaemon, State } from '../helpers/daemon.js';
 import { FrameDecoder, frameMessage } from '../../daemon/api/framing.js';
 import { attestd } from '../../daemon/gen/proto.js';
 
-let tpm: Swtpm;
-let d: RunningDaemon;
-beforeAll(async () => {
-  tpm = await startSwtpm();
-  d = await startDaemon({ tcti: tpm.tcti });
-});
-afterAll(async () => {
-  await d?.stop();
-  await tpm?.dispose();
-});
+const env = sharedDaemon();
 
 /** Sends raw bytes; collects decoded responses until the daemon closes or `waitMs` passes. */
 function exchange(bytes: Buffer, waitMs = 300): Promise<{ responses: attestd.lease.v1.Response[]; closed: boolean }> {
   return new Promise((resolve) => {
-    const s = net.connect(d.socket);
+    const s = net.connect(env().d.socket);
     const dec = new FrameDecoder();
     const responses: attestd.lease.v1.Response[] = [];
     let closed = false;
@@ -85,12 +75,12 @@ describe('hostile frames', () => {
   });
 
   it('a client that stalls mid-frame does not stall anyone else', async () => {
-    const staller = net.connect(d.socket);
+    const staller = net.connect(env().d.socket);
     await new Promise((r) => staller.once('connect', r));
     const f = req({ id: 1, getStatus: {} });
     staller.write(f.subarray(0, 5)); // header and one byte, then nothing
     const started = Date.now();
-    const s = await d.status();
+    const s = await env().d.status();
     expect(s.state).toBe(State.TRUSTED);
     expect(Date.now() - started).toBeLessThan(1000);
     staller.destroy();
@@ -108,7 +98,7 @@ describe('hostile frames', () => {
         for (const x of r.responses) if (x.error) expect(x.error.code).toMatch(/^[A-Z_]+$/);
       },
     ), { numRuns: 400 });
-    expect(d.proc.exitCode).toBeNull();
-    expect((await d.status()).state).toBe(State.TRUSTED);
+    expect(env().d.proc.exitCode).toBeNull();
+    expect((await env().d.status()).state).toBe(State.TRUSTED);
   });
 });

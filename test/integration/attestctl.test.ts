@@ -1,26 +1,17 @@
 /** attestctl against a live daemon: each command, its JSON output and its exit code. */
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { describe, it, expect } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startSwtpm, tpm2, type Swtpm } from '../helpers/swtpm.js';
-import { attestctl, startDaemon, testPolicy, type RunningDaemon } from '../helpers/daemon.js';
+import { tpm2 } from '../helpers/swtpm.js';
+import { attestctl, sharedDaemon, testPolicy } from '../helpers/daemon.js';
 import { readFrame } from '../../daemon/audit/frame.js';
 import { attestd } from '../../daemon/gen/proto.js';
 
-let tpm: Swtpm;
-let d: RunningDaemon;
-beforeAll(async () => {
-  tpm = await startSwtpm();
-  d = await startDaemon({ tcti: tpm.tcti });
-});
-afterAll(async () => {
-  await d?.stop();
-  await tpm?.dispose();
-});
+const env = sharedDaemon();
 
 describe('attestctl', () => {
   it('status --json shows the state, epoch and attestation key; exit 0 when trusted', async () => {
-    const r = await attestctl(['status', '--json'], d.socket);
+    const r = await attestctl(['status', '--json'], env().d.socket);
     expect(r.code).toBe(0);
     const s = JSON.parse(r.stdout);
     expect(s.state).toBe('TRUSTED');
@@ -30,45 +21,45 @@ describe('attestctl', () => {
   });
 
   it('takes the socket from ATTESTD_SOCKET and exits 3 when nothing listens', async () => {
-    const r = await attestctl(['status'], join(d.dir, 'nothing.sock'));
+    const r = await attestctl(['status'], join(env().d.dir, 'nothing.sock'));
     expect(r.code).toBe(3);
     expect(r.stderr).toContain('cannot connect');
   });
 
   it('lease acquire --json, then lease verify: valid and live; a changed token exits 6', async () => {
-    const a = await attestctl(['lease', 'acquire', '--json'], d.socket);
+    const a = await attestctl(['lease', 'acquire', '--json'], env().d.socket);
     expect(a.code).toBe(0);
     const lease = JSON.parse(a.stdout);
     expect(lease.rule).toBe('tests');
-    const v = await attestctl(['lease', 'verify', lease.token.token, lease.token.signature, '--json'], d.socket);
+    const v = await attestctl(['lease', 'verify', lease.token.token, lease.token.signature, '--json'], env().d.socket);
     expect(v.code).toBe(0);
     expect(JSON.parse(v.stdout)).toMatchObject({ signature_valid: true, live: true, lease_id: lease.lease_id });
     const tok = Buffer.from(lease.token.token, 'base64');
     tok[5] = tok[5]! ^ 1;
-    const bad = await attestctl(['lease', 'verify', tok.toString('base64'), lease.token.signature, '--json'], d.socket);
+    const bad = await attestctl(['lease', 'verify', tok.toString('base64'), lease.token.signature, '--json'], env().d.socket);
     expect(bad.code).toBe(6);
     expect(JSON.parse(bad.stdout).signature_valid).toBe(false);
   });
 
   it('lease renew from another process is refused with the stable code, exit 4', async () => {
-    const a = JSON.parse((await attestctl(['lease', 'acquire', '--json'], d.socket)).stdout);
-    const r = await attestctl(['lease', 'renew', a.lease_id, '--json'], d.socket);
+    const a = JSON.parse((await attestctl(['lease', 'acquire', '--json'], env().d.socket)).stdout);
+    const r = await attestctl(['lease', 'renew', a.lease_id, '--json'], env().d.socket);
     expect(r.code).toBe(4);
     expect(JSON.parse(r.stdout).error).toBe('IDENTITY_MISMATCH');
-    const rel = await attestctl(['lease', 'release', a.lease_id], d.socket); // same uid may release
+    const rel = await attestctl(['lease', 'release', a.lease_id], env().d.socket); // same uid may release
     expect(rel.code).toBe(0);
   });
 
   it('run gives the child its lease id and passes its exit code through', async () => {
-    const r = await attestctl(['run', '--', 'sh', '-c', 'test -n "$ATTESTD_LEASE_ID" && exit 7'], d.socket);
+    const r = await attestctl(['run', '--', 'sh', '-c', 'test -n "$ATTESTD_LEASE_ID" && exit 7'], env().d.socket);
     expect(r.code).toBe(7);
   });
 
   it('policy check: valid exits 0; invalid exits 5 with file:line:column: field', async () => {
-    const good = join(d.dir, 'good.yaml');
+    const good = join(env().d.dir, 'good.yaml');
     writeFileSync(good, testPolicy());
     expect((await attestctl(['policy', 'check', good])).code).toBe(0);
-    const bad = join(d.dir, 'bad.yaml');
+    const bad = join(env().d.dir, 'bad.yaml');
     writeFileSync(bad, testPolicy({ ttl: '30 parsecs' }));
     const r = await attestctl(['policy', 'check', bad, '--json']);
     expect(r.code).toBe(5);
@@ -81,15 +72,15 @@ describe('attestctl', () => {
   });
 
   it('usage errors exit 2 with help', async () => {
-    const r = await attestctl(['frobnicate'], d.socket);
+    const r = await attestctl(['frobnicate'], env().d.socket);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('Usage: attestctl');
-    expect((await attestctl(['run'], d.socket)).code).toBe(2);
+    expect((await attestctl(['run'], env().d.socket)).code).toBe(2);
   });
 
   it('tpm2_checkquote accepts the quote the daemon recorded, with the AK that status shows', async () => {
-    const s = JSON.parse((await attestctl(['status', '--json'], d.socket)).stdout);
-    const log = readFileSync(join(d.stateDir, 'audit.log'));
+    const s = JSON.parse((await attestctl(['status', '--json'], env().d.socket)).stdout);
+    const log = readFileSync(join(env().d.stateDir, 'audit.log'));
     let result: attestd.audit.v1.EpochResult | undefined;
     for (let off = 0; ;) {
       const f = readFrame(log, off);
@@ -102,17 +93,17 @@ describe('attestctl', () => {
       off = f.next;
     }
     expect(result?.tpm).toBeTruthy();
-    const ak = join(d.dir, 'ak.pem');
-    const msg = join(d.dir, 'attest.bin');
-    const sig = join(d.dir, 'sig.bin');
+    const ak = join(env().d.dir, 'ak.pem');
+    const msg = join(env().d.dir, 'attest.bin');
+    const sig = join(env().d.dir, 'sig.bin');
     writeFileSync(ak, s.ak_public_pem);
     writeFileSync(msg, result!.tpm!.attest!);
     writeFileSync(sig, result!.tpm!.signature!);
-    const ok = await tpm2(['checkquote', '-u', ak, '-m', msg, '-s', sig, '-g', 'sha256', '-q', Buffer.from(result!.binding).toString('hex')], tpm.tcti);
+    const ok = await tpm2(['checkquote', '-u', ak, '-m', msg, '-s', sig, '-g', 'sha256', '-q', Buffer.from(result!.binding).toString('hex')], env().tpm.tcti);
     expect(ok.code).toBe(0);
     const other = Buffer.from(result!.binding);
     other[0] = other[0]! ^ 1;
-    const bad = await tpm2(['checkquote', '-u', ak, '-m', msg, '-s', sig, '-g', 'sha256', '-q', other.toString('hex')], tpm.tcti);
+    const bad = await tpm2(['checkquote', '-u', ak, '-m', msg, '-s', sig, '-g', 'sha256', '-q', other.toString('hex')], env().tpm.tcti);
     expect(bad.code).not.toBe(0);
   });
 });
