@@ -44,6 +44,11 @@ export const ERROR_CODES = {
   // Audit log
   AUDIT_WRITE_FAILED: 'an audit record could not be made durable',
   AUDIT_CORRUPT: 'the audit log holds a record that fails its framing or CRC check',
+  AUDIT_VERIFY_FAILED: 'an audit log failed offline verification',
+  MERKLE_PROOF_INVALID: 'a Merkle inclusion or consistency proof does not verify',
+  CHECKPOINT_MALFORMED: 'a checkpoint is not in the tlog-checkpoint format',
+  NOTE_MALFORMED: 'a signed note is not in the C2SP signed-note format',
+  NOTE_SIGNATURE_INVALID: 'no signature on a signed note verifies with the given key',
 
   // Workload API: the codes a client sees
   NOT_TRUSTED: 'the host is not in a trusted state',
