@@ -37,8 +37,8 @@ export function checkConfig(c: DaemonConfig): DaemonConfig {
   return { ...c, socketPath: resolve(c.socketPath), policyPath: resolve(c.policyPath), stateDir: resolve(c.stateDir) };
 }
 
-export function auditLogPath(c: DaemonConfig): string {
-  return join(c.stateDir, 'audit.log');
+export function auditDir(c: DaemonConfig): string {
+  return join(c.stateDir, 'audit');
 }
 
 /** The gid of a group name from /etc/group (Node has no getgrnam). */

@@ -17,7 +17,7 @@ import { ApiServer } from './api/server.js';
 import { ed25519PublicKey, verifyLeaseToken } from './verify/lease-token.js';
 import type { TpmPublicKey } from './verify/tpm-public.js';
 import type { EpochState } from './lease/types.js';
-import { auditLogPath, groupId, type DaemonConfig } from './config.js';
+import { auditDir, groupId, type DaemonConfig } from './config.js';
 import type { LogFn } from './logger.js';
 
 const State = attestd.lease.v1.GetStatusResponse.State;
@@ -52,7 +52,7 @@ export class Daemon {
     const key = createSessionKey();
     let audit: AuditLog | undefined;
     try {
-      audit = await AuditLog.open({ path: auditLogPath(config), onWriteError: (err) => log('error', 'audit write failed', { err: String(err) }) });
+      audit = await AuditLog.open({ dir: auditDir(config), onWriteError: (err) => log('error', 'audit write failed', { err: String(err) }) });
       const tpm = new TpmSource(config.tcti);
       const sessionKeyObject = ed25519PublicKey(key.publicKey());
       const box: { d?: Daemon } = {};

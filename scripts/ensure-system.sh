@@ -9,9 +9,11 @@ need=()
 command -v swtpm >/dev/null 2>&1 || need+=(swtpm)
 command -v swtpm_setup >/dev/null 2>&1 || need+=(swtpm-tools)
 command -v tpm2_quote >/dev/null 2>&1 || need+=(tpm2-tools)
-# The -dev package provides the unversioned .so names that the FFI layer loads.
-for lib in libtss2-esys.so libtss2-mu.so libtss2-tctildr.so libtss2-rc.so libtss2-tcti-swtpm.so; do
-  if ! ldconfig -p 2>/dev/null | grep -q "$lib"; then need+=(libtss2-dev); break; fi
+# The tpm2-tss libraries the FFI layer loads (libtss2-dev pulls in all of them). The cache is
+# read once: `ldconfig -p | grep -q` would fail under pipefail when grep exits early.
+libs=$(ldconfig -p 2>/dev/null || true)
+for lib in libtss2-esys.so.0 libtss2-mu.so.0 libtss2-tctildr.so.0 libtss2-rc.so.0 libtss2-tcti-swtpm.so.0 libtss2-tcti-device.so.0; do
+  case "$libs" in *"$lib "*) ;; *) need+=(libtss2-dev); break ;; esac
 done
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 

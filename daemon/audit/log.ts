@@ -1,22 +1,31 @@
 /**
- * The append-only audit log: length + CRC32C + protobuf AuditRecord, appended to one file
- * and made durable by group commit (one write and one fdatasync for every record that
- * arrived while the previous flush was running). A promise returned by append() settles
- * only after the record is on stable storage: callers send no answer that depends on a
- * record before that ("no record, no lease").
+ * The append-only audit log: records (length + CRC32C + protobuf AuditRecord) appended to
+ * bounded segment files and made durable by group commit (one write and one fdatasync for
+ * every record that arrived while the previous flush was running). A promise returned by
+ * append() settles only after the record is on stable storage: callers send no answer that
+ * depends on a record before that ("no record, no lease"). A full segment is sealed: its
+ * compact range is stored beside it and it is linked to its immutable name.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
 import { attestd } from '../gen/proto.js';
 import { AttestdError } from '../errors.js';
 import { CompactRange } from './merkle.js';
-import { recoverLog } from './recover.js';
+import { scanSegment } from './recover.js';
 import { encodeFrame } from './frame.js';
+import { encodeRange, listSegments, readRange, segmentName } from './segments.js';
+import { fsyncDir, linkIntoPlace, writeFileDurably } from './files.js';
 
 type AuditRecordProps = attestd.audit.v1.AuditRecord.$Properties;
 export type AuditBody = Omit<AuditRecordProps, 'seq' | 'timeMs'>;
 
+export const DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024;
+
 export interface AuditLogOptions {
-  path: string;
+  /** Folder of the segment files. */
+  dir: string;
+  /** A segment is sealed once it holds at least this many bytes. */
+  segmentBytes?: number;
   /** Clock in Unix milliseconds; injectable for tests. */
   now?: () => number;
   /** Called with details when a write fails (the operator log). */
@@ -33,40 +42,58 @@ export class AuditLog {
   private readonly pending: Pending[] = [];
   private flushing = false;
   private closed = false;
-  private offset: number;
+  private readonly listeners: ((size: number) => void)[] = [];
 
   private constructor(
-    private readonly fh: FileHandle,
-    private readonly tree: CompactRange,
-    offset: number,
     private readonly opts: AuditLogOptions,
-  ) {
-    this.offset = offset;
-  }
+    private fh: FileHandle,
+    private segmentFirst: number,
+    private offset: number,
+    private readonly tree: CompactRange,
+  ) {}
 
   /**
-   * Opens (creating if needed) the log at `path`, checks every record's framing, CRC and
-   * sequence number, and truncates a torn tail left by a crash mid-append; the truncation
-   * is itself recorded. A damaged record with intact records after it is corruption, not a
-   * torn tail: that refuses to open (AUDIT_CORRUPT) rather than drop acknowledged records.
+   * Opens (creating if needed) the log in `dir`. Sealed segments are trusted to be as their
+   * range files say; the open segment is scanned: framing, CRC and sequence of every record.
+   * A torn tail (a crash mid-append) is cut off and the cut is itself recorded; damage with
+   * whole records after it refuses to open (AUDIT_CORRUPT) rather than drop acknowledged records.
    */
   static async open(opts: AuditLogOptions): Promise<AuditLog> {
+    const { dir } = opts;
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o750 });
+    } catch (err) {
+      throw new AttestdError('AUDIT_WRITE_FAILED', `cannot create audit folder ${dir}: ${(err as Error).message}`, { cause: err });
+    }
+    let listing = await listSegments(dir);
+    for (const t of listing.temporary) await unlink(join(dir, t)).catch(() => undefined);
+    // A crash after linking a sealed segment but before removing its open name leaves both.
+    for (const first of listing.open.filter((f) => listing.sealed.includes(f))) await unlink(join(dir, segmentName(first, 'open')));
+    listing = await listSegments(dir);
+    if (listing.open.length > 1) throw new AttestdError('AUDIT_CORRUPT', `${dir} has ${listing.open.length} open segments`);
+
+    const tree = await sealedRange(dir, listing.sealed, listing.ranges);
+    const openFirst = listing.open[0] ?? tree.size;
+    if (openFirst !== tree.size) {
+      throw new AttestdError('AUDIT_CORRUPT', `open segment starts at ${openFirst}, sealed segments end at ${tree.size}`);
+    }
+    const path = join(dir, segmentName(openFirst, 'open'));
     let fh: FileHandle;
     try {
-      fh = await open(opts.path, 'a+', 0o640);
+      fh = await open(path, 'a+', 0o640);
     } catch (err) {
-      throw new AttestdError('AUDIT_WRITE_FAILED', `cannot open audit log ${opts.path}: ${(err as Error).message}`, { cause: err });
+      throw new AttestdError('AUDIT_WRITE_FAILED', `cannot open audit segment ${path}: ${(err as Error).message}`, { cause: err });
     }
     try {
-      if (!(await fh.stat()).isFile()) throw new AttestdError('AUDIT_WRITE_FAILED', `audit log ${opts.path} is not a regular file`);
-      const { tree, goodOffset, fileSize } = await recoverLog(fh);
-      const log = new AuditLog(fh, tree, goodOffset, opts);
-      if (goodOffset < fileSize) {
-        await fh.truncate(goodOffset);
+      if (!(await fh.stat()).isFile()) throw new AttestdError('AUDIT_WRITE_FAILED', `audit segment ${path} is not a regular file`);
+      const data = await fh.readFile();
+      const scan = scanSegment(data, tree, segmentName(openFirst, 'open'), true);
+      const log = new AuditLog(opts, fh, openFirst, scan.goodOffset, tree);
+      if (listing.open.length === 0) await fsyncDir(dir);
+      if (scan.tornBecause) {
+        await fh.truncate(scan.goodOffset);
         await fh.datasync();
-        await log.append({
-          logRecovery: { truncatedAtOffset: goodOffset, droppedBytes: fileSize - goodOffset, recordsKept: tree.size },
-        });
+        await log.append({ logRecovery: { truncatedAtOffset: scan.goodOffset, droppedBytes: data.length - scan.goodOffset, recordsKept: tree.size } });
       }
       return log;
     } catch (err) {
@@ -83,6 +110,15 @@ export class AuditLog {
   /** RFC 6962 root over the durable records. */
   root(): Buffer {
     return this.tree.root();
+  }
+
+  get dir(): string {
+    return this.opts.dir;
+  }
+
+  /** Called with the new size after every durable batch. */
+  onDurable(listener: (size: number) => void): void {
+    this.listeners.push(listener);
   }
 
   /** Appends a record; resolves with its sequence number once it is durable. */
@@ -102,6 +138,12 @@ export class AuditLog {
     while (this.pending.length > 0) {
       const batch = this.pending.splice(0, this.pending.length);
       await this.flushBatch(batch);
+      if (this.offset >= (this.opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES)) {
+        await this.seal().catch((err) => {
+          // The segment stays open and keeps growing; sealing is retried after the next batch.
+          this.opts.onWriteError?.(err);
+        });
+      }
     }
     this.flushing = false;
   }
@@ -112,14 +154,13 @@ export class AuditLog {
     const frames: Buffer[] = [];
     const payloads: Uint8Array[] = [];
     for (let i = 0; i < batch.length; i++) {
-      const record = { ...batch[i]!.body, seq: startSize + i, timeMs: now };
-      const payload = attestd.audit.v1.AuditRecord.encode(record).finish();
+      const payload = attestd.audit.v1.AuditRecord.encode({ ...batch[i]!.body, seq: startSize + i, timeMs: now }).finish();
       payloads.push(payload);
       frames.push(encodeFrame(payload));
     }
     const bytes = Buffer.concat(frames);
     try {
-      await writeAll(this.fh, bytes, this.offset);
+      await writeAll(this.fh, bytes);
       await this.fh.datasync();
     } catch (err) {
       this.opts.onWriteError?.(err);
@@ -136,6 +177,23 @@ export class AuditLog {
     this.offset += bytes.length;
     for (const payload of payloads) this.tree.append(payload);
     batch.forEach((p, i) => p.resolve(startSize + i));
+    for (const l of this.listeners) l(this.tree.size);
+  }
+
+  /** Seals the open segment (range file, immutable name, read-only) and starts the next. */
+  private async seal(): Promise<void> {
+    const { dir } = this.opts;
+    const first = this.segmentFirst;
+    await writeFileDurably(dir, segmentName(first, 'range'), encodeRange(this.tree));
+    await linkIntoPlace(dir, segmentName(first, 'open'), segmentName(first, 'seg'));
+    await chmod(join(dir, segmentName(first, 'seg')), 0o440);
+    // Only now the next open segment: a crash at any step leaves at most one open segment.
+    const next = await open(join(dir, segmentName(this.tree.size, 'open')), 'a+', 0o640);
+    await fsyncDir(dir);
+    await this.fh.close();
+    this.fh = next;
+    this.segmentFirst = this.tree.size;
+    this.offset = 0;
   }
 
   /** Waits for pending appends, then closes the file. */
@@ -146,10 +204,25 @@ export class AuditLog {
   }
 }
 
-async function writeAll(fh: FileHandle, bytes: Buffer, position: number): Promise<void> {
+/** The compact range at the end of the sealed segments: from the last range file, else by re-hashing. */
+async function sealedRange(dir: string, sealed: number[], ranges: Set<number>): Promise<CompactRange> {
+  const last = sealed.at(-1);
+  if (last !== undefined && ranges.has(last)) {
+    // The range file is written before the segment is sealed; it ends where the next begins.
+    return readRange(dir, last);
+  }
+  const tree = new CompactRange();
+  for (const first of sealed) {
+    if (first !== tree.size) throw new AttestdError('AUDIT_CORRUPT', `segment ${first} does not follow record ${tree.size}`);
+    scanSegment(await readFile(join(dir, segmentName(first, 'seg'))), tree, segmentName(first, 'seg'), false);
+  }
+  return tree;
+}
+
+async function writeAll(fh: FileHandle, bytes: Buffer): Promise<void> {
   let done = 0;
   while (done < bytes.length) {
-    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done, position + done);
+    const { bytesWritten } = await fh.write(bytes, done, bytes.length - done);
     if (bytesWritten <= 0) throw new Error('short write');
     done += bytesWritten;
   }

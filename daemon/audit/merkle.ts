@@ -28,6 +28,28 @@ export class CompactRange {
     return this.count;
   }
 
+  /** Rebuilds a range from its size and subtree roots (as state() returned them). */
+  static fromState(size: number, hashes: Buffer[]): CompactRange {
+    let bits = 0;
+    for (let n = size; n > 0; n >>>= 1) bits += n & 1;
+    if (!Number.isSafeInteger(size) || size < 0 || bits !== hashes.length || hashes.some((h) => h.length !== 32)) {
+      throw new RangeError('compact range state does not match its size');
+    }
+    const r = new CompactRange();
+    r.hashes.push(...hashes);
+    r.count = size;
+    return r;
+  }
+
+  /** Size and subtree roots: enough to continue appending without the leaves. */
+  state(): { size: number; hashes: Buffer[] } {
+    return { size: this.count, hashes: [...this.hashes] };
+  }
+
+  clone(): CompactRange {
+    return CompactRange.fromState(this.count, this.hashes);
+  }
+
   /** Appends one leaf hash (already prefixed with 0x00 and hashed). */
   appendLeafHash(hash: Buffer): void {
     let carry = hash;

@@ -1,46 +1,43 @@
 /**
- * Start-up scan of the audit log: rebuilds the Merkle compact range and finds where the
- * last whole record ends. Only damage confined to the tail (a crash mid-append) may be cut
- * off; anything else is corruption and stops the daemon, because cutting it would lose
- * records that were acknowledged.
+ * Start-up scan of a segment: continues the Merkle compact range over its records and finds
+ * where the last whole record ends. Only damage confined to the tail of the open segment (a
+ * crash mid-append) may be cut off; anything else is corruption and stops the daemon,
+ * because cutting it would lose records that were acknowledged.
  */
-import type { FileHandle } from 'node:fs/promises';
 import { attestd } from '../gen/proto.js';
 import { AttestdError } from '../errors.js';
-import { CompactRange } from './merkle.js';
+import type { CompactRange } from './merkle.js';
 import { readFrame } from './frame.js';
 
-export interface Recovered {
-  tree: CompactRange;
+export interface ScanResult {
   /** Byte offset just past the last whole record. */
   goodOffset: number;
-  fileSize: number;
+  /** Why the tail was cut, when it was. */
+  tornBecause?: string;
 }
 
-export async function recoverLog(fh: FileHandle): Promise<Recovered> {
-  const data = await fh.readFile();
-  const tree = new CompactRange();
+/** Appends every record of `data` to `tree`, checking that each has the next sequence number. */
+export function scanSegment(data: Buffer, tree: CompactRange, segment: string, allowTornTail: boolean): ScanResult {
   let offset = 0;
   while (true) {
     const frame = readFrame(data, offset);
-    if (frame.kind === 'end') break;
+    if (frame.kind === 'end') return { goodOffset: offset };
     if (frame.kind === 'damaged') {
-      if (!frame.reachesEnd) {
-        throw new AttestdError('AUDIT_CORRUPT', `audit record ${tree.size} at offset ${offset}: ${frame.why}, with data after it`);
+      if (!frame.reachesEnd || !allowTornTail) {
+        throw new AttestdError('AUDIT_CORRUPT', `${segment}: record ${tree.size} at offset ${offset}: ${frame.why}`);
       }
-      break;
+      return { goodOffset: offset, tornBecause: frame.why };
     }
     let seq: number;
     try {
       seq = attestd.audit.v1.AuditRecord.decode(frame.payload).seq;
     } catch (err) {
-      throw new AttestdError('AUDIT_CORRUPT', `audit record ${tree.size} at offset ${offset} does not decode`, { cause: err });
+      throw new AttestdError('AUDIT_CORRUPT', `${segment}: record ${tree.size} at offset ${offset} does not decode`, { cause: err });
     }
     if (seq !== tree.size) {
-      throw new AttestdError('AUDIT_CORRUPT', `audit record at offset ${offset} has seq ${seq}, expected ${tree.size}`);
+      throw new AttestdError('AUDIT_CORRUPT', `${segment}: record at offset ${offset} has seq ${seq}, expected ${tree.size}`);
     }
     tree.append(frame.payload);
     offset = frame.next;
   }
-  return { tree, goodOffset: offset, fileSize: data.length };
 }

@@ -1,10 +1,10 @@
 /** attestctl against a live daemon: each command, its JSON output and its exit code. */
 import { describe, it, expect } from 'vitest';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tpm2 } from '../helpers/swtpm.js';
 import { attestctl, sharedDaemon, testPolicy } from '../helpers/daemon.js';
-import { readFrame } from '../../daemon/audit/frame.js';
+import { framesOf, readSegments } from '../../daemon/audit/reader.js';
 import { attestd } from '../../daemon/gen/proto.js';
 
 const env = sharedDaemon();
@@ -80,17 +80,16 @@ describe('attestctl', () => {
 
   it('tpm2_checkquote accepts the quote the daemon recorded, with the AK that status shows', async () => {
     const s = JSON.parse((await attestctl(['status', '--json'], env().d.socket)).stdout);
-    const log = readFileSync(join(env().d.stateDir, 'audit.log'));
     let result: attestd.audit.v1.EpochResult | undefined;
-    for (let off = 0; ;) {
-      const f = readFrame(log, off);
-      if (f.kind !== 'record') break;
-      const rec = attestd.audit.v1.AuditRecord.decode(f.payload);
-      if (rec.epoch) {
-        const r = attestd.audit.v1.EpochResult.decode(rec.epoch.result!);
-        if (r.pass) result = r;
+    for await (const seg of readSegments(join(env().d.stateDir, 'audit'))) {
+      for (const f of framesOf(seg)) {
+        if (!('payload' in f)) continue;
+        const rec = attestd.audit.v1.AuditRecord.decode(f.payload);
+        if (rec.epoch) {
+          const r = attestd.audit.v1.EpochResult.decode(rec.epoch.result!);
+          if (r.pass) result = r;
+        }
       }
-      off = f.next;
     }
     expect(result?.tpm).toBeTruthy();
     const ak = join(env().d.dir, 'ak.pem');
