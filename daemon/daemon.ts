@@ -4,9 +4,11 @@
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { attestd } from './gen/proto.js';
 import { AttestdError } from './errors.js';
 import { AuditLog } from './audit/log.js';
+import { Checkpointer } from './audit/checkpointer.js';
 import { createSessionKey, type SessionKey } from './native.js';
 import { TpmSource } from './evidence/tpm/source.js';
 import { loadPolicyFile, MAX_POLICY_BYTES, PolicyError } from './policy/load.js';
@@ -36,6 +38,7 @@ export class Daemon {
     private readonly log: LogFn,
     private readonly key: SessionKey,
     private readonly audit: AuditLog,
+    private readonly checkpoints: Checkpointer,
     private readonly tpm: TpmSource,
     readonly leases: LeaseManager,
     private readonly loop: AttestationLoop,
@@ -73,7 +76,9 @@ export class Daemon {
         status: () => box.d!.status(),
         verifyToken: (token, sig) => verifyLeaseToken(token, sig, sessionKeyObject, key.publicKey()),
       });
-      const d = new Daemon(config, log, key, audit, tpm, leases, loop, server);
+      const checkpoints = new Checkpointer({ log: audit, signer: key, origin: logOrigin(),
+        onError: (err) => log('error', 'checkpoint not written', { err: String(err) }) });
+      const d = new Daemon(config, log, key, audit, checkpoints, tpm, leases, loop, server);
       box.d = d;
       d.policy = policy;
       leases.setPolicy(policy);
@@ -86,6 +91,7 @@ export class Daemon {
       await d.recordPolicy(policy, undefined);
       await server.listen();
       d.sweeper = setInterval(() => leases.sweep(), SWEEP_MS);
+      checkpoints.start();
       loop.start();
       log('info', 'attestd started', { socket: config.socketPath, tcti: config.tcti, policy: config.policyPath, state_dir: config.stateDir });
       return d;
@@ -165,6 +171,7 @@ export class Daemon {
       await this.loop.stop();
       this.leases.revokeAll('SHUTTING_DOWN', 'attestd is stopping', this.leases.epoch?.epoch ?? 0);
       await this.server.close();
+      await this.checkpoints.stop();
       await this.audit.close();
       await this.tpm.close();
       this.key.close();
@@ -172,6 +179,12 @@ export class Daemon {
     })();
     return this.stopping;
   }
+}
+
+/** The log's origin line and checkpoint key name: this host's name, then attestd. */
+export function logOrigin(): string {
+  const host = hostname().replace(/[^A-Za-z0-9.-]/g, '_') || 'localhost';
+  return `${host}/attestd`;
 }
 
 /** The listening socket systemd passed (LISTEN_PID/LISTEN_FDS), if it is meant for us. */

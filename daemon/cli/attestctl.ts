@@ -8,6 +8,7 @@ import { status, STATUS_HELP } from './status.js';
 import { lease, LEASE_HELP } from './lease.js';
 import { run, RUN_HELP } from './run.js';
 import { policyCheck, POLICY_HELP } from './policy-check.js';
+import { audit, AUDIT_HELP } from './audit.js';
 
 const HELP = `Usage: attestctl [--socket PATH] [--json] <command> ...
 
@@ -16,10 +17,12 @@ Commands:
   lease acquire|renew|release|watch|verify ...
   run [--rule R] [--grace S] -- CMD [ARGS...]   run CMD while holding a lease
   policy check FILE            validate a policy file
+  audit verify|prove|check-inclusion|export ...   offline audit log commands
 
 The socket is --socket, else $ATTESTD_SOCKET, else /run/attestd/attestd.sock.
 Exit codes: 0 ok, 1 failure, 2 usage, 3 daemon unreachable, 4 refused by the daemon,
-5 policy invalid, 6 token invalid or lease not live, 7 host not trusted, 88 run: lease lost.
+5 policy invalid, 6 token invalid or lease not live, 7 host not trusted, 8 audit log or
+proof does not verify, 88 run: lease lost.
 
 ${STATUS_HELP}
 
@@ -28,6 +31,8 @@ ${LEASE_HELP}
 ${RUN_HELP}
 
 ${POLICY_HELP}
+
+${AUDIT_HELP}
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -41,7 +46,8 @@ async function main(argv: string[]): Promise<number> {
       args: own,
       options: {
         socket: { type: 'string' }, json: { type: 'boolean' }, rule: { type: 'string' }, hold: { type: 'boolean' },
-        grace: { type: 'string' }, help: { type: 'boolean', short: 'h' },
+        grace: { type: 'string' }, help: { type: 'boolean', short: 'h' }, ak: { type: 'string' }, dir: { type: 'string' },
+        size: { type: 'string' }, 'leaf-hash': { type: 'string' }, index: { type: 'string' }, root: { type: 'string' }, proof: { type: 'string' },
       },
       allowPositionals: true,
       strict: true,
@@ -76,6 +82,9 @@ async function main(argv: string[]): Promise<number> {
         }
         return await run(socket, command, { rule: values.rule, graceMs: grace * 1000, json });
       }
+      case 'audit':
+        return await audit(rest, { json, ak: values.ak, dir: values.dir, size: values.size, leafHash: values['leaf-hash'],
+          index: values.index, root: values.root, proof: values.proof });
       case 'policy':
         if (rest[0] !== 'check') {
           process.stderr.write(`attestctl: unknown policy command: ${rest[0] ?? '(none)'}\n\n${POLICY_HELP}\n`);

@@ -1785,8 +1785,11 @@ export namespace attestd {
                 /** AuditRecord logRecovery. */
                 logRecovery?: (attestd.audit.v1.LogRecovery.$Properties|null);
 
+                /** AuditRecord checkpoint. */
+                checkpoint?: (attestd.audit.v1.Checkpoint.$Properties|null);
+
                 /** AuditRecord body. */
-                body?: ("sessionStart"|"policyLoad"|"epoch"|"leaseDecision"|"logRecovery");
+                body?: ("sessionStart"|"policyLoad"|"epoch"|"leaseDecision"|"logRecovery"|"checkpoint");
 
                 /**
                  * Creates a new AuditRecord instance using the specified properties.
@@ -1848,8 +1851,11 @@ export namespace attestd {
                     /** AuditRecord logRecovery */
                     logRecovery?: (attestd.audit.v1.LogRecovery.$Properties|null);
 
+                    /** AuditRecord checkpoint */
+                    checkpoint?: (attestd.audit.v1.Checkpoint.$Properties|null);
+
                     /** AuditRecord body */
-                    body?: ("sessionStart"|"policyLoad"|"epoch"|"leaseDecision"|"logRecovery");
+                    body?: ("sessionStart"|"policyLoad"|"epoch"|"leaseDecision"|"logRecovery"|"checkpoint");
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
@@ -1864,10 +1870,83 @@ export namespace attestd {
                   epoch?: attestd.audit.v1.Epoch.$Shape|null;
                   leaseDecision?: attestd.audit.v1.LeaseDecision.$Shape|null;
                   logRecovery?: attestd.audit.v1.LogRecovery.$Shape|null;
+                  checkpoint?: attestd.audit.v1.Checkpoint.$Shape|null;
                   $unknowns?: Uint8Array[];
                 } & (
-                  ({ body?: undefined; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null }|{ body?: "sessionStart"; sessionStart: attestd.audit.v1.SessionStart.$Shape; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null }|{ body?: "policyLoad"; sessionStart?: null; policyLoad: attestd.audit.v1.PolicyLoad.$Shape; epoch?: null; leaseDecision?: null; logRecovery?: null }|{ body?: "epoch"; sessionStart?: null; policyLoad?: null; epoch: attestd.audit.v1.Epoch.$Shape; leaseDecision?: null; logRecovery?: null }|{ body?: "leaseDecision"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision: attestd.audit.v1.LeaseDecision.$Shape; logRecovery?: null }|{ body?: "logRecovery"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery: attestd.audit.v1.LogRecovery.$Shape })
+                  ({ body?: undefined; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null }|{ body?: "sessionStart"; sessionStart: attestd.audit.v1.SessionStart.$Shape; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null }|{ body?: "policyLoad"; sessionStart?: null; policyLoad: attestd.audit.v1.PolicyLoad.$Shape; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null }|{ body?: "epoch"; sessionStart?: null; policyLoad?: null; epoch: attestd.audit.v1.Epoch.$Shape; leaseDecision?: null; logRecovery?: null; checkpoint?: null }|{ body?: "leaseDecision"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision: attestd.audit.v1.LeaseDecision.$Shape; logRecovery?: null; checkpoint?: null }|{ body?: "logRecovery"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery: attestd.audit.v1.LogRecovery.$Shape; checkpoint?: null }|{ body?: "checkpoint"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint: attestd.audit.v1.Checkpoint.$Shape })
                 );
+            }
+
+            /**
+             * Properties of a Checkpoint.
+             * @deprecated Use attestd.audit.v1.Checkpoint.$Properties instead.
+             */
+            interface ICheckpoint extends attestd.audit.v1.Checkpoint.$Properties {
+            }
+
+            /** Represents a Checkpoint. */
+            class Checkpoint {
+
+                /**
+                 * Constructs a new Checkpoint.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.audit.v1.Checkpoint.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** Checkpoint note. */
+                note: string;
+
+                /**
+                 * Creates a new Checkpoint instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns Checkpoint instance
+                 */
+                static create(properties: attestd.audit.v1.Checkpoint.$Shape): attestd.audit.v1.Checkpoint & attestd.audit.v1.Checkpoint.$Shape;
+                static create(properties?: attestd.audit.v1.Checkpoint.$Properties): attestd.audit.v1.Checkpoint;
+
+                /**
+                 * Encodes the specified Checkpoint message. Does not implicitly {@link attestd.audit.v1.Checkpoint.verify|verify} messages.
+                 * @param message Checkpoint message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.audit.v1.Checkpoint.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a Checkpoint message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.Checkpoint & attestd.audit.v1.Checkpoint.$Shape} Checkpoint
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.audit.v1.Checkpoint & attestd.audit.v1.Checkpoint.$Shape;
+
+                /**
+                 * Gets the type url for Checkpoint
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace Checkpoint {
+
+                /** Properties of a Checkpoint. */
+                interface $Properties {
+
+                    /** Checkpoint note */
+                    note?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a Checkpoint. */
+                type $Shape = attestd.audit.v1.Checkpoint.$Properties;
             }
 
             /**

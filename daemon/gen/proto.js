@@ -4212,7 +4212,8 @@ export const attestd = $root.attestd = (() => {
                  * @property {attestd.audit.v1.Epoch.$Properties|null} [epoch] AuditRecord epoch
                  * @property {attestd.audit.v1.LeaseDecision.$Properties|null} [leaseDecision] AuditRecord leaseDecision
                  * @property {attestd.audit.v1.LogRecovery.$Properties|null} [logRecovery] AuditRecord logRecovery
-                 * @property {"sessionStart"|"policyLoad"|"epoch"|"leaseDecision"|"logRecovery"} [body] AuditRecord body
+                 * @property {attestd.audit.v1.Checkpoint.$Properties|null} [checkpoint] AuditRecord checkpoint
+                 * @property {"sessionStart"|"policyLoad"|"epoch"|"leaseDecision"|"logRecovery"|"checkpoint"} [body] AuditRecord body
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -4234,9 +4235,10 @@ export const attestd = $root.attestd = (() => {
                  *   epoch?: attestd.audit.v1.Epoch.$Shape|null;
                  *   leaseDecision?: attestd.audit.v1.LeaseDecision.$Shape|null;
                  *   logRecovery?: attestd.audit.v1.LogRecovery.$Shape|null;
+                 *   checkpoint?: attestd.audit.v1.Checkpoint.$Shape|null;
                  *   $unknowns?: Array.<Uint8Array>;
                  * } & (
-                 *   ({ body?: undefined; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null }|{ body?: "sessionStart"; sessionStart: attestd.audit.v1.SessionStart.$Shape; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null }|{ body?: "policyLoad"; sessionStart?: null; policyLoad: attestd.audit.v1.PolicyLoad.$Shape; epoch?: null; leaseDecision?: null; logRecovery?: null }|{ body?: "epoch"; sessionStart?: null; policyLoad?: null; epoch: attestd.audit.v1.Epoch.$Shape; leaseDecision?: null; logRecovery?: null }|{ body?: "leaseDecision"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision: attestd.audit.v1.LeaseDecision.$Shape; logRecovery?: null }|{ body?: "logRecovery"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery: attestd.audit.v1.LogRecovery.$Shape })
+                 *   ({ body?: undefined; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null }|{ body?: "sessionStart"; sessionStart: attestd.audit.v1.SessionStart.$Shape; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null }|{ body?: "policyLoad"; sessionStart?: null; policyLoad: attestd.audit.v1.PolicyLoad.$Shape; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null }|{ body?: "epoch"; sessionStart?: null; policyLoad?: null; epoch: attestd.audit.v1.Epoch.$Shape; leaseDecision?: null; logRecovery?: null; checkpoint?: null }|{ body?: "leaseDecision"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision: attestd.audit.v1.LeaseDecision.$Shape; logRecovery?: null; checkpoint?: null }|{ body?: "logRecovery"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery: attestd.audit.v1.LogRecovery.$Shape; checkpoint?: null }|{ body?: "checkpoint"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint: attestd.audit.v1.Checkpoint.$Shape })
                  * )} attestd.audit.v1.AuditRecord.$Shape
                  */
 
@@ -4311,17 +4313,25 @@ export const attestd = $root.attestd = (() => {
                  */
                 AuditRecord.prototype.logRecovery = null;
 
+                /**
+                 * AuditRecord checkpoint.
+                 * @member {attestd.audit.v1.Checkpoint.$Properties|null|undefined} checkpoint
+                 * @memberof attestd.audit.v1.AuditRecord
+                 * @instance
+                 */
+                AuditRecord.prototype.checkpoint = null;
+
                 // OneOf field names bound to virtual getters and setters
                 let $oneOfFields;
 
                 /**
                  * AuditRecord body.
-                 * @member {"sessionStart"|"policyLoad"|"epoch"|"leaseDecision"|"logRecovery"|undefined} body
+                 * @member {"sessionStart"|"policyLoad"|"epoch"|"leaseDecision"|"logRecovery"|"checkpoint"|undefined} body
                  * @memberof attestd.audit.v1.AuditRecord
                  * @instance
                  */
                 $Object.defineProperty(AuditRecord.prototype, "body", {
-                    get: $util.oneOfGetter($oneOfFields = ["sessionStart", "policyLoad", "epoch", "leaseDecision", "logRecovery"]),
+                    get: $util.oneOfGetter($oneOfFields = ["sessionStart", "policyLoad", "epoch", "leaseDecision", "logRecovery", "checkpoint"]),
                     set: $util.oneOfSetter($oneOfFields)
                 });
 
@@ -4371,6 +4381,8 @@ export const attestd = $root.attestd = (() => {
                         $root.attestd.audit.v1.LeaseDecision.encode(message.leaseDecision, writer.uint32(/* id 6, wireType 2 =*/50).fork(), _depth + 1).ldelim();
                     if (message.logRecovery != null && $Object.hasOwnProperty.call(message, "logRecovery"))
                         $root.attestd.audit.v1.LogRecovery.encode(message.logRecovery, writer.uint32(/* id 7, wireType 2 =*/58).fork(), _depth + 1).ldelim();
+                    if (message.checkpoint != null && $Object.hasOwnProperty.call(message, "checkpoint"))
+                        $root.attestd.audit.v1.Checkpoint.encode(message.checkpoint, writer.uint32(/* id 8, wireType 2 =*/66).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -4468,6 +4480,13 @@ export const attestd = $root.attestd = (() => {
                                 message.body = "logRecovery";
                                 continue;
                             }
+                        case 8: {
+                                if (wireType !== 2)
+                                    break;
+                                message.checkpoint = $root.attestd.audit.v1.Checkpoint.decode(reader, reader.size(), $undefined, _depth + 1, message.checkpoint);
+                                message.body = "checkpoint";
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -4500,6 +4519,172 @@ export const attestd = $root.attestd = (() => {
                 };
 
                 return AuditRecord;
+            })();
+
+            v1.Checkpoint = (function() {
+
+                /**
+                 * Properties of a Checkpoint.
+                 * @typedef {Object} attestd.audit.v1.Checkpoint.$Properties
+                 * @property {string|null} [note] Checkpoint note
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a Checkpoint.
+                 * @memberof attestd.audit.v1
+                 * @interface ICheckpoint
+                 * @augments attestd.audit.v1.Checkpoint.$Properties
+                 * @deprecated Use attestd.audit.v1.Checkpoint.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a Checkpoint.
+                 * @typedef {attestd.audit.v1.Checkpoint.$Properties} attestd.audit.v1.Checkpoint.$Shape
+                 */
+
+                /**
+                 * Constructs a new Checkpoint.
+                 * @memberof attestd.audit.v1
+                 * @classdesc Represents a Checkpoint.
+                 * @constructor
+                 * @param {attestd.audit.v1.Checkpoint.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const Checkpoint = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * Checkpoint note.
+                 * @member {string} note
+                 * @memberof attestd.audit.v1.Checkpoint
+                 * @instance
+                 */
+                Checkpoint.prototype.note = "";
+
+                /**
+                 * Creates a new Checkpoint instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.audit.v1.Checkpoint
+                 * @static
+                 * @param {attestd.audit.v1.Checkpoint.$Properties=} [properties] Properties to set
+                 * @returns {attestd.audit.v1.Checkpoint} Checkpoint instance
+                 * @type {{
+                 *   (properties: attestd.audit.v1.Checkpoint.$Shape): attestd.audit.v1.Checkpoint & attestd.audit.v1.Checkpoint.$Shape;
+                 *   (properties?: attestd.audit.v1.Checkpoint.$Properties): attestd.audit.v1.Checkpoint;
+                 * }}
+                 */
+                Checkpoint.create = function(properties) {
+                    return new Checkpoint(properties);
+                };
+
+                /**
+                 * Encodes the specified Checkpoint message. Does not implicitly {@link attestd.audit.v1.Checkpoint.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.audit.v1.Checkpoint
+                 * @static
+                 * @param {attestd.audit.v1.Checkpoint.$Properties} message Checkpoint message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                Checkpoint.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.note != null && $Object.hasOwnProperty.call(message, "note") && message.note !== "")
+                        writer.uint32(/* id 1, wireType 2 =*/10).string(message.note);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes a Checkpoint message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.audit.v1.Checkpoint
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.Checkpoint & attestd.audit.v1.Checkpoint.$Shape} Checkpoint
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                Checkpoint.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.audit.v1.Checkpoint();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.note = value;
+                                else
+                                    delete message.note;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for Checkpoint
+                 * @function getTypeUrl
+                 * @memberof attestd.audit.v1.Checkpoint
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                Checkpoint.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.audit.v1.Checkpoint";
+                };
+
+                return Checkpoint;
             })();
 
             v1.SessionStart = (function() {

@@ -31,7 +31,8 @@ export type MuType =
   | 'TPMT_SIG_SCHEME'
   | 'TPM2B_ATTEST'
   | 'TPMT_SIGNATURE'
-  | 'TPML_DIGEST';
+  | 'TPML_DIGEST'
+  | 'TPMS_CAPABILITY_DATA';
 
 const MU_TYPES: readonly MuType[] = [
   'TPM2B_PUBLIC',
@@ -42,11 +43,12 @@ const MU_TYPES: readonly MuType[] = [
   'TPM2B_ATTEST',
   'TPMT_SIGNATURE',
   'TPML_DIGEST',
+  'TPMS_CAPABILITY_DATA',
 ];
 
 /**
- * Larger than the marshalled form of any structure in MuType (the biggest, a TPM2B_PUBLIC
- * with a 4096-bit RSA modulus, stays under 1 KiB).
+ * Larger than the marshalled form of any structure in MuType (a TPM2B_PUBLIC with a 4096-bit
+ * RSA modulus, and a TPMS_CAPABILITY_DATA, bounded by TPM2_MAX_CAP_BUFFER, stay under 1 KiB).
  */
 const MARSHAL_BUFFER = 4096;
 
@@ -65,6 +67,11 @@ export interface Tss {
   quote(ctx: Ptr, signHandle: number, qualifyingData: Ptr, scheme: Ptr, selection: Ptr,
     outs: { quoted: Ptr; signature: Ptr }): Promise<number>;
   flushContext(ctx: Ptr, handle: number): Promise<number>;
+  /** Esys_GetCapability without sessions; `capabilityData` receives an ESYS allocation. */
+  getCapability(ctx: Ptr, capability: number, property: number, count: number,
+    outs: { moreData: Ptr; capabilityData: Ptr }): Promise<number>;
+  /** Esys_TR_FromTPMPublic without sessions: an ESYS_TR, into `objectSlot`, for a TPM handle. */
+  trFromTpmPublic(ctx: Ptr, tpmHandle: number, objectSlot: Ptr): Promise<number>;
   /** Esys_Free; null is ignored. */
   free(p: Ptr | null): void;
   /** Unmarshals exactly `bytes` into `dest` (zeroed, large enough); a leftover is a bug here. */
@@ -128,6 +135,13 @@ function bind(): Tss {
       'void *qualifyingData, void *scheme, void *selection, void *quoted, void *signature)',
   );
   const flush = esys.func('uint32_t Esys_FlushContext(void *ctx, uint32_t handle)');
+  const getCapability = esys.func(
+    'uint32_t Esys_GetCapability(void *ctx, uint32_t s1, uint32_t s2, uint32_t s3, uint32_t capability, ' +
+      'uint32_t property, uint32_t propertyCount, void *moreData, void *capabilityData)',
+  );
+  const trFromTpmPublic = esys.func(
+    'uint32_t Esys_TR_FromTPMPublic(void *ctx, uint32_t tpmHandle, uint32_t s1, uint32_t s2, uint32_t s3, void *object)',
+  );
   const esysFree = esys.func('void Esys_Free(void *p)');
   const decode = rcLib.func('const char *Tss2_RC_Decode(uint32_t rc)');
 
@@ -169,6 +183,10 @@ function bind(): Tss {
     quote: (ctx, signHandle, qualifyingData, scheme, selection, o) =>
       call(quote, [ctx, signHandle, ESYS_TR.PASSWORD, ESYS_TR.NONE, ESYS_TR.NONE, qualifyingData, scheme, selection, o.quoted, o.signature]),
     flushContext: (ctx, handle) => call(flush, [ctx, handle]),
+    getCapability: (ctx, capability, property, count, o) =>
+      call(getCapability, [ctx, ESYS_TR.NONE, ESYS_TR.NONE, ESYS_TR.NONE, capability, property, count, o.moreData, o.capabilityData]),
+    trFromTpmPublic: (ctx, tpmHandle, objectSlot) =>
+      call(trFromTpmPublic, [ctx, tpmHandle, ESYS_TR.NONE, ESYS_TR.NONE, ESYS_TR.NONE, objectSlot]),
     free: (p) => {
       if (p !== null && p !== 0n) esysFree(p);
     },

@@ -1,0 +1,71 @@
+/** attestctl audit verify DIR --ak AK.pem: the offline verifier over a copied log folder. */
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LogVerifier } from '../verify/audit/log-verifier.js';
+import { AuditFailure, type Summary } from '../verify/audit/report.js';
+import { framesOf, readSegments } from '../audit/reader.js';
+import { CHECKPOINT_FILE } from '../audit/segments.js';
+import { EXIT } from './exit-codes.js';
+import { printJson } from './output.js';
+
+export const AUDIT_VERIFY_HELP = `Usage: attestctl audit verify DIR --ak AK.pem [--json]
+
+Checks a copy of an attestd audit log folder (STATE_DIR/audit) with nothing but the TPM
+attestation key's public key (PEM, as \`attestctl status --json\` shows it): record framing
+and CRCs, sequence, the Merkle root against every checkpoint and the published checkpoint,
+checkpoint signatures, the chain from each session key to the attestation key through the
+quotes that bound it, every quote and PCR digest, every epoch result and lease token
+signature; then it re-runs each appraisal on the recorded evidence under the recorded policy
+and confirms every grant and renewal happened under a passing, fresh epoch.
+Exit codes: 0 verified, 8 verification failed (the first failing record is printed),
+2 usage, 1 the folder or key could not be read.`;
+
+export async function auditVerify(dir: string | undefined, akPath: string | undefined, json: boolean): Promise<number> {
+  if (!dir || !akPath) {
+    process.stderr.write(`attestctl: audit verify needs DIR and --ak AK.pem\n\n${AUDIT_VERIFY_HELP}\n`);
+    return EXIT.USAGE;
+  }
+  let key: KeyObject;
+  try {
+    key = createPublicKey(await readFile(akPath));
+  } catch (err) {
+    process.stderr.write(`attestctl: cannot read the attestation key ${akPath}: ${(err as Error).message}\n`);
+    return EXIT.FAILURE;
+  }
+  const started = Date.now();
+  const v = new LogVerifier(key);
+  let summary: Summary;
+  try {
+    for await (const seg of readSegments(dir)) {
+      for (const f of framesOf(seg)) {
+        if ('payload' in f) v.record(f.payload, { segment: f.segment, offset: f.offset });
+        else v.damaged({ segment: f.segment, offset: f.offset }, f.why);
+      }
+    }
+    const published = await readFile(join(dir, CHECKPOINT_FILE), 'utf8').catch(() => undefined);
+    summary = v.finish(published);
+  } catch (err) {
+    if (err instanceof AuditFailure) {
+      if (json) printJson({ verified: false, check: err.check, message: err.message, ...err.where });
+      else {
+        const at = err.where.segment ? ` (${err.where.segment} offset ${err.where.offset})` : '';
+        process.stdout.write(`FAILED at record ${err.where.seq}${at}: ${err.check}: ${err.message}\n`);
+      }
+      return EXIT.AUDIT_FAILED;
+    }
+    process.stderr.write(`attestctl: cannot read ${dir}: ${(err as Error).message}\n`);
+    return EXIT.FAILURE;
+  }
+  const seconds = (Date.now() - started) / 1000;
+  if (json) printJson({ verified: true, ...summary, seconds });
+  else {
+    const span = summary.records ? `${new Date(summary.firstTimeMs).toISOString()} .. ${new Date(summary.lastTimeMs).toISOString()}` : 'empty';
+    process.stdout.write(`verified ${summary.records} records in ${seconds.toFixed(2)} s\n` +
+      `sessions ${summary.sessions}, epochs ${summary.epochs} (${summary.passingEpochs} passing), leases granted ${summary.grants}, ` +
+      `renewed ${summary.renewals}, denied ${summary.denials}, revocations ${summary.revocations}, checkpoints ${summary.checkpoints}\n` +
+      `time span ${span}\nroot ${summary.root}\n` +
+      (summary.uncheckpointedTail ? `${summary.uncheckpointedTail} record(s) after the last checkpoint are not yet signed\n` : ''));
+  }
+  return EXIT.OK;
+}

@@ -1,0 +1,290 @@
+/**
+ * The offline audit-log verifier. Pure: the caller reads the segments and feeds every record
+ * in order; nothing here touches files, the network or a TPM. It trusts one thing, the
+ * attestation key's public area, and nothing in the log it has not checked. For each record,
+ * in order:
+ *  1. framing and CRC (reported by the caller through `damaged`), then the sequence number;
+ *  2. the record joins the RFC 6962 tree; each checkpoint's root must equal the tree's root at
+ *     the size it names, and its signed note must verify with its session's key;
+ *  3. a session key is trusted once a quote signed by the trusted AK carries, as qualifying
+ *     data, a binding over that key (an epoch record); every signature made with a session key
+ *     (epoch results, checkpoints, lease tokens) counts only once the key is so bound;
+ *  4. every epoch result: its signature, its binding recomputed from the session key, epoch
+ *     number, GPU digest and the log root at the size it names, its quote and PCR digest; then
+ *     the appraisal is re-run on the recorded evidence under the recorded policy and must reach
+ *     the recorded verdict;
+ *  5. every grant and renewal: the token's signature, its claims against the record, and that it
+ *     was issued under a passing epoch of the same session, before that epoch's validity ended,
+ *     with an expiry inside it.
+ * It stops at the first failure and names the record.
+ */
+import { createHash, verify, type KeyObject } from 'node:crypto';
+import { attestd } from '../../gen/proto.js';
+import { asAttestdError } from '../../errors.js';
+import { bindingDigest } from '../binding.js';
+import { EPOCH_RESULT_CONTEXT } from '../epoch-result.js';
+import { verifyLeaseToken } from '../lease-token.js';
+import { verifyQuote } from '../quote.js';
+import { parseTpmtPublic, type TpmPublicKey } from '../tpm-public.js';
+import type { PcrBank } from '../pcr.js';
+import { isHashAlg } from '../tpm-alg.js';
+import { parseCheckpoint } from '../checkpoint.js';
+import { noteKeyHash, openNote } from '../signed-note.js';
+import { parsePolicy } from '../../policy/load.js';
+import { epochVerdict } from '../../attestation/epoch-verdict.js';
+import { RootWindow } from './root-window.js';
+import { Session } from './session.js';
+import { AuditFailure, type Check, type Summary, type Where } from './report.js';
+
+const Kind = attestd.audit.v1.LeaseDecision.Kind;
+import V1 = attestd.audit.v1;
+
+export class LogVerifier {
+  private readonly tree = new RootWindow();
+  private readonly sessions: Session[] = [];
+  private firstTimeMs = 0;
+  private lastTimeMs = 0;
+  private readonly counts = { epochs: 0, passingEpochs: 0, grants: 0, renewals: 0, denials: 0, revocations: 0, checkpoints: 0, recoveries: 0 };
+  private lastCheckpointSize = 0;
+  private where: Where = { seq: 0 };
+
+  private ak: TpmPublicKey | undefined;
+
+  /** `trustedKey`: the attestation key's public key, as `attestctl status --json` shows it. */
+  constructor(private readonly trustedKey: KeyObject) {}
+
+  /**
+   * The AK's TPM public area as the log records it, accepted only when its key is the trusted
+   * key and it is a restricted signing key (so it only signs what the TPM itself produced).
+   */
+  private adoptAk(publicArea: Uint8Array): TpmPublicKey {
+    if (this.ak) {
+      if (!this.ak.publicArea.equals(Buffer.from(publicArea))) this.fail('session-chain', 'the log names another attestation key than the trusted one');
+      return this.ak;
+    }
+    let ak: TpmPublicKey;
+    try {
+      ak = parseTpmtPublic(publicArea);
+    } catch (err) {
+      this.fail('session-chain', `recorded attestation key does not parse: ${asAttestdError(err).message}`);
+    }
+    const spki = (k: KeyObject) => k.export({ type: 'spki', format: 'der' });
+    if (!spki(ak.key).equals(spki(this.trustedKey))) this.fail('session-chain', 'the log names another attestation key than the trusted one');
+    if (!ak.restricted || !ak.sign) this.fail('session-chain', 'the recorded attestation key is not a restricted signing key');
+    this.ak = ak;
+    return ak;
+  }
+
+  /** Reports damage the reader found (framing, CRC); always a failure. */
+  damaged(where: Omit<Where, 'seq'>, why: string): never {
+    this.fail('framing', why, { ...where, seq: this.tree.size });
+  }
+
+  /** Checks one record (the payload of one frame) and adds it to the tree. */
+  record(payload: Uint8Array, where: Omit<Where, 'seq'> = {}): void {
+    this.where = { ...where, seq: this.tree.size };
+    let rec: attestd.audit.v1.AuditRecord;
+    try {
+      rec = attestd.audit.v1.AuditRecord.decode(payload);
+    } catch (err) {
+      this.fail('record', `does not decode: ${(err as Error).message}`);
+    }
+    if (rec.seq !== this.tree.size) this.fail('sequence', `has seq ${rec.seq}, expected ${this.tree.size}`);
+    if (this.tree.size === 0) this.firstTimeMs = rec.timeMs;
+    this.lastTimeMs = rec.timeMs;
+    // The tree before this record: what checkpoints and bindings written now refer to.
+    const body = rec.body;
+    if (body !== 'sessionStart' && body !== 'logRecovery' && this.sessions.length === 0) {
+      this.fail('session-chain', 'record before any session start');
+    }
+    switch (body) {
+      // Decoded sub-messages carry every field (with defaults); the generated types do not say so.
+      case 'sessionStart': this.sessionStart(rec.sessionStart as V1.SessionStart); break;
+      case 'policyLoad': this.policyLoad(rec.policyLoad as V1.PolicyLoad); break;
+      case 'epoch': this.epoch(rec.epoch as V1.Epoch); break;
+      case 'leaseDecision': this.leaseDecision(rec.leaseDecision as V1.LeaseDecision, rec.timeMs); break;
+      case 'checkpoint': this.checkpoint(rec.checkpoint as V1.Checkpoint); break;
+      case 'logRecovery': this.counts.recoveries++; break;
+      default: this.fail('record', 'has no body');
+    }
+    this.tree.append(payload);
+  }
+
+  /**
+   * Ends the log: every session that signed anything must have been bound to the AK, and the
+   * published checkpoint, if given, must match the log.
+   */
+  finish(publishedCheckpoint?: string): Summary {
+    this.where = { seq: this.tree.size };
+    for (const s of this.sessions) {
+      if (!s.bound && s.firstSigned !== undefined && s.needsBinding) {
+        this.fail('session-chain', `session ${s.index} signed record ${s.firstSigned} but its key was never bound to the attestation key by a quote`, { seq: s.firstSigned });
+      }
+    }
+    if (publishedCheckpoint !== undefined) this.published(publishedCheckpoint);
+    return {
+      records: this.tree.size, sessions: this.sessions.length, ...this.counts,
+      firstTimeMs: this.firstTimeMs, lastTimeMs: this.lastTimeMs, root: this.tree.root().toString('hex'),
+      uncheckpointedTail: this.tree.size - this.lastCheckpointSize,
+    };
+  }
+
+  private get session(): Session {
+    return this.sessions[this.sessions.length - 1]!;
+  }
+
+  private sessionStart(s: attestd.audit.v1.SessionStart): void {
+    if (s.sessionPublicKey.length !== 32) this.fail('session-chain', 'session key is not 32 bytes');
+    if (s.akPublic.length > 0) this.adoptAk(s.akPublic);
+    this.sessions.push(new Session(this.sessions.length, Buffer.from(s.sessionPublicKey), this.tree.size));
+  }
+
+  private policyLoad(p: attestd.audit.v1.PolicyLoad): void {
+    const text = Buffer.from(p.text);
+    if (!p.valid) {
+      this.session.policy = undefined;
+      return;
+    }
+    if (!createHash('sha256').update(text).digest().equals(Buffer.from(p.sha256))) this.fail('reappraisal', 'policy text does not hash to its recorded digest');
+    try {
+      this.session.policy = parsePolicy(text.toString('utf8'), p.file);
+    } catch (err) {
+      this.fail('reappraisal', `policy recorded as valid does not load: ${asAttestdError(err).message.split('\n')[0]}`);
+    }
+  }
+
+  private epoch(e: attestd.audit.v1.Epoch): void {
+    const s = this.session;
+    this.counts.epochs++;
+    if (!verify(null, Buffer.concat([EPOCH_RESULT_CONTEXT, e.result]), s.keyObject, e.signature)) {
+      this.fail('epoch-signature', 'epoch result signature does not verify with the session key');
+    }
+    this.signedBySession();
+    let r: attestd.audit.v1.EpochResult;
+    try {
+      r = attestd.audit.v1.EpochResult.decode(e.result);
+    } catch {
+      this.fail('record', 'epoch result does not decode');
+    }
+    if (!s.key.equals(Buffer.from(r.sessionPublicKey))) this.fail('session-chain', 'epoch result names another session key');
+    if (r.epoch <= s.lastEpoch) this.fail('record', `epoch ${r.epoch} does not follow epoch ${s.lastEpoch}`);
+    s.lastEpoch = r.epoch;
+    const root = this.tree.rootAt(r.logSize);
+    if (!root) this.fail('record', `epoch binds log size ${r.logSize}, outside what this record can refer to`);
+    if (!root.equals(Buffer.from(r.logRoot))) this.fail('checkpoint-root', `epoch ${r.epoch} binds a log root that differs from the log at size ${r.logSize}`);
+    const binding = bindingDigest({ sessionPublicKey: s.key, epoch: r.epoch, gpuMeasurementSha256: r.gpuMeasurementSha256, logRoot: r.logRoot });
+    if (!binding.equals(Buffer.from(r.binding))) this.fail('session-chain', `epoch ${r.epoch} binding does not match its session key, epoch and log root`);
+    const tpm = r.tpm ? recordedTpm(r.tpm as V1.TpmEvidence) : undefined;
+    if (tpm === null) this.fail('quote', `epoch ${r.epoch} records an unknown PCR bank`);
+    const ak = tpm ? this.adoptAk(tpm.akPublic) : undefined;
+    // The key is bound by any quote from the trusted AK over this binding, whatever the PCRs say.
+    if (tpm && ak && !s.bound) {
+      try {
+        verifyQuote({ attest: tpm.attest, signature: tpm.signature, pcrs: tpm.banks, ak, expectedNonce: binding });
+        s.bound = true;
+      } catch {
+        // Not bound by this one; the re-appraisal below decides whether that is a failure.
+      }
+    }
+    const policy = s.policy;
+    const expectedPolicyDigest = policy?.digest ?? Buffer.alloc(32);
+    if (!expectedPolicyDigest.equals(Buffer.from(r.policySha256))) this.fail('reappraisal', `epoch ${r.epoch} names a policy other than the one loaded`);
+    const recorded = r.reasons.map((x) => x.code);
+    const verdict = policy
+      ? epochVerdict({ policy: policy.policy, binding, trustedAkPublic: ak?.publicArea, tpm,
+        collectionFailure: tpm ? undefined : r.reasons[0] ? { code: r.reasons[0].code ?? '', message: r.reasons[0].message ?? '' } : undefined })
+      : { pass: false, reasons: [{ code: 'POLICY_INVALID', message: '' }] };
+    // An epoch the daemon could not record-then-apply is failed with AUDIT_UNAVAILABLE; it
+    // never appears as passing, so the verdict comparison holds for it too.
+    if (verdict.pass !== r.pass) {
+      this.fail('reappraisal', `epoch ${r.epoch} recorded as ${r.pass ? 'passing' : 'failing'}, re-appraisal says ${verdict.pass ? 'passing' : `failing (${verdict.reasons.map((x) => x.code).join(', ')})`}`);
+    }
+    if (!r.pass && verdict.reasons[0] && recorded[0] !== verdict.reasons[0].code && recorded[0] !== 'AUDIT_UNAVAILABLE') {
+      this.fail('reappraisal', `epoch ${r.epoch} recorded reason ${recorded[0]}, re-appraisal says ${verdict.reasons[0].code}`);
+    }
+    if (r.pass) {
+      this.counts.passingEpochs++;
+      if (!policy || r.validUntilMs !== r.appraisedAtMs + policy.policy.maxAgeMs) this.fail('reappraisal', `epoch ${r.epoch} validity is not appraisal time plus max_age`);
+    }
+    s.epochs.set(r.epoch, { pass: r.pass, validUntilMs: r.validUntilMs, policyDigest: Buffer.from(r.policySha256) });
+    s.current = r.epoch;
+  }
+
+  private leaseDecision(d: attestd.audit.v1.LeaseDecision, timeMs: number): void {
+    const s = this.session;
+    if (d.kind === Kind.DENY || d.kind === Kind.RENEW_DENIED) this.counts.denials++;
+    if (d.kind === Kind.REVOKE) this.counts.revocations++;
+    if (d.kind !== Kind.GRANT && d.kind !== Kind.RENEW) return;
+    if (d.kind === Kind.GRANT) this.counts.grants++;
+    else this.counts.renewals++;
+    const token = d.token;
+    if (!token) this.fail('lease-token', 'grant without a token');
+    const claims = verifyLeaseToken(token.token ?? new Uint8Array(), token.signature ?? new Uint8Array(), s.keyObject, s.key);
+    if (!claims) this.fail('lease-token', `token of lease ${d.leaseId} does not verify with the session key`);
+    this.signedBySession(true);
+    if (claims.leaseId !== d.leaseId || claims.epoch !== d.epoch || claims.expiresAtMs !== d.expiresAtMs) {
+      this.fail('lease-token', `token of lease ${d.leaseId} disagrees with its record`);
+    }
+    const e = s.epochs.get(claims.epoch);
+    if (!e || !e.pass) this.fail('lease-validity', `lease ${d.leaseId} issued under epoch ${claims.epoch}, which did not pass`);
+    const current = s.epochs.get(s.current);
+    if (!current?.pass) this.fail('lease-validity', `lease ${d.leaseId} issued after epoch ${s.current} failed`);
+    if (claims.issuedAtMs > e.validUntilMs) this.fail('lease-validity', `lease ${d.leaseId} issued after epoch ${claims.epoch} went stale`);
+    if (claims.expiresAtMs > e.validUntilMs) this.fail('lease-validity', `lease ${d.leaseId} expires after its epoch's validity`);
+    if (timeMs < claims.issuedAtMs) this.fail('lease-validity', `lease ${d.leaseId} recorded before it was issued`);
+    if (!e.policyDigest.equals(Buffer.from(claims.policySha256))) this.fail('lease-token', `lease ${d.leaseId} names another policy than its epoch`);
+  }
+
+  private checkpoint(c: attestd.audit.v1.Checkpoint): void {
+    const s = this.session;
+    this.counts.checkpoints++;
+    const cp = this.openCheckpoint(c.note, s);
+    if (cp.size > this.tree.size) this.fail('checkpoint-root', `checkpoint claims size ${cp.size} at record ${this.tree.size}`);
+    // The daemon checkpoints only when the log grew: an older checkpoint here was moved.
+    if (cp.size <= this.lastCheckpointSize) this.fail('checkpoint-root', `checkpoint of size ${cp.size} does not follow the checkpoint of size ${this.lastCheckpointSize}`);
+    const root = this.tree.rootAt(cp.size);
+    if (!root) this.fail('checkpoint-root', `checkpoint of size ${cp.size} is too far behind its record`);
+    if (!root.equals(cp.root)) this.fail('checkpoint-root', `checkpoint root for size ${cp.size} differs from the log`);
+    this.signedBySession();
+    this.lastCheckpointSize = cp.size;
+  }
+
+  private openCheckpoint(note: string, s: Session) {
+    try {
+      const origin = note.split('\n', 1)[0]!;
+      const opened = openNote(note, [{ name: origin, keyHash: noteKeyHash(origin, s.key), key: s.keyObject }]);
+      return parseCheckpoint(opened.body);
+    } catch (err) {
+      this.fail('checkpoint-signature', asAttestdError(err).message);
+    }
+  }
+
+  /** The published checkpoint file: signed by the last session, and a prefix of this log. */
+  private published(note: string): void {
+    const s = this.sessions[this.sessions.length - 1];
+    if (!s) this.fail('checkpoint-signature', 'published checkpoint but no session in the log');
+    const cp = this.openCheckpoint(note, s);
+    if (cp.size > this.tree.size) this.fail('checkpoint-root', `published checkpoint covers ${cp.size} records; the log has ${this.tree.size} (records were removed)`);
+    const root = this.tree.rootAt(cp.size);
+    if (!root || !root.equals(cp.root)) this.fail('checkpoint-root', `published checkpoint root for size ${cp.size} differs from the log`);
+  }
+
+  /** Notes that the current session signed this record; it must be bound to the AK by the end. */
+  private signedBySession(isToken = false): void {
+    const s = this.session;
+    s.firstSigned ??= this.tree.size;
+    if (isToken) s.needsBinding = true;
+  }
+
+  private fail(check: Check, message: string, where: Partial<Where> = {}): never {
+    throw new AuditFailure(check, message, { ...this.where, ...where });
+  }
+}
+
+function recordedTpm(t: attestd.audit.v1.TpmEvidence): { attest: Buffer; signature: Buffer; banks: PcrBank[]; akPublic: Buffer } | null {
+  if (t.banks.some((b) => !isHashAlg(b.alg))) return null;
+  const banks: PcrBank[] = t.banks.map((b) => ({ alg: b.alg as PcrBank['alg'],
+    values: new Map((b.values ?? []).map((v) => [v.index ?? 0, Buffer.from(v.value ?? [])])) }));
+  return { attest: Buffer.from(t.attest), signature: Buffer.from(t.signature), banks, akPublic: Buffer.from(t.akPublic) };
+}
+

@@ -1,0 +1,38 @@
+/** Results of the offline verifier: the first failure, or a summary. */
+
+/** Which check failed, in the order the verifier applies them. Stable: part of --json output. */
+export type Check =
+  | 'framing' | 'sequence' | 'record' | 'checkpoint-root' | 'checkpoint-signature' | 'session-chain'
+  | 'quote' | 'epoch-signature' | 'reappraisal' | 'lease-token' | 'lease-validity';
+
+export interface Where {
+  seq: number;
+  segment?: string;
+  offset?: number;
+}
+
+export class AuditFailure extends Error {
+  constructor(readonly check: Check, message: string, readonly where: Where) {
+    super(message);
+    this.name = 'AuditFailure';
+  }
+}
+
+export interface Summary {
+  records: number;
+  sessions: number;
+  epochs: number;
+  passingEpochs: number;
+  grants: number;
+  renewals: number;
+  denials: number;
+  revocations: number;
+  checkpoints: number;
+  recoveries: number;
+  firstTimeMs: number;
+  lastTimeMs: number;
+  /** Hex RFC 6962 root over every record. */
+  root: string;
+  /** Records after the last checkpoint: not yet covered by a signature (a live log has some). */
+  uncheckpointedTail: number;
+}

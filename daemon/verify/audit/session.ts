@@ -1,0 +1,28 @@
+/** What the verifier knows of one daemon session while reading its records. */
+import type { KeyObject } from 'node:crypto';
+import { ed25519PublicKey } from '../lease-token.js';
+import type { LoadedPolicy } from '../../policy/types.js';
+
+export interface EpochSeen {
+  pass: boolean;
+  validUntilMs: number;
+  policyDigest: Buffer;
+}
+
+export class Session {
+  readonly keyObject: KeyObject;
+  /** A quote from the trusted AK carried a binding over this key. */
+  bound = false;
+  /** First record signed with this key. */
+  firstSigned: number | undefined;
+  /** The session issued tokens: its key must be bound for them to mean anything. */
+  needsBinding = false;
+  policy: LoadedPolicy | undefined;
+  lastEpoch = 0;
+  current = 0;
+  readonly epochs = new Map<number, EpochSeen>();
+
+  constructor(readonly index: number, readonly key: Buffer, readonly startSeq: number) {
+    this.keyObject = ed25519PublicKey(key);
+  }
+}
