@@ -37,6 +37,38 @@ export const ERROR_CODES = {
   QUOTE_PCR_SELECTION_MISMATCH: 'the quote covers other PCRs than those presented',
   QUOTE_PCR_DIGEST_MISMATCH: 'the PCR values do not hash to the quoted PCR digest',
 
+  // TPM event logs and certificates
+  EVENTLOG_MALFORMED: 'a TCG event log is malformed or exceeds its bounds',
+  EVENTLOG_REPLAY_MISMATCH: 'a TCG event log does not replay to the quoted PCR values',
+  IMA_MALFORMED: 'an IMA measurement list is malformed or exceeds its bounds',
+  IMA_TEMPLATE_HASH_MISMATCH: 'an IMA entry does not hash to its template hash',
+  IMA_REPLAY_MISMATCH: 'the IMA measurement list does not replay to the quoted PCR 10',
+  EK_CERT_INVALID: 'the endorsement key certificate does not chain to a trusted TPM vendor CA',
+
+  // Confidential VMs
+  CVM_UNAVAILABLE: 'no confidential-VM report could be obtained',
+  CVM_REPORT_MALFORMED: 'a SEV-SNP report or TDX quote is malformed',
+  CVM_BINDING_MISMATCH: 'the confidential-VM report does not carry the expected report data',
+  SNP_SIGNATURE_INVALID: 'the SEV-SNP report signature does not verify with the VCEK or VLEK',
+  SNP_CERT_CHAIN_INVALID: 'the VCEK or VLEK does not chain to an AMD root key',
+  SNP_TCB_MISMATCH: 'the SEV-SNP report TCB or chip id differs from the VCEK',
+  TDX_SIGNATURE_INVALID: 'a TDX quote or QE report signature does not verify',
+  TDX_CERT_CHAIN_INVALID: 'the PCK certificate does not chain to the Intel SGX Root CA',
+  TDX_COLLATERAL_INVALID: 'TDX collateral (TCB info, QE identity, CRL) is malformed or not signed by Intel',
+  COLLATERAL_STALE: 'verification collateral is older than the policy allows or expired',
+  CERT_REVOKED: 'a certificate in the chain is revoked',
+  CCEL_MALFORMED: 'the confidential-computing event log is malformed',
+  CCEL_REPLAY_MISMATCH: 'the confidential-computing event log does not replay to the RTMRs',
+
+  // GPUs
+  NVML_UNAVAILABLE: 'the NVIDIA management library could not be loaded or initialised',
+  NVML_CALL_FAILED: 'an NVML call returned an error',
+  NVIDIA_SMI_FAILED: 'nvidia-smi could not be run or its output parsed',
+  GPU_REPORT_MALFORMED: 'a GPU attestation report is malformed',
+  GPU_REPORT_SIGNATURE_INVALID: 'a GPU attestation report signature does not verify',
+  GPU_CERT_CHAIN_INVALID: 'the GPU device certificate does not chain to the NVIDIA root',
+  RIM_INVALID: 'a reference integrity manifest is malformed or its signature does not verify',
+
   // Policy
   POLICY_UNREADABLE: 'the policy file could not be read',
   POLICY_INVALID: 'the policy file does not match the policy schema',
