@@ -11,7 +11,8 @@
         "native/secure_heap.cc",
         "native/session_key.cc",
         "native/hash.cc",
-        "native/peer.cc"
+        "native/peer.cc",
+        "native/notify.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

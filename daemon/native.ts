@@ -45,6 +45,7 @@ interface NativeAddon {
   pidfdOpen(pid: number): number;
   pidfdIsAlive(fd: number): boolean;
   closeFd(fd: number): void;
+  notify(socketPath: string, message: string): void;
 }
 
 const ADDON_RELATIVE_PATH = join('build', 'Release', 'attestd_native.node');
@@ -204,4 +205,18 @@ export function closeFd(fd: number): void {
   // Forget it first: the kernel releases the number even if close reports an error.
   openPidfds.delete(fd);
   addon().closeFd(fd);
+}
+
+/**
+ * Sends one sd_notify datagram ("READY=1", "STATUS=...", "WATCHDOG=1", ...) to the socket
+ * systemd named in NOTIFY_SOCKET. The message is newline-separated KEY=VALUE lines.
+ */
+export function sdNotify(socketPath: string, message: string): void {
+  if (typeof socketPath !== 'string' || !(socketPath.startsWith('/') || socketPath.startsWith('@')) || socketPath.length > 107) {
+    throw new AttestdError('INVALID_ARGUMENT', 'NOTIFY_SOCKET must be an absolute path or an abstract name');
+  }
+  if (typeof message !== 'string' || message.length === 0 || message.length > 4096 || message.includes('\0')) {
+    throw new AttestdError('INVALID_ARGUMENT', 'notify message must be 1..4096 characters without NUL');
+  }
+  addon().notify(socketPath, message);
 }

@@ -12,6 +12,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   attestd::InitSessionKey(env, exports);
   attestd::InitHash(env, exports);
   attestd::InitPeer(env, exports);
+  attestd::InitNotify(env, exports);
   return exports;
 }
 

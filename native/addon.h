@@ -16,5 +16,6 @@ void InitErrors(Napi::Env env, Napi::Object exports);
 void InitSessionKey(Napi::Env env, Napi::Object exports);
 void InitHash(Napi::Env env, Napi::Object exports);
 void InitPeer(Napi::Env env, Napi::Object exports);
+void InitNotify(Napi::Env env, Napi::Object exports);
 
 }  // namespace attestd
