@@ -5,7 +5,7 @@
  * start time) after the slow steps, so an identity never describes a process that exited
  * meanwhile.
  */
-import { readFile, readlink, stat } from 'node:fs/promises';
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { AttestdError } from '../errors.js';
 import * as native from '../native.js';
 import type { WorkloadIdentity } from '../policy/match.js';
@@ -47,20 +47,24 @@ export class ExeDigestCache {
   }
 }
 
+/**
+ * The caller's identity now. /proc is read synchronously on purpose: procfs answers from
+ * memory in microseconds, and a dozen thread-pool round trips per request cost far more than
+ * they save. Only hashing an executable not seen before goes off the main thread.
+ */
 export async function identify(peer: Peer, cache: ExeDigestCache): Promise<WorkloadIdentity> {
   try {
-    const startTime = await readStartTime(peer.pid);
-    const [exePath, st, cgroupText] = await Promise.all([
-      readlink(`/proc/${peer.pid}/exe`),
-      stat(`/proc/${peer.pid}/exe`, { bigint: true }),
-      readFile(`/proc/${peer.pid}/cgroup`, 'utf8'),
-    ]);
+    const startTime = readStartTime(peer.pid);
+    const exePath = readlinkSync(`/proc/${peer.pid}/exe`);
+    const st = statSync(`/proc/${peer.pid}/exe`, { bigint: true });
+    const cgroup = parseCgroup(readFileSync(`/proc/${peer.pid}/cgroup`, 'utf8'));
     const key = `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
     const exeSha256 = await cache.get(peer.pid, key);
-    if (!native.pidfdIsAlive(peer.pidfd) || (await readStartTime(peer.pid)) !== startTime) {
+    // Re-checked after the (possibly slow) hash: the same process, still alive.
+    if (!native.pidfdIsAlive(peer.pidfd) || readStartTime(peer.pid) !== startTime) {
       throw new AttestdError('PEER_UNIDENTIFIED', 'peer exited while being identified');
     }
-    return { pid: peer.pid, uid: peer.uid, gid: peer.gid, startTime, exePath, exeSha256, cgroup: parseCgroup(cgroupText) };
+    return { pid: peer.pid, uid: peer.uid, gid: peer.gid, startTime, exePath, exeSha256, cgroup };
   } catch (err) {
     if (err instanceof AttestdError && err.code === 'PEER_UNIDENTIFIED') throw err;
     throw new AttestdError('PEER_UNIDENTIFIED', 'peer process could not be identified', { cause: err });
@@ -68,8 +72,8 @@ export async function identify(peer: Peer, cache: ExeDigestCache): Promise<Workl
 }
 
 /** Field 22 of /proc/PID/stat; the command name before it may hold spaces and parentheses. */
-export async function readStartTime(pid: number): Promise<bigint> {
-  const text = await readFile(`/proc/${pid}/stat`, 'utf8');
+export function readStartTime(pid: number): bigint {
+  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const close = text.lastIndexOf(')');
   const fields = text.slice(close + 2).split(' ');
   const value = fields[19];

@@ -13,6 +13,7 @@ import { signToken, type Signer, type SignedToken } from './token.js';
 import type { AuditBody } from '../audit/log.js';
 import type { EpochState, LeaseEvent, LeaseView } from './types.js';
 import { identityProto, sameWorkload, selectRule } from './identity.js';
+import { TimeBuckets } from './time-buckets.js';
 
 const Kind = attestd.audit.v1.LeaseDecision.Kind;
 
@@ -47,6 +48,9 @@ interface LiveLease {
 
 export class LeaseManager {
   private readonly leases = new Map<string, LiveLease>();
+  /** When each granted lease expires, and when its holder is to be warned. */
+  private readonly expiries = new TimeBuckets();
+  private readonly warnings = new TimeBuckets();
   private epochState: EpochState | undefined;
   private policy: LoadedPolicy | undefined;
   private readonly now: () => number;
@@ -139,6 +143,7 @@ export class LeaseManager {
       throw new AttestdError(lease.revoked.code, 'host became untrusted while granting');
     }
     lease.granted = true;
+    this.schedule(lease);
     return this.view(lease);
   }
 
@@ -173,6 +178,7 @@ export class LeaseManager {
     }
     Object.assign(lease, { epoch: next.epoch, issuedAtMs: now, renewal: next.renewal, expiresAtMs: next.expiresAtMs,
       token: next.token, expiringSent: false });
+    this.schedule(lease);
     const view = this.view(lease);
     this.emit(lease, { kind: 'RENEWED', leaseId, lease: view });
     return view;
@@ -180,7 +186,7 @@ export class LeaseManager {
 
   async release(who: WorkloadIdentity, leaseId: string): Promise<void> {
     const lease = this.holderLease(who, leaseId, true);
-    this.leases.delete(leaseId);
+    this.forget(lease);
     this.emit(lease, { kind: 'RELEASED', leaseId });
     lease.watchers.clear();
     await this.opts.audit({ leaseDecision: this.decision(Kind.RELEASE, lease) }).catch((err) => {
@@ -215,18 +221,20 @@ export class LeaseManager {
     if (e?.pass && now > e.validUntilMs) {
       this.failEpoch('ATTESTATION_STALE', 'no passing appraisal within max_age');
     }
+    for (const id of this.warnings.takeDue(now)) {
+      const lease = this.leases.get(id);
+      if (!lease || lease.expiringSent || now >= lease.expiresAtMs) continue;
+      lease.expiringSent = true;
+      this.emit(lease, { kind: 'EXPIRING', leaseId: lease.id, lease: this.view(lease) });
+    }
     const expired: LiveLease[] = [];
-    for (const lease of this.leases.values()) {
-      if (!lease.granted) continue;
-      if (now >= lease.expiresAtMs) expired.push(lease);
-      else if (!lease.expiringSent && lease.expiresAtMs - now <= (lease.expiresAtMs - lease.issuedAtMs) / 4) {
-        lease.expiringSent = true;
-        this.emit(lease, { kind: 'EXPIRING', leaseId: lease.id, lease: this.view(lease) });
-      }
+    for (const id of this.expiries.takeDue(now)) {
+      const lease = this.leases.get(id);
+      if (lease) expired.push(lease);
     }
     if (expired.length === 0) return;
     for (const lease of expired) {
-      this.leases.delete(lease.id);
+      this.forget(lease);
       this.emit(lease, { kind: 'EXPIRED', leaseId: lease.id });
       lease.watchers.clear();
     }
@@ -246,9 +254,23 @@ export class LeaseManager {
       lease.watchers.clear();
     }
     this.leases.clear();
+    this.expiries.clear();
+    this.warnings.clear();
     this.opts.log?.('warn', 'all leases revoked', { reason_code: code, reason, count: ids.length });
     void this.opts.audit({ leaseDecision: { kind: Kind.REVOKE, epoch, reasonCode: code, reason, count: ids.length, leaseIds: ids } })
       .catch((err) => this.opts.log?.('error', 'revocation not recorded', { err: String(err) }));
+  }
+
+  /** Files a granted lease's expiry, and its warning a quarter of its term ahead. */
+  private schedule(lease: LiveLease): void {
+    this.expiries.set(lease.id, lease.expiresAtMs);
+    this.warnings.set(lease.id, lease.expiresAtMs - (lease.expiresAtMs - lease.issuedAtMs) / 4);
+  }
+
+  private forget(lease: LiveLease): void {
+    this.leases.delete(lease.id);
+    this.expiries.delete(lease.id);
+    this.warnings.delete(lease.id);
   }
 
   /**

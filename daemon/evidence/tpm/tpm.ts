@@ -5,6 +5,10 @@
  * ESYS context is never used from two worker threads at once. Once the link to the TPM
  * fails (TPM_UNAVAILABLE) the session is spent: later calls reject at once with the same
  * code, and the owner is expected to close() it and open() a new one.
+ *
+ * On a TPM simulator without a resource manager, a session killed before close() leaves its
+ * AK loaded; when that has filled the TPM, creating the AK flushes the leftovers and tries
+ * again once (see leftovers.ts).
  */
 import { AttestdError } from '../../errors.js';
 import { encodePcrSelection, type PcrBank, type PcrSelection } from '../../verify/pcr.js';
@@ -12,11 +16,12 @@ import type { HashAlg } from '../../verify/tpm-alg.js';
 import { TpmWriter } from '../../verify/tpm-reader.js';
 import { akTemplate2b, matchesAkTemplate } from './ak-template.js';
 import { Arena, readPtr, readU32 } from './arena.js';
+import { mayFlushLeftovers, recoverObjectMemory, TPM_RC_OBJECT_MEMORY } from './leftovers.js';
 import { applyPcrRead, normaliseSelections } from './pcr-read.js';
 import { SerialQueue } from './queue.js';
 import { isTransientTpmWarning, rcError } from './rc.js';
 import { stableQuote } from './stable-quote.js';
-import { formatTcti, parseTcti } from './tcti.js';
+import { formatTcti, parseTcti, type TctiConfig } from './tcti.js';
 import { ESYS_TR, loadTss, type Ptr, type Tss } from './tss.js';
 
 export interface QuoteResult {
@@ -62,11 +67,13 @@ export class Tpm {
     private readonly tctiSlot: Ptr,
     private readonly ctxSlot: Ptr,
     private readonly ctx: Ptr,
+    private readonly transport: TctiConfig['name'],
   ) {}
 
   /** Connects through the TCTI loader and starts an ESYS context. */
   static async open(tcti: string): Promise<Tpm> {
-    const conf = formatTcti(parseTcti(tcti));
+    const parsed = parseTcti(tcti);
+    const conf = formatTcti(parsed);
     const tss = loadTss();
     const slots = new Arena(tss);
     const tctiSlot = slots.value();
@@ -87,7 +94,7 @@ export class Tpm {
         if (erc === 0) throw new AttestdError('INTERNAL', 'Esys_Initialize returned no context');
         throw rcError('Esys_Initialize', erc, tss.decodeRc);
       }
-      return new Tpm(tss, slots, tctiSlot, ctxSlot, ctx);
+      return new Tpm(tss, slots, tctiSlot, ctxSlot, ctx, parsed.name);
     } catch (err) {
       slots.release();
       throw err;
@@ -161,6 +168,23 @@ export class Tpm {
 
   private async ensureAk(): Promise<AttestationKey> {
     if (this.ak !== null) return this.ak;
+    let made = await this.createAk();
+    let note = '';
+    if (made === TPM_RC_OBJECT_MEMORY && mayFlushLeftovers(this.transport)) {
+      const recovery = await recoverObjectMemory(this.tss, this.ctx);
+      note = recovery.note;
+      if (recovery.retry) made = await this.createAk();
+    }
+    if (typeof made === 'number') {
+      const err = rcError('Esys_CreatePrimary(AK)', made, this.tss.decodeRc);
+      throw note === '' ? err : new AttestdError(err.code, `${err.message} (${note})`);
+    }
+    this.ak = made;
+    return made;
+  }
+
+  /** One TPM2_CreatePrimary of the AK: the key, or the response code when the TPM refused. */
+  private async createAk(): Promise<AttestationKey | number> {
     const arena = new Arena(this.tss);
     try {
       const inSensitive = arena.input('TPM2B_SENSITIVE_CREATE', EMPTY_SENSITIVE);
@@ -177,15 +201,14 @@ export class Tpm {
       const rc = await sendCommand(() =>
         this.tss.createPrimary(this.ctx, ESYS_TR.RH_ENDORSEMENT, inSensitive, inPublic, outsideInfo, creationPcr, outs),
       );
-      if (rc !== 0) throw rcError('Esys_CreatePrimary(AK)', rc, this.tss.decodeRc);
+      if (rc !== 0) return rc;
       const handle = readU32(outs.handle);
       try {
         const publicArea = unwrap2b(arena.take(outs.outPublic, 'TPM2B_PUBLIC'), 'TPM2B_PUBLIC');
         if (!matchesAkTemplate(publicArea)) {
           throw new AttestdError('TPM_COMMAND_FAILED', 'the TPM created an AK that does not match its template');
         }
-        this.ak = { handle, publicArea };
-        return this.ak;
+        return { handle, publicArea };
       } catch (err) {
         await this.tss.flushContext(this.ctx, handle).catch(() => 0);
         throw err;
