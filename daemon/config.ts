@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { AttestdError } from './errors.js';
 import { parseTcti } from './evidence/tpm/tcti.js';
 import type { LogLevel } from './logger.js';
+import { parseMetricsListen } from './metrics/server.js';
 
 export interface DaemonConfig {
   socketPath: string;
@@ -16,6 +17,8 @@ export interface DaemonConfig {
   policyPath: string;
   stateDir: string;
   logLevel: LogLevel;
+  /** Metrics endpoint (127.0.0.1:PORT, [::1]:PORT or unix:/PATH); off when undefined. */
+  metricsListen?: string;
 }
 
 export const DEFAULTS = {
@@ -34,6 +37,7 @@ export function checkConfig(c: DaemonConfig): DaemonConfig {
   if (!['debug', 'info', 'warn', 'error'].includes(c.logLevel)) {
     throw new AttestdError('INVALID_ARGUMENT', `--log-level must be debug, info, warn or error, not ${c.logLevel}`);
   }
+  if (c.metricsListen !== undefined) parseMetricsListen(c.metricsListen);
   return { ...c, socketPath: resolve(c.socketPath), policyPath: resolve(c.policyPath), stateDir: resolve(c.stateDir) };
 }
 

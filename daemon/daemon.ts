@@ -6,7 +6,6 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { attestd } from './gen/proto.js';
-import { AttestdError } from './errors.js';
 import { AuditLog } from './audit/log.js';
 import { Checkpointer } from './audit/checkpointer.js';
 import { createSessionKey, type SessionKey } from './native.js';
@@ -21,6 +20,11 @@ import type { TpmPublicKey } from './verify/tpm-public.js';
 import type { EpochState } from './lease/types.js';
 import { auditDir, groupId, type DaemonConfig } from './config.js';
 import type { LogFn } from './logger.js';
+import { Notifier } from './systemd/notify.js';
+import { listenFdFromSystemd } from './systemd/listen-fds.js';
+import { Metrics } from './metrics/metrics.js';
+import { parseMetricsListen, serveMetrics } from './metrics/server.js';
+import type { Server as HttpServer } from 'node:http';
 
 const State = attestd.lease.v1.GetStatusResponse.State;
 export const VERSION = '0.1.0';
@@ -32,6 +36,9 @@ export class Daemon {
   private policyProblem: string | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
+  private lastPassMs = 0;
+  private lastEpochDoneMs = 0;
+  private metricsServer: HttpServer | undefined;
 
   private constructor(
     readonly config: DaemonConfig,
@@ -43,6 +50,8 @@ export class Daemon {
     readonly leases: LeaseManager,
     private readonly loop: AttestationLoop,
     private readonly server: ApiServer,
+    private readonly notifier: Notifier,
+    private readonly metrics: Metrics,
   ) {}
 
   /**
@@ -59,12 +68,18 @@ export class Daemon {
       const tpm = new TpmSource(config.tcti);
       const sessionKeyObject = ed25519PublicKey(key.publicKey());
       const box: { d?: Daemon } = {};
-      const leases = new LeaseManager({ signer: key, audit: (b) => audit!.append(b), log });
+      const metrics = new Metrics({
+        state: () => box.d?.stateName() ?? 'STARTING', epoch: () => box.d?.leases.epoch?.epoch ?? 0,
+        activeLeases: () => box.d?.leases.activeCount ?? 0, lastPassMs: () => box.d?.lastPassMs ?? 0,
+      });
+      const notifier = new Notifier(process.env, (err) => log('warn', 'sd_notify failed', { err: String(err) }));
+      const leases = new LeaseManager({ signer: key, audit: (b) => audit!.append(b), log,
+        onDecision: (outcome, reason, count) => metrics.decision(outcome, reason, count) });
       const loop = new AttestationLoop({
         tpm, audit, leases, signer: key, log,
         policy: () => box.d?.policy,
         trustedAkPublic: () => box.d?.ak?.publicArea,
-        onEpoch: (e) => box.d?.onEpoch(e),
+        onEpoch: (e, info) => box.d?.onEpoch(e, info),
       });
       const server = new ApiServer({
         socketPath: config.socketPath,
@@ -78,7 +93,7 @@ export class Daemon {
       });
       const checkpoints = new Checkpointer({ log: audit, signer: key, origin: logOrigin(),
         onError: (err) => log('error', 'checkpoint not written', { err: String(err) }) });
-      const d = new Daemon(config, log, key, audit, checkpoints, tpm, leases, loop, server);
+      const d = new Daemon(config, log, key, audit, checkpoints, tpm, leases, loop, server, notifier, metrics);
       box.d = d;
       d.policy = policy;
       leases.setPolicy(policy);
@@ -92,7 +107,9 @@ export class Daemon {
       await server.listen();
       d.sweeper = setInterval(() => leases.sweep(), SWEEP_MS);
       checkpoints.start();
+      if (config.metricsListen) d.metricsServer = await serveMetrics(metrics, parseMetricsListen(config.metricsListen));
       loop.start();
+      notifier.startWatchdog(() => d.loopIsFresh());
       log('info', 'attestd started', { socket: config.socketPath, tcti: config.tcti, policy: config.policyPath, state_dir: config.stateDir });
       return d;
     } catch (err) {
@@ -106,9 +123,30 @@ export class Daemon {
     return this.ak ? (this.ak.key.export({ type: 'spki', format: 'pem' }) as string) : '';
   }
 
-  private onEpoch(e: EpochState): void {
+  private onEpoch(e: EpochState, info: { seconds: number; tpmUp: boolean }): void {
     // A session that started without a TPM pins the first AK that produced a passing quote.
     if (!this.ak && e.pass) void this.tpm.attestationKey().then((ak) => { this.ak ??= ak; });
+    this.lastEpochDoneMs = Date.now();
+    if (e.pass) this.lastPassMs = e.appraisedAtMs;
+    this.metrics.appraised(info.seconds, e.pass);
+    this.metrics.source('tpm', info.tpmUp);
+    const line = `${this.stateName()} epoch ${e.epoch}${e.pass ? '' : `: ${e.reasons[0]?.code ?? 'failed'}`}`;
+    this.notifier.readyOnce(line);
+    this.notifier.status(line);
+  }
+
+  /**
+   * Whether the attestation loop is alive: it completed an epoch (passing or not) recently.
+   * A host that is UNTRUSTED because of drift keeps its watchdog; a stalled loop does not.
+   */
+  loopIsFresh(): boolean {
+    const p = this.policy?.policy;
+    const limit = Math.max(p?.maxAgeMs ?? 10_000, 3 * (p?.intervalMs ?? 2000));
+    return this.lastEpochDoneMs > 0 && Date.now() - this.lastEpochDoneMs <= limit;
+  }
+
+  stateName(): 'STARTING' | 'TRUSTED' | 'UNTRUSTED' {
+    return (['STARTING', 'STARTING', 'TRUSTED', 'UNTRUSTED'] as const)[this.status().state as number] ?? 'STARTING';
   }
 
   private async recordPolicy(p: LoadedPolicy | undefined, failure: { file: string; text: string; digest: Buffer; error: string } | undefined): Promise<void> {
@@ -167,7 +205,9 @@ export class Daemon {
   /** Stops serving, revokes every lease (holders are told), flushes the log, releases the TPM and the key. */
   stop(): Promise<void> {
     this.stopping ??= (async () => {
+      this.notifier.stopping();
       if (this.sweeper) clearInterval(this.sweeper);
+      this.metricsServer?.close();
       await this.loop.stop();
       this.leases.revokeAll('SHUTTING_DOWN', 'attestd is stopping', this.leases.epoch?.epoch ?? 0);
       await this.server.close();
@@ -185,14 +225,4 @@ export class Daemon {
 export function logOrigin(): string {
   const host = hostname().replace(/[^A-Za-z0-9.-]/g, '_') || 'localhost';
   return `${host}/attestd`;
-}
-
-/** The listening socket systemd passed (LISTEN_PID/LISTEN_FDS), if it is meant for us. */
-function listenFdFromSystemd(): number | undefined {
-  const pid = process.env.LISTEN_PID;
-  const fds = process.env.LISTEN_FDS;
-  if (!pid || !fds || Number(pid) !== process.pid) return undefined;
-  if (Number(fds) < 1) return undefined;
-  if (Number(fds) > 1) throw new AttestdError('INVALID_ARGUMENT', 'systemd passed more than one socket; attestd takes one');
-  return 3;
 }

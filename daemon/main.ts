@@ -3,18 +3,23 @@
  * attestd: the attestation daemon. Flags override environment variables, which override the
  * defaults. SIGHUP reloads the policy; SIGTERM and SIGINT stop it cleanly.
  */
+// First: V8 settings must be in place before the other modules allocate.
+import './runtime-flags.js';
 import { parseArgs } from 'node:util';
 import { Daemon, VERSION } from './daemon.js';
 import { checkConfig, DEFAULTS, type DaemonConfig } from './config.js';
 import { createLogger, type LogLevel } from './logger.js';
 import { PolicyError } from './policy/load.js';
 import { asAttestdError } from './errors.js';
+import { readConfigFile } from './config-file.js';
 
 const HELP = `Usage: attestd [options]
 
 Attests this host continuously with its TPM and serves execution leases on a Unix socket.
 
 Options:
+  --config FILE        settings file, YAML with keys socket, socket_group, tcti, policy, state_dir,
+                       log_level, metrics (env ATTESTD_CONFIG); flags and environment override it
   --socket PATH        lease socket (env ATTESTD_SOCKET; default ${DEFAULTS.socketPath})
   --socket-group NAME  group allowed to connect, socket mode 0660 (env ATTESTD_SOCKET_GROUP)
   --tcti TCTI          device:/dev/tpmrm0 | tabrmd: | swtpm:path=SOCK | swtpm:host=H,port=P
@@ -22,6 +27,8 @@ Options:
   --policy FILE        policy YAML (env ATTESTD_POLICY; default ${DEFAULTS.policyPath})
   --state-dir DIR      audit log and state (env ATTESTD_STATE_DIR; default ${DEFAULTS.stateDir})
   --log-level LEVEL    debug | info | warn | error (env ATTESTD_LOG_LEVEL; default info)
+  --metrics ADDR       Prometheus endpoint: 127.0.0.1:PORT, [::1]:PORT or unix:/PATH
+                       (env ATTESTD_METRICS; default off)
   --version            print the version
   -h, --help           this text
 
@@ -34,7 +41,8 @@ async function main(): Promise<number> {
     ({ values } = parseArgs({
       options: {
         socket: { type: 'string' }, 'socket-group': { type: 'string' }, tcti: { type: 'string' }, policy: { type: 'string' },
-        'state-dir': { type: 'string' }, 'log-level': { type: 'string' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+        'state-dir': { type: 'string' }, 'log-level': { type: 'string' }, metrics: { type: 'string' }, config: { type: 'string' },
+        version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
       strict: true,
     }));
@@ -53,13 +61,16 @@ async function main(): Promise<number> {
   const env = process.env;
   let config: DaemonConfig;
   try {
+    const configPath = values.config ?? env.ATTESTD_CONFIG;
+    const file = configPath ? readConfigFile(configPath) : {};
     config = checkConfig({
-      socketPath: values.socket ?? env.ATTESTD_SOCKET ?? DEFAULTS.socketPath,
-      socketGroup: values['socket-group'] ?? env.ATTESTD_SOCKET_GROUP,
-      tcti: values.tcti ?? env.ATTESTD_TCTI ?? DEFAULTS.tcti,
-      policyPath: values.policy ?? env.ATTESTD_POLICY ?? DEFAULTS.policyPath,
-      stateDir: values['state-dir'] ?? env.ATTESTD_STATE_DIR ?? DEFAULTS.stateDir,
-      logLevel: (values['log-level'] ?? env.ATTESTD_LOG_LEVEL ?? DEFAULTS.logLevel) as LogLevel,
+      socketPath: values.socket ?? env.ATTESTD_SOCKET ?? file.socket ?? DEFAULTS.socketPath,
+      socketGroup: values['socket-group'] ?? env.ATTESTD_SOCKET_GROUP ?? file.socket_group,
+      tcti: values.tcti ?? env.ATTESTD_TCTI ?? file.tcti ?? DEFAULTS.tcti,
+      policyPath: values.policy ?? env.ATTESTD_POLICY ?? file.policy ?? DEFAULTS.policyPath,
+      stateDir: values['state-dir'] ?? env.ATTESTD_STATE_DIR ?? file.state_dir ?? DEFAULTS.stateDir,
+      logLevel: (values['log-level'] ?? env.ATTESTD_LOG_LEVEL ?? file.log_level ?? DEFAULTS.logLevel) as LogLevel,
+      metricsListen: values.metrics ?? env.ATTESTD_METRICS ?? file.metrics,
     });
   } catch (err) {
     process.stderr.write(`attestd: ${(err as Error).message}\n`);

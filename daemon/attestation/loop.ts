@@ -27,7 +27,8 @@ export interface LoopDeps {
   trustedAkPublic: () => Uint8Array | undefined;
   now?: () => number;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
-  onEpoch?: (e: EpochState) => void;
+  /** Told of every epoch once it is in force, with how long it took and whether the TPM answered. */
+  onEpoch?: (e: EpochState, info: { seconds: number; tpmUp: boolean }) => void;
 }
 
 export class AttestationLoop {
@@ -76,6 +77,8 @@ export class AttestationLoop {
     const { deps } = this;
     const now = deps.now ?? Date.now;
     const loaded = deps.policy();
+    const started = process.hrtime.bigint();
+    const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
     const epoch = ++this.epochNo;
     const sessionPublicKey = deps.signer.publicKey();
     const logSize = deps.audit.size;
@@ -116,7 +119,7 @@ export class AttestationLoop {
 
     if (!pass) {
       deps.leases.applyEpoch(state);
-      deps.onEpoch?.(state);
+      deps.onEpoch?.(state, { seconds: elapsed(), tpmUp: !!tpm });
       deps.log('warn', 'appraisal failed', { epoch, reasons });
       await deps.audit.append({ epoch: { result, signature } }).catch((err) =>
         deps.log('error', 'failed epoch not recorded', { epoch, err: String(err) }));
@@ -129,11 +132,11 @@ export class AttestationLoop {
       deps.log('error', 'passing epoch not recorded', { epoch, err: String(err) });
       const failed = { ...state, pass: false, validUntilMs: 0, reasons: [{ code: 'AUDIT_UNAVAILABLE', message: 'the epoch could not be recorded' }] };
       deps.leases.applyEpoch(failed);
-      deps.onEpoch?.(failed);
+      deps.onEpoch?.(failed, { seconds: elapsed(), tpmUp: !!tpm });
       return;
     }
     deps.leases.applyEpoch(state);
-    deps.onEpoch?.(state);
+    deps.onEpoch?.(state, { seconds: elapsed(), tpmUp: true });
     deps.log('debug', 'appraisal passed', { epoch });
   }
 }

@@ -14,6 +14,7 @@ import type { AuditBody } from '../audit/log.js';
 import type { EpochState, LeaseEvent, LeaseView } from './types.js';
 import { identityProto, sameWorkload, selectRule } from './identity.js';
 import { TimeBuckets } from './time-buckets.js';
+import type { Outcome } from '../metrics/metrics.js';
 
 const Kind = attestd.audit.v1.LeaseDecision.Kind;
 
@@ -26,6 +27,8 @@ export interface LeaseManagerOptions {
   log?: (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Watchers per lease, bounded so one client cannot grow memory without limit. */
   maxWatchersPerLease?: number;
+  /** Told of every decision (for metrics): outcome, and the stable code of a refusal or revocation. */
+  onDecision?: (outcome: Outcome, reason?: string, count?: number) => void;
 }
 
 interface LiveLease {
@@ -116,7 +119,7 @@ export class LeaseManager {
     const lease: LiveLease = {
       id: randomBytes(16).toString('hex'),
       rule: rule.name,
-      scopes: [...rule.scopes],
+      scopes: rule.scopes,
       who,
       ttlMs: rule.ttlMs,
       epoch: epoch.epoch,
@@ -144,6 +147,7 @@ export class LeaseManager {
     }
     lease.granted = true;
     this.schedule(lease);
+    this.opts.onDecision?.('granted');
     return this.view(lease);
   }
 
@@ -158,7 +162,7 @@ export class LeaseManager {
       const rule = selectRule(policy.policy, who, lease.rule);
       if (!rule) throw new AttestdError('NO_MATCHING_RULE', 'the lease rule no longer matches');
       lease.ttlMs = rule.ttlMs;
-      lease.scopes = [...rule.scopes];
+      lease.scopes = rule.scopes;
     } catch (err) {
       await this.recordDenial(Kind.RENEW_DENIED, leaseId, who, err as AttestdError);
       throw err;
@@ -179,6 +183,7 @@ export class LeaseManager {
     Object.assign(lease, { epoch: next.epoch, issuedAtMs: now, renewal: next.renewal, expiresAtMs: next.expiresAtMs,
       token: next.token, expiringSent: false });
     this.schedule(lease);
+    this.opts.onDecision?.('renewed');
     const view = this.view(lease);
     this.emit(lease, { kind: 'RENEWED', leaseId, lease: view });
     return view;
@@ -187,6 +192,7 @@ export class LeaseManager {
   async release(who: WorkloadIdentity, leaseId: string): Promise<void> {
     const lease = this.holderLease(who, leaseId, true);
     this.forget(lease);
+    this.opts.onDecision?.('released');
     this.emit(lease, { kind: 'RELEASED', leaseId });
     lease.watchers.clear();
     await this.opts.audit({ leaseDecision: this.decision(Kind.RELEASE, lease) }).catch((err) => {
@@ -233,6 +239,7 @@ export class LeaseManager {
       if (lease) expired.push(lease);
     }
     if (expired.length === 0) return;
+    this.opts.onDecision?.('expired', '', expired.length);
     for (const lease of expired) {
       this.forget(lease);
       this.emit(lease, { kind: 'EXPIRED', leaseId: lease.id });
@@ -257,6 +264,7 @@ export class LeaseManager {
     this.expiries.clear();
     this.warnings.clear();
     this.opts.log?.('warn', 'all leases revoked', { reason_code: code, reason, count: ids.length });
+    this.opts.onDecision?.('revoked', code, ids.length);
     void this.opts.audit({ leaseDecision: { kind: Kind.REVOKE, epoch, reasonCode: code, reason, count: ids.length, leaseIds: ids } })
       .catch((err) => this.opts.log?.('error', 'revocation not recorded', { err: String(err) }));
   }
@@ -288,6 +296,7 @@ export class LeaseManager {
   }
 
   private async recordDenial(kind: number, leaseId: string, who: WorkloadIdentity, err: AttestdError): Promise<void> {
+    this.opts.onDecision?.(kind === Kind.DENY ? 'denied' : 'renew_denied', err.code);
     try {
       await this.opts.audit({ leaseDecision: { kind, leaseId, epoch: this.epochState?.epoch ?? 0,
         workload: identityProto(who), reasonCode: err.code, reason: err.message } });

@@ -24,6 +24,8 @@ export interface Swtpm {
   start(): Promise<void>;
   /** stop(), then removes the state directory if startSwtpm created it. */
   dispose(): Promise<void>;
+  /** Pid of the running swtpm (to stop it with SIGSTOP and simulate a hung TPM). */
+  pid(): number;
 }
 
 const live = new Set<ChildProcess>();
@@ -66,6 +68,8 @@ export async function startSwtpm(dir?: string): Promise<Swtpm> {
     const c = child;
     child = null;
     if (c === null) return;
+    // A stopped swtpm (SIGSTOP in a test) must be able to act on the signal.
+    c.kill('SIGCONT');
     await waitExit(c, signal);
     live.delete(c);
   };
@@ -104,6 +108,10 @@ export async function startSwtpm(dir?: string): Promise<Swtpm> {
     },
     stop: () => halt('SIGTERM'),
     kill: () => halt('SIGKILL'),
+    pid() {
+      if (child?.pid === undefined) throw new Error('swtpm is not running');
+      return child.pid;
+    },
     async dispose() {
       await halt('SIGTERM');
       if (ownsDir) await rm(stateDir, { recursive: true, force: true });

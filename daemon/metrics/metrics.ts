@@ -1,0 +1,55 @@
+/**
+ * Prometheus metrics of attestd (prom-client), in their own registry. Names and labels are
+ * documented in docs/metrics.md; labels take only bounded values (states, outcomes, stable
+ * codes, evidence sources), never ids or paths.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+export type Outcome = 'granted' | 'denied' | 'renewed' | 'renew_denied' | 'released' | 'revoked' | 'expired';
+
+export interface MetricsSources {
+  state(): 'STARTING' | 'TRUSTED' | 'UNTRUSTED';
+  epoch(): number;
+  activeLeases(): number;
+  /** Unix ms of the latest passing appraisal, 0 if none. */
+  lastPassMs(): number;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly decisions: Counter<'outcome' | 'reason'>;
+  private readonly appraisal: Histogram<'result'>;
+  private readonly sourceUp: Gauge<'source'>;
+
+  constructor(src: MetricsSources) {
+    const registers = [this.registry];
+    new Gauge({ name: 'attestd_state', help: 'Host state: 1 for the current state, 0 for the others', labelNames: ['state'], registers,
+      collect() {
+        const s = src.state();
+        for (const name of ['STARTING', 'TRUSTED', 'UNTRUSTED']) this.set({ state: name }, s === name ? 1 : 0);
+      } });
+    new Gauge({ name: 'attestd_epoch', help: 'Current epoch number', registers, collect() { this.set(src.epoch()); } });
+    new Gauge({ name: 'attestd_active_leases', help: 'Leases currently held', registers, collect() { this.set(src.activeLeases()); } });
+    new Gauge({ name: 'attestd_seconds_since_last_passing_appraisal', help: 'Seconds since the latest passing appraisal (-1 if none)', registers,
+      collect() {
+        const t = src.lastPassMs();
+        this.set(t ? (Date.now() - t) / 1000 : -1);
+      } });
+    this.decisions = new Counter({ name: 'attestd_lease_decisions_total', help: 'Lease decisions by outcome and reason code', labelNames: ['outcome', 'reason'], registers });
+    this.appraisal = new Histogram({ name: 'attestd_appraisal_duration_seconds', help: 'Time to collect, verify, appraise and record one epoch', labelNames: ['result'], registers,
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
+    this.sourceUp = new Gauge({ name: 'attestd_evidence_source_up', help: 'Whether an evidence source answered in the latest epoch', labelNames: ['source'], registers });
+  }
+
+  decision(outcome: Outcome, reason = '', count = 1): void {
+    this.decisions.inc({ outcome, reason }, count);
+  }
+
+  appraised(seconds: number, pass: boolean): void {
+    this.appraisal.observe({ result: pass ? 'pass' : 'fail' }, seconds);
+  }
+
+  source(name: string, up: boolean): void {
+    this.sourceUp.set({ source: name }, up ? 1 : 0);
+  }
+}
