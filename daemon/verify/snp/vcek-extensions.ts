@@ -1,0 +1,92 @@
+/**
+ * The AMD-specific X.509 extensions of VCEK and VLEK certificates (arc 1.3.6.1.4.1.3704.1):
+ * the TCB the key was derived for, the product, and the chip (VCEK) or cloud provider
+ * (VLEK) it belongs to. Each SPL is a DER INTEGER inside extnValue; the product name and
+ * CSP id are IA5Strings. hwID comes in two encodings: the raw chip id as the extnValue
+ * content (older certificates), or that content wrapped once more in an OCTET STRING.
+ */
+import { Der, TAG } from './der.js';
+import type { AmdKeyExtensions } from './types.js';
+
+const AMD = '1.3.6.1.4.1.3704.1';
+
+export const AMD_OID = {
+  STRUCT_VERSION: `${AMD}.1`,
+  PRODUCT_NAME: `${AMD}.2`,
+  BL_SPL: `${AMD}.3.1`,
+  TEE_SPL: `${AMD}.3.2`,
+  SNP_SPL: `${AMD}.3.3`,
+  SPL_4: `${AMD}.3.4`,
+  SPL_5: `${AMD}.3.5`,
+  SPL_6: `${AMD}.3.6`,
+  SPL_7: `${AMD}.3.7`,
+  UCODE_SPL: `${AMD}.3.8`,
+  FMC_SPL: `${AMD}.3.9`,
+  HW_ID: `${AMD}.4`,
+  CSP_ID: `${AMD}.5`,
+} as const;
+
+const SPL_FIELDS = [
+  [AMD_OID.BL_SPL, 'bootloader'],
+  [AMD_OID.TEE_SPL, 'tee'],
+  [AMD_OID.SNP_SPL, 'snp'],
+  [AMD_OID.SPL_4, 'spl4'],
+  [AMD_OID.SPL_5, 'spl5'],
+  [AMD_OID.SPL_6, 'spl6'],
+  [AMD_OID.SPL_7, 'spl7'],
+  [AMD_OID.UCODE_SPL, 'microcode'],
+  [AMD_OID.FMC_SPL, 'fmc'],
+] as const;
+
+/** Chip ids are 64 bytes, except on Turin where KDS issues VCEKs for an 8-byte id. */
+const HW_ID_LENGTHS = new Set([64, 8]);
+const MAX_TEXT = 256;
+
+function whole(value: Uint8Array, what: string): { d: Der; node: ReturnType<Der['root']> } {
+  const d = new Der(value, 'SNP_CERT_CHAIN_INVALID');
+  if (value.length === 0) d.fail(`${what} is empty`);
+  return { d, node: d.root() };
+}
+
+function spl(value: Uint8Array, what: string): number {
+  const { d, node } = whole(value, what);
+  const v = d.smallUint(node);
+  if (v > 0xff) d.fail(`${what} does not fit a byte`);
+  return v;
+}
+
+function ia5(value: Uint8Array, what: string): string {
+  const { d, node } = whole(value, what);
+  d.expect(node, TAG.IA5_STRING, what);
+  if (node.end - node.contentStart > MAX_TEXT) d.fail(`${what} too long`);
+  return d.text(node);
+}
+
+function hwId(value: Uint8Array): string {
+  if (HW_ID_LENGTHS.has(value.length)) return Buffer.from(value).toString('hex');
+  const { d, node } = whole(value, 'hwID');
+  const inner = d.content(d.expect(node, TAG.OCTET_STRING, 'hwID'));
+  if (!HW_ID_LENGTHS.has(inner.length)) d.fail(`hwID of ${inner.length} bytes`);
+  return Buffer.from(inner).toString('hex');
+}
+
+/**
+ * Reads the AMD extensions out of a certificate's extension map (see certificate.ts).
+ * Absent extensions are absent in the result; the verifier decides which it needs.
+ */
+export function parseAmdExtensions(extensions: ReadonlyMap<string, Uint8Array>): AmdKeyExtensions {
+  const out: AmdKeyExtensions = {};
+  const version = extensions.get(AMD_OID.STRUCT_VERSION);
+  if (version) out.structVersion = spl(version, 'structVersion');
+  const product = extensions.get(AMD_OID.PRODUCT_NAME);
+  if (product) out.productName = ia5(product, 'productName');
+  for (const [oid, field] of SPL_FIELDS) {
+    const value = extensions.get(oid);
+    if (value) out[field] = spl(value, field);
+  }
+  const hw = extensions.get(AMD_OID.HW_ID);
+  if (hw) out.hwId = hwId(hw);
+  const csp = extensions.get(AMD_OID.CSP_ID);
+  if (csp) out.cspId = ia5(csp, 'cspId');
+  return out;
+}
