@@ -9,6 +9,7 @@ import { lease, LEASE_HELP } from './lease.js';
 import { run, RUN_HELP } from './run.js';
 import { policyCheck, POLICY_HELP } from './policy-check.js';
 import { audit, AUDIT_HELP } from './audit.js';
+import { cvm, CVM_HELP } from './cvm.js';
 
 const HELP = `Usage: attestctl [--socket PATH] [--json] <command> ...
 
@@ -18,11 +19,12 @@ Commands:
   run [--rule R] [--grace S] -- CMD [ARGS...]   run CMD while holding a lease
   policy check FILE            validate a policy file
   audit verify|prove|check-inclusion|export ...   offline audit log commands
+  cvm verify-snp|verify-tdx ...                   offline confidential-VM report checks
 
 The socket is --socket, else $ATTESTD_SOCKET, else /run/attestd/attestd.sock.
 Exit codes: 0 ok, 1 failure, 2 usage, 3 daemon unreachable, 4 refused by the daemon,
-5 policy invalid, 6 token invalid or lease not live, 7 host not trusted, 8 audit log or
-proof does not verify, 88 run: lease lost.
+5 policy invalid, 6 token invalid or lease not live, 7 host not trusted, 8 audit log, proof or
+report does not verify, 88 run: lease lost.
 
 ${STATUS_HELP}
 
@@ -33,6 +35,8 @@ ${RUN_HELP}
 ${POLICY_HELP}
 
 ${AUDIT_HELP}
+
+${CVM_HELP}
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -48,6 +52,7 @@ async function main(argv: string[]): Promise<number> {
         socket: { type: 'string' }, json: { type: 'boolean' }, rule: { type: 'string' }, hold: { type: 'boolean' },
         grace: { type: 'string' }, help: { type: 'boolean', short: 'h' }, ak: { type: 'string' }, dir: { type: 'string' },
         size: { type: 'string' }, 'leaf-hash': { type: 'string' }, index: { type: 'string' }, root: { type: 'string' }, proof: { type: 'string' },
+        cert: { type: 'string' }, chain: { type: 'string' }, at: { type: 'string' }, collateral: { type: 'string' },
       },
       allowPositionals: true,
       strict: true,
@@ -85,6 +90,8 @@ async function main(argv: string[]): Promise<number> {
       case 'audit':
         return await audit(rest, { json, ak: values.ak, dir: values.dir, size: values.size, leafHash: values['leaf-hash'],
           index: values.index, root: values.root, proof: values.proof });
+      case 'cvm':
+        return await cvm(rest, { json, cert: values.cert, chain: values.chain, at: values.at, collateral: values.collateral });
       case 'policy':
         if (rest[0] !== 'check') {
           process.stderr.write(`attestctl: unknown policy command: ${rest[0] ?? '(none)'}\n\n${POLICY_HELP}\n`);
