@@ -1,0 +1,117 @@
+/**
+ * The PCK certificate chain (PCK -> Intel SGX PCK Platform/Processor CA -> Intel SGX Root CA),
+ * the same walk for the TCB signing chain, revocation by CRL, and Intel's SGX extensions in
+ * the PCK certificate (Intel SGX PCK Certificate and CRL Profile, OID 1.2.840.113741.1.13.1).
+ */
+import { AttestdError, type ErrorCode } from '../../errors.js';
+import { Der, TAG } from './der.js';
+import { signedBy, spkiSha256, type Certificate, type Crl } from './cert.js';
+
+/**
+ * SHA-256 of the SubjectPublicKeyInfo of the Intel SGX Root CA ("CN=Intel SGX Root CA",
+ * self-signed, valid 2018-05-21..2049-12-31), computed from the fixture
+ * tdx/intel_sgx_root_ca.pem. Every chain must end in a root with exactly this key.
+ */
+export const INTEL_SGX_ROOT_SPKI_SHA256 = 'a0af031289f5d5d4132f9186068a7fc13628633ba235777472e29b6b6c67a49e';
+
+const SGX_EXT = '1.2.840.113741.1.13.1';
+
+export interface PckExtensions {
+  ppid: Buffer;
+  /** SGX TCB component SVNs 1..16. */
+  sgxTcbComponents: number[];
+  pceSvn: number;
+  cpuSvn: Buffer;
+  pceId: Buffer;
+  fmspc: Buffer;
+  /** 0 = Standard, 1 = Scalable, 2 = Scalable with integrity. */
+  sgxType: number;
+}
+
+/**
+ * Checks that `certs` (leaf first) is one chain ending in the pinned Intel root: each
+ * certificate's issuer name is the next one's subject, each is signed by the next one's key,
+ * every issuer is a CA, and the root is self-signed. Validity in time is checked apart,
+ * by firstExpired, because callers treat expiry differently. Throws `code`.
+ */
+export function verifyChainToRoot(certs: Certificate[], code: ErrorCode, rootSpkiSha256 = INTEL_SGX_ROOT_SPKI_SHA256): void {
+  if (certs.length < 2) throw new AttestdError(code, `chain has ${certs.length} certificate(s); at least leaf and root are needed`);
+  const root = certs[certs.length - 1]!;
+  if (spkiSha256(root) !== rootSpkiSha256) throw new AttestdError(code, `chain ends in "${root.subjectCn}", not the pinned Intel SGX Root CA key`);
+  if (!root.issuer.equals(root.subject) || !signedBy(root.tbs, root.signature, root.publicKey)) {
+    throw new AttestdError(code, 'the root certificate is not validly self-signed');
+  }
+  for (let i = 0; i < certs.length - 1; i++) {
+    const cert = certs[i]!;
+    const issuer = certs[i + 1]!;
+    if (!cert.issuer.equals(issuer.subject)) throw new AttestdError(code, `"${cert.subjectCn}" is not issued by "${issuer.subjectCn}"`);
+    if (!issuer.isCa) throw new AttestdError(code, `"${issuer.subjectCn}" is not a CA`);
+    if (!signedBy(cert.tbs, cert.signature, issuer.publicKey)) {
+      throw new AttestdError(code, `the signature on "${cert.subjectCn}" does not verify with "${issuer.subjectCn}"`);
+    }
+  }
+}
+
+/** The first certificate not valid at `at`, if any. */
+export function firstInvalidAt(certs: Certificate[], at: Date): Certificate | undefined {
+  return certs.find((c) => at < c.notBefore || at > c.notAfter);
+}
+
+/**
+ * Checks `crl` was issued by `issuer` (name and signature) and that `cert` is not on it.
+ * Freshness is the caller's decision. Throws TDX_COLLATERAL_INVALID for a CRL that is not
+ * the issuer's, CERT_REVOKED when the certificate is listed.
+ */
+export function checkNotRevoked(cert: Certificate, issuer: Certificate, crl: Crl): void {
+  if (!crl.issuer.equals(issuer.subject)) {
+    throw new AttestdError('TDX_COLLATERAL_INVALID', `CRL from "${crl.issuerCn}" is not from "${issuer.subjectCn}"`);
+  }
+  if (!signedBy(crl.tbs, crl.signature, issuer.publicKey)) {
+    throw new AttestdError('TDX_COLLATERAL_INVALID', `CRL signature does not verify with "${issuer.subjectCn}"`);
+  }
+  if (crl.revokedSerials.has(cert.serialHex)) {
+    throw new AttestdError('CERT_REVOKED', `"${cert.subjectCn}" serial ${cert.serialHex} is revoked by the "${crl.issuerCn}" CRL`);
+  }
+}
+
+/** Intel's SGX extension of a PCK certificate; TDX_CERT_CHAIN_INVALID when absent or malformed. */
+export function pckExtensions(cert: Certificate): PckExtensions {
+  const value = cert.extensions.get(SGX_EXT);
+  if (!value) throw new AttestdError('TDX_CERT_CHAIN_INVALID', 'the PCK certificate has no SGX extension');
+  const d: Der = new Der(value, 'TDX_CERT_CHAIN_INVALID');
+  const top = d.expect(0, TAG.SEQUENCE, value.length, 'SGX extension');
+  const fields = pairs(d, d.children(top), SGX_EXT);
+  const tcbT = fields.get('2');
+  if (!tcbT || tcbT.tag !== TAG.SEQUENCE) d.fail('SGX extension has no TCB');
+  const tcb = pairs(d, d.children(tcbT), `${SGX_EXT}.2`);
+  const sgxTcbComponents: number[] = [];
+  for (let i = 1; i <= 16; i++) sgxTcbComponents.push(d.smallInt(tcb.get(String(i)) ?? d.fail(`TCB component ${i} missing`)));
+  const octets = (t: ReturnType<typeof fields.get>, len: number, what: string): Buffer => {
+    if (!t || t.tag !== TAG.OCTET_STRING || t.end - t.content !== len) d.fail(`SGX extension ${what} is missing or not ${len} bytes`);
+    return Buffer.from(d.bytes(t));
+  };
+  return {
+    ppid: octets(fields.get('1'), 16, 'PPID'),
+    sgxTcbComponents,
+    pceSvn: d.smallInt(tcb.get('17') ?? d.fail('PCESVN missing')),
+    cpuSvn: octets(tcb.get('18'), 16, 'CPUSVN'),
+    pceId: octets(fields.get('3'), 2, 'PCE-ID'),
+    fmspc: octets(fields.get('4'), 6, 'FMSPC'),
+    sgxType: d.smallInt(fields.get('5') ?? d.fail('SGX type missing')),
+  };
+}
+
+/** SEQUENCE { OID base.N, value } entries keyed by N; a repeated N is malformed. */
+function pairs(d: Der, items: ReturnType<Der['children']>, base: string): Map<string, ReturnType<Der['read']>> {
+  const out = new Map<string, ReturnType<Der['read']>>();
+  for (const item of items) {
+    const [oidT, valueT, ...rest] = d.children(item);
+    if (!oidT || !valueT || rest.length) d.fail(`${base}: entry is not an OID and a value`);
+    const oid = d.oid(oidT);
+    if (!oid.startsWith(base + '.')) continue;
+    const key = oid.slice(base.length + 1);
+    if (out.has(key)) d.fail(`${base}.${key} appears twice`);
+    out.set(key, valueT);
+  }
+  return out;
+}
