@@ -136,8 +136,11 @@ function describe(d: EventDetails): string {
     case 'uefi-firmware-blob':
     case 'uefi-firmware-blob2':
       return `${d.description !== undefined ? `${str(d.description)} ` : ''}${str(d.length)} bytes at ${str(d.base)}`;
+    case 'event-tag':
+      return `tag 0x${Number(d.taggedEventId).toString(16)}: ${str(d.data)}`;
     default:
-      if (d.text !== undefined) return str(d.text);
+      if (d.text !== undefined) return d.text === '' ? '""' : str(d.text);
+      if (d.guid !== undefined) return str(d.guid);
       if (d.signature !== undefined) return str(d.signature);
       if (d.kind === 'post-code' && d.base !== undefined) return `${str(d.length)} bytes at ${str(d.base)}`;
       return str(d.hex).slice(0, 64) + (str(d.hex).length > 64 ? '…' : '');
