@@ -10,6 +10,7 @@ import { run, RUN_HELP } from './run.js';
 import { policyCheck, POLICY_HELP } from './policy-check.js';
 import { audit, AUDIT_HELP } from './audit.js';
 import { cvm, CVM_HELP } from './cvm.js';
+import { tpm, TPM_HELP } from './tpm.js';
 
 const HELP = `Usage: attestctl [--socket PATH] [--json] <command> ...
 
@@ -20,6 +21,7 @@ Commands:
   policy check FILE            validate a policy file
   audit verify|prove|check-inclusion|export ...   offline audit log commands
   cvm verify-snp|verify-tdx ...                   offline confidential-VM report checks
+  tpm eventlog FILE                               parse a TCG event log, replay its PCRs
 
 The socket is --socket, else $ATTESTD_SOCKET, else /run/attestd/attestd.sock.
 Exit codes: 0 ok, 1 failure, 2 usage, 3 daemon unreachable, 4 refused by the daemon,
@@ -37,6 +39,8 @@ ${POLICY_HELP}
 ${AUDIT_HELP}
 
 ${CVM_HELP}
+
+${TPM_HELP}
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -92,6 +96,8 @@ async function main(argv: string[]): Promise<number> {
           index: values.index, root: values.root, proof: values.proof });
       case 'cvm':
         return await cvm(rest, { json, cert: values.cert, chain: values.chain, at: values.at, collateral: values.collateral });
+      case 'tpm':
+        return await tpm(rest, json);
       case 'policy':
         if (rest[0] !== 'check') {
           process.stderr.write(`attestctl: unknown policy command: ${rest[0] ?? '(none)'}\n\n${POLICY_HELP}\n`);
