@@ -12,7 +12,8 @@
         "native/session_key.cc",
         "native/hash.cc",
         "native/peer.cc",
-        "native/notify.cc"
+        "native/notify.cc",
+        "native/cvm.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [

@@ -46,7 +46,10 @@ interface NativeAddon {
   pidfdIsAlive(fd: number): boolean;
   closeFd(fd: number): void;
   notify(socketPath: string, message: string): void;
+  cvmReport(kind: CvmDeviceKind, device: string, reportData: Buffer): Promise<{ report: Buffer; certs?: Buffer }>;
 }
+
+export type CvmDeviceKind = 'snp' | 'snp-ext' | 'tdx';
 
 const ADDON_RELATIVE_PATH = join('build', 'Release', 'attestd_native.node');
 const MAX_INT32 = 0x7fff_ffff;
@@ -219,4 +222,18 @@ export function sdNotify(socketPath: string, message: string): void {
     throw new AttestdError('INVALID_ARGUMENT', 'notify message must be 1..4096 characters without NUL');
   }
   addon().notify(socketPath, message);
+}
+
+/**
+ * A report from a legacy confidential-VM guest device: SEV-SNP (`snp`, or `snp-ext` with the
+ * certificate table) on /dev/sev-guest, or a TDREPORT (`tdx`) on /dev/tdx_guest. Runs off the
+ * main thread; rejects with CVM_UNAVAILABLE when the device is missing or refuses.
+ */
+export function cvmReport(kind: CvmDeviceKind, device: string, reportData: Uint8Array): Promise<{ report: Buffer; certs?: Buffer }> {
+  if (!['snp', 'snp-ext', 'tdx'].includes(kind)) return Promise.reject(new AttestdError('INVALID_ARGUMENT', 'kind must be snp, snp-ext or tdx'));
+  if (typeof device !== 'string' || !device.startsWith('/')) return Promise.reject(new AttestdError('INVALID_ARGUMENT', 'device must be an absolute path'));
+  if (!(reportData instanceof Uint8Array) || reportData.length !== 64) {
+    return Promise.reject(new AttestdError('INVALID_ARGUMENT', 'report data must be 64 bytes'));
+  }
+  return addon().cvmReport(kind, device, Buffer.from(reportData));
 }

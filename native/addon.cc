@@ -13,6 +13,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   attestd::InitHash(env, exports);
   attestd::InitPeer(env, exports);
   attestd::InitNotify(env, exports);
+  attestd::InitCvm(env, exports);
   return exports;
 }
 

@@ -17,5 +17,6 @@ void InitSessionKey(Napi::Env env, Napi::Object exports);
 void InitHash(Napi::Env env, Napi::Object exports);
 void InitPeer(Napi::Env env, Napi::Object exports);
 void InitNotify(Napi::Env env, Napi::Object exports);
+void InitCvm(Napi::Env env, Napi::Object exports);
 
 }  // namespace attestd
