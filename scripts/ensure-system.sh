@@ -9,6 +9,10 @@ need=()
 command -v swtpm >/dev/null 2>&1 || need+=(swtpm)
 command -v swtpm_setup >/dev/null 2>&1 || need+=(swtpm-tools)
 command -v tpm2_quote >/dev/null 2>&1 || need+=(tpm2-tools)
+# swtpm_localca signs the EK certificates of test TPMs with certtool; the tests make a
+# second, untrusted CA with openssl.
+command -v certtool >/dev/null 2>&1 || need+=(gnutls-bin)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # The tpm2-tss libraries the FFI layer loads (libtss2-dev pulls in all of them). The cache is
 # read once: `ldconfig -p | grep -q` would fail under pipefail when grep exits early.
 libs=$(ldconfig -p 2>/dev/null || true)

@@ -3,10 +3,12 @@
  *
  * Each call to startSwtpm runs its own swtpm process on Unix sockets in its own state
  * directory, already started (TPM2_Startup(CLEAR)), so tests never share TPM state.
+ * startManufacturedSwtpm first runs swtpm_setup on a fresh state directory, for a TPM with
+ * chosen PCR banks and, optionally, EK certificates in NV issued by a throwaway local CA.
  * Every process started here is killed when the test process exits.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, unlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -168,6 +170,97 @@ export function tpm2(args: string[], tcti: string): Promise<{ stdout: Buffer; st
     c.once('close', (code, signal) => {
       clearTimeout(timer);
       resolve({ stdout: Buffer.concat(out), stderr: err, code: code ?? (signal ? 128 : 1) });
+    });
+  });
+}
+
+export interface ManufactureOptions {
+  /** Banks to allocate, e.g. ['sha256', 'sha384']; swtpm_setup's default is sha256 alone. */
+  pcrBanks?: string[];
+  /** RSA and ECC EKs with certificates (and a platform certificate) in NV, NV then locked. */
+  ekCerts?: boolean;
+}
+
+export interface ManufacturedSwtpm extends Swtpm {
+  /** The local CA that issued the EK certificates (only with `ekCerts`), as PEM. */
+  localCa?: { issuerPem: string; rootPem: string };
+}
+
+const SETUP_TIMEOUT_MS = 20_000;
+
+/**
+ * A swtpm on state that swtpm_setup manufactured, like a vTPM host provisions one, started.
+ * swtpm_localca issues the EK certificates from a CA it creates in a private directory; its
+ * intermediate ("issuercert") and root come back as `localCa`. dispose() removes everything.
+ */
+export async function startManufacturedSwtpm(opts: ManufactureOptions = {}): Promise<ManufacturedSwtpm> {
+  const base = await mkdtemp(join(tmpdir(), 'attestd-swtpm-mfg-'));
+  try {
+    const stateDir = join(base, 'state');
+    const caDir = join(base, 'ca');
+    await mkdir(stateDir);
+    await mkdir(caDir);
+    const setupConf = join(base, 'swtpm_setup.conf');
+    const localcaConf = join(base, 'swtpm-localca.conf');
+    const localcaOptions = join(base, 'swtpm-localca.options');
+    await writeFile(
+      localcaConf,
+      [`statedir = ${caDir}`, `signingkey = ${join(caDir, 'signkey.pem')}`,
+        `issuercert = ${join(caDir, 'issuercert.pem')}`, `certserial = ${join(caDir, 'certserial')}`, ''].join('\n'),
+    );
+    await writeFile(localcaOptions, '--platform-manufacturer attestd\n--platform-version 2.1\n--platform-model test\n');
+    await writeFile(
+      setupConf,
+      ['create_certs_tool = swtpm_localca', `create_certs_tool_config = ${localcaConf}`,
+        `create_certs_tool_options = ${localcaOptions}`, ''].join('\n'),
+    );
+    const args = ['--tpm2', '--tpmstate', stateDir, '--config', setupConf, '--overwrite'];
+    if (opts.pcrBanks !== undefined) args.push('--pcr-banks', opts.pcrBanks.join(','));
+    if (opts.ekCerts === true) args.push('--create-ek-cert', '--create-platform-cert', '--lock-nvram');
+    await run('swtpm_setup', args, SETUP_TIMEOUT_MS);
+
+    const sw = await startSwtpm(stateDir);
+    const localCa =
+      opts.ekCerts === true
+        ? {
+            issuerPem: await readFile(join(caDir, 'issuercert.pem'), 'utf8'),
+            rootPem: await readFile(join(caDir, 'swtpm-localca-rootca-cert.pem'), 'utf8'),
+          }
+        : undefined;
+    return {
+      ...sw,
+      localCa,
+      async dispose() {
+        await sw.dispose();
+        await rm(base, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await rm(base, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+/** Runs a program to completion; rejects with its output when it fails. */
+export function run(bin: string, args: string[], timeoutMs = 20_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const timer = setTimeout(() => c.kill('SIGKILL'), timeoutMs);
+    c.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    c.stderr.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    c.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    c.once('close', (code, signal) => {
+      clearTimeout(timer);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${bin} ${args.join(' ')} exited ${code ?? signal}: ${out}`));
     });
   });
 }

@@ -4,9 +4,10 @@
  * recovers without a restart). Never used on the lease path.
  */
 import { asAttestdError } from '../../errors.js';
-import { Tpm, type QuoteResult } from './tpm.js';
+import { Tpm, type EkCertificates, type QuoteResult } from './tpm.js';
 import { parseTpmtPublic, type TpmPublicKey } from '../../verify/tpm-public.js';
 import type { PcrSelection } from '../../verify/pcr.js';
+import type { HashAlg } from '../../verify/tpm-alg.js';
 
 export interface TpmQuoteEvidence extends QuoteResult {
   ak: TpmPublicKey;
@@ -24,6 +25,29 @@ export class TpmSource {
       const ak = parseTpmtPublic(await this.tpm.attestationKeyPublic());
       const result = await this.tpm.quote(qualifyingData, selections);
       return { ...result, ak };
+    } catch (err) {
+      await this.drop();
+      throw asAttestdError(err);
+    }
+  }
+
+  /**
+   * The allocated PCR banks (see Tpm.pcrBanks); throws AttestdError (TPM_*) on failure. The
+   * caller picks which to quote: SHA-1 only when its policy opts in.
+   */
+  pcrBanks(): Promise<HashAlg[]> {
+    return this.withTpm((tpm) => tpm.pcrBanks());
+  }
+
+  /** EK certificates from NV, unverified (see Tpm.ekCertificates); throws AttestdError (TPM_*). */
+  ekCertificates(): Promise<EkCertificates> {
+    return this.withTpm((tpm) => tpm.ekCertificates());
+  }
+
+  private async withTpm<T>(job: (tpm: Tpm) => Promise<T>): Promise<T> {
+    try {
+      this.tpm ??= await Tpm.open(this.tcti);
+      return await job(this.tpm);
     } catch (err) {
       await this.drop();
       throw asAttestdError(err);

@@ -16,10 +16,14 @@ import type { HashAlg } from '../../verify/tpm-alg.js';
 import { TpmWriter } from '../../verify/tpm-reader.js';
 import { akTemplate2b, matchesAkTemplate } from './ak-template.js';
 import { Arena, readPtr, readU32 } from './arena.js';
+import { MAX_IMPLEMENTED_BANKS, parseAllocatedBanks } from './banks.js';
+import { getCapability, MAX_PROPERTIES, parseTpmProperties, TPM_CAP_PCRS, TPM_CAP_TPM_PROPERTIES, TPM_PT_NV_BUFFER_MAX } from './capability.js';
+import { DEFAULT_NV_CHUNK, readEkCertificates, type EkCertificates } from './ek-cert.js';
 import { mayFlushLeftovers, recoverObjectMemory, TPM_RC_OBJECT_MEMORY } from './leftovers.js';
 import { applyPcrRead, normaliseSelections } from './pcr-read.js';
 import { SerialQueue } from './queue.js';
-import { isTransientTpmWarning, rcError } from './rc.js';
+import { rcError } from './rc.js';
+import { sendCommand } from './send.js';
 import { stableQuote } from './stable-quote.js';
 import { formatTcti, parseTcti, type TctiConfig } from './tcti.js';
 import { ESYS_TR, loadTss, type Ptr, type Tss } from './tss.js';
@@ -36,6 +40,8 @@ export interface QuoteResult {
   banks: PcrBank[];
 }
 
+export type { EkCertificates } from './ek-cert.js';
+
 export const MAX_QUALIFYING_DATA = 64;
 /** A quote whose PCRs moved while it was taken is retried this many times. */
 const QUOTE_RETRIES = 3;
@@ -45,9 +51,6 @@ const SIG_SCHEME_KEY_DEFAULT = Buffer.from([0x00, 0x10]);
 const EMPTY_SENSITIVE = Buffer.from([0x00, 0x04, 0x00, 0x00, 0x00, 0x00]);
 const EMPTY_DATA = Buffer.from([0x00, 0x00]);
 const EMPTY_PCR_SELECTION = Buffer.from([0x00, 0x00, 0x00, 0x00]);
-/** Resends of a command the TPM answered with a transient warning, and the pause between. */
-const WARNING_RETRIES = 3;
-const WARNING_PAUSE_MS = 50;
 
 interface AttestationKey {
   handle: number;
@@ -59,6 +62,7 @@ export class Tpm {
   private ak: AttestationKey | null = null;
   private failure: AttestdError | null = null;
   private closing: Promise<void> | null = null;
+  private nvChunk: number | null = null;
 
   private constructor(
     private readonly tss: Tss,
@@ -104,6 +108,25 @@ export class Tpm {
   /** Marshalled TPMT_PUBLIC of the AK (no size prefix); the AK is created on first use. */
   attestationKeyPublic(): Promise<Buffer> {
     return this.exclusive(async () => Buffer.from((await this.ensureAk()).publicArea));
+  }
+
+  /**
+   * The PCR banks the TPM has allocated (at least one PCR selected), in TPM_ALG_ID order;
+   * hashes this code does not know are left out. Which of them get quoted is the caller's
+   * choice: SHA-1 is listed when allocated but only quoted when the policy opts in.
+   */
+  pcrBanks(): Promise<HashAlg[]> {
+    return this.exclusive(async () =>
+      parseAllocatedBanks(await getCapability(this.tss, this.ctx, TPM_CAP_PCRS, 0, MAX_IMPLEMENTED_BANKS)),
+    );
+  }
+
+  /**
+   * The EK certificates in the TPM's NV (see ek-cert.ts), DER trimmed of padding; a missing
+   * or unwritten index is simply absent. Unverified bytes: see verify/ek-cert.ts.
+   */
+  ekCertificates(): Promise<EkCertificates> {
+    return this.exclusive(async () => readEkCertificates(this.tss, this.ctx, await this.nvReadChunk()));
   }
 
   /** Current values of the given PCRs of one bank. */
@@ -164,6 +187,19 @@ export class Tpm {
         throw err;
       }
     });
+  }
+
+  /** TPM_PT_NV_BUFFER_MAX, capped at the 1 KiB every PC-client TPM takes; asked once. */
+  private async nvReadChunk(): Promise<number> {
+    if (this.nvChunk !== null) return this.nvChunk;
+    const props = parseTpmProperties(
+      await getCapability(this.tss, this.ctx, TPM_CAP_TPM_PROPERTIES, TPM_PT_NV_BUFFER_MAX, 1),
+      MAX_PROPERTIES,
+    );
+    const max = props.get(TPM_PT_NV_BUFFER_MAX);
+    // A TPM that omits the property, or reports nonsense, gets the conservative default.
+    this.nvChunk = max !== undefined && max >= 64 ? Math.min(max, DEFAULT_NV_CHUNK) : DEFAULT_NV_CHUNK;
+    return this.nvChunk;
   }
 
   private async ensureAk(): Promise<AttestationKey> {
@@ -267,15 +303,6 @@ export class Tpm {
     } finally {
       arena.release();
     }
-  }
-}
-
-/** Sends a command again while the TPM answers with a transient warning; returns the last rc. */
-async function sendCommand(send: () => Promise<number>): Promise<number> {
-  for (let attempt = 0; ; attempt++) {
-    const rc = await send();
-    if (!isTransientTpmWarning(rc) || attempt >= WARNING_RETRIES) return rc;
-    await new Promise((resolve) => setTimeout(resolve, WARNING_PAUSE_MS));
   }
 }
 

@@ -19,7 +19,9 @@ export type Ptr = bigint;
 export const ESYS_TR = {
   NONE: 0xfff,
   PASSWORD: 0x0ff,
+  RH_OWNER: 0x101,
   RH_ENDORSEMENT: 0x10b,
+  RH_PLATFORM: 0x10c,
 } as const;
 
 /** Structures that cross the boundary; each maps to Tss2_MU_<name>_(Un)Marshal. */
@@ -32,7 +34,9 @@ export type MuType =
   | 'TPM2B_ATTEST'
   | 'TPMT_SIGNATURE'
   | 'TPML_DIGEST'
-  | 'TPMS_CAPABILITY_DATA';
+  | 'TPMS_CAPABILITY_DATA'
+  | 'TPM2B_NV_PUBLIC'
+  | 'TPM2B_MAX_NV_BUFFER';
 
 const MU_TYPES: readonly MuType[] = [
   'TPM2B_PUBLIC',
@@ -44,11 +48,14 @@ const MU_TYPES: readonly MuType[] = [
   'TPMT_SIGNATURE',
   'TPML_DIGEST',
   'TPMS_CAPABILITY_DATA',
+  'TPM2B_NV_PUBLIC',
+  'TPM2B_MAX_NV_BUFFER',
 ];
 
 /**
  * Larger than the marshalled form of any structure in MuType (a TPM2B_PUBLIC with a 4096-bit
- * RSA modulus, and a TPMS_CAPABILITY_DATA, bounded by TPM2_MAX_CAP_BUFFER, stay under 1 KiB).
+ * RSA modulus, and a TPMS_CAPABILITY_DATA, bounded by TPM2_MAX_CAP_BUFFER, stay under 1 KiB;
+ * a TPM2B_MAX_NV_BUFFER holds at most TPM2_MAX_NV_BUFFER_SIZE, 2048 bytes, in tpm2-tss 3.x).
  */
 const MARSHAL_BUFFER = 4096;
 
@@ -72,6 +79,16 @@ export interface Tss {
     outs: { moreData: Ptr; capabilityData: Ptr }): Promise<number>;
   /** Esys_TR_FromTPMPublic without sessions: an ESYS_TR, into `objectSlot`, for a TPM handle. */
   trFromTpmPublic(ctx: Ptr, tpmHandle: number, objectSlot: Ptr): Promise<number>;
+  /** Esys_TR_Close: forgets the ESYS_TR in `objectSlot` (no TPM command; the TPM object stays). */
+  trClose(ctx: Ptr, objectSlot: Ptr): Promise<number>;
+  /** Esys_NV_ReadPublic without sessions; `nvPublic` receives an ESYS allocation (TPM2B_NV_PUBLIC). */
+  nvReadPublic(ctx: Ptr, nvIndex: number, outs: { nvPublic: Ptr }): Promise<number>;
+  /**
+   * Esys_NV_Read of `size` bytes at `offset`, authorised by `authHandle` (the index itself,
+   * ESYS_TR.RH_OWNER or ESYS_TR.RH_PLATFORM) with a password session and that entity's auth
+   * value as ESYS knows it (empty unless set); `data` receives a TPM2B_MAX_NV_BUFFER.
+   */
+  nvRead(ctx: Ptr, authHandle: number, nvIndex: number, size: number, offset: number, outs: { data: Ptr }): Promise<number>;
   /** Esys_Free; null is ignored. */
   free(p: Ptr | null): void;
   /** Unmarshals exactly `bytes` into `dest` (zeroed, large enough); a leftover is a bug here. */
@@ -142,6 +159,15 @@ function bind(): Tss {
   const trFromTpmPublic = esys.func(
     'uint32_t Esys_TR_FromTPMPublic(void *ctx, uint32_t tpmHandle, uint32_t s1, uint32_t s2, uint32_t s3, void *object)',
   );
+  const trClose = esys.func('uint32_t Esys_TR_Close(void *ctx, void *object)');
+  const nvReadPublic = esys.func(
+    'uint32_t Esys_NV_ReadPublic(void *ctx, uint32_t nvIndex, uint32_t s1, uint32_t s2, uint32_t s3, ' +
+      'void *nvPublic, void *nvName)',
+  );
+  const nvRead = esys.func(
+    'uint32_t Esys_NV_Read(void *ctx, uint32_t authHandle, uint32_t nvIndex, uint32_t s1, uint32_t s2, uint32_t s3, ' +
+      'uint16_t size, uint16_t offset, void *data)',
+  );
   const esysFree = esys.func('void Esys_Free(void *p)');
   const decode = rcLib.func('const char *Tss2_RC_Decode(uint32_t rc)');
 
@@ -187,6 +213,12 @@ function bind(): Tss {
       call(getCapability, [ctx, ESYS_TR.NONE, ESYS_TR.NONE, ESYS_TR.NONE, capability, property, count, o.moreData, o.capabilityData]),
     trFromTpmPublic: (ctx, tpmHandle, objectSlot) =>
       call(trFromTpmPublic, [ctx, tpmHandle, ESYS_TR.NONE, ESYS_TR.NONE, ESYS_TR.NONE, objectSlot]),
+    trClose: (ctx, objectSlot) => call(trClose, [ctx, objectSlot]),
+    // The name output is optional in ESYS; NV_ReadPublic itself checks it against the ESYS_TR.
+    nvReadPublic: (ctx, nvIndex, o) =>
+      call(nvReadPublic, [ctx, nvIndex, ESYS_TR.NONE, ESYS_TR.NONE, ESYS_TR.NONE, o.nvPublic, null]),
+    nvRead: (ctx, authHandle, nvIndex, size, offset, o) =>
+      call(nvRead, [ctx, authHandle, nvIndex, ESYS_TR.PASSWORD, ESYS_TR.NONE, ESYS_TR.NONE, size, offset, o.data]),
     free: (p) => {
       if (p !== null && p !== 0n) esysFree(p);
     },
