@@ -20,6 +20,14 @@ for lib in libtss2-esys.so.0 libtss2-mu.so.0 libtss2-tctildr.so.0 libtss2-rc.so.
   case "$libs" in *"$lib "*) ;; *) need+=(libtss2-dev); break ;; esac
 done
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
+# For the test suite only (`ensure-system.sh --test`): package checks, unit verification and
+# the Python client's tests.
+if [ "${1:-}" = "--test" ]; then
+  command -v lintian >/dev/null 2>&1 || need+=(lintian)
+  command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+  command -v dpkg-shlibdeps >/dev/null 2>&1 || need+=(dpkg-dev)
+  command -v python3 >/dev/null 2>&1 || need+=(python3)
+fi
 
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 

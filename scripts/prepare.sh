@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-bash scripts/ensure-system.sh
+bash scripts/ensure-system.sh "$@"
 
 # npm packages: install from the lock file when node_modules is missing or older than it.
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then

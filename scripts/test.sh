@@ -3,7 +3,7 @@
 # (a test), unit, fuzz and integration tests against a real software TPM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/prepare.sh
+bash scripts/prepare.sh --test
 echo "attestd: lint" >&2
 npx --no-install eslint .
 echo "attestd: type check" >&2

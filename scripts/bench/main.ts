@@ -14,9 +14,11 @@ import { signBench } from './sign.js';
 import { quoteBench } from './quote.js';
 import { memoryBench } from './memory.js';
 import { revocationBench } from './revocation.js';
+import { auditAppendBench } from './audit-append.js';
+import { auditVerifyBench } from './audit-verify.js';
 import { msSince, nowNs } from './stats.js';
 
-const BENCHMARKS: Benchmark[] = [leaseBench, signBench, quoteBench, memoryBench, revocationBench];
+const BENCHMARKS: Benchmark[] = [leaseBench, signBench, quoteBench, memoryBench, revocationBench, auditAppendBench, auditVerifyBench];
 
 const HELP = `Usage: npm run bench -- [--json] [--only ID[,ID...]]
 
