@@ -9,6 +9,8 @@ import { parseTpmtPublic } from '../verify/tpm-public.js';
 import type { PcrBank } from '../verify/pcr.js';
 import { appraisePcrs } from '../policy/appraise.js';
 import type { Policy } from '../policy/types.js';
+import type { ClockInfo } from '../verify/tpm-attest.js';
+import { compareClock } from '../verify/clock.js';
 
 export interface Reason {
   code: string;
@@ -30,9 +32,23 @@ export interface EpochVerdictInput {
   tpm?: RecordedTpmEvidence;
   /** Why the evidence is missing, when it is. */
   collectionFailure?: Reason;
+  /** The clock of the latest verified quote of this session, to see resets and a clock going back. */
+  previousClock?: ClockInfo;
 }
 
-export function epochVerdict(input: EpochVerdictInput): { pass: boolean; reasons: Reason[] } {
+export interface EpochVerdict {
+  pass: boolean;
+  reasons: Reason[];
+  /** The verified quote's clock, to compare the next quote with. */
+  clock?: ClockInfo;
+  /**
+   * Set when the TPM was reset or restarted since the previous quote: the epoch chain ends
+   * and no lease from before is ever renewed, even if this epoch passes.
+   */
+  chainEnded?: Reason;
+}
+
+export function epochVerdict(input: EpochVerdictInput): EpochVerdict {
   const { tpm } = input;
   if (!tpm) {
     return { pass: false, reasons: [input.collectionFailure ?? { code: 'TPM_UNAVAILABLE', message: 'no TPM evidence' }] };
@@ -41,12 +57,21 @@ export function epochVerdict(input: EpochVerdictInput): { pass: boolean; reasons
     return { pass: false, reasons: [{ code: 'AK_CHANGED', message: 'the TPM attestation key differs from the one this session started with' }] };
   }
   let banks: PcrBank[];
+  let clock: ClockInfo;
   try {
     const ak = parseTpmtPublic(tpm.akPublic);
-    banks = verifyQuote({ attest: tpm.attest, signature: tpm.signature, pcrs: tpm.banks, ak, expectedNonce: input.binding }).banks;
+    const verified = verifyQuote({ attest: tpm.attest, signature: tpm.signature, pcrs: tpm.banks, ak, expectedNonce: input.binding });
+    banks = verified.banks;
+    clock = verified.attest.clockInfo;
   } catch (err) {
     const e = asAttestdError(err);
     return { pass: false, reasons: [{ code: e.code, message: e.message }] };
   }
-  return appraisePcrs(input.policy, banks);
+  let chainEnded: Reason | undefined;
+  if (input.previousClock) {
+    const c = compareClock(input.previousClock, clock);
+    if (c.reason?.code === 'TPM_CLOCK_WENT_BACKWARDS') return { pass: false, reasons: [c.reason], clock };
+    if (c.reason) chainEnded = c.reason;
+  }
+  return { ...appraisePcrs(input.policy, banks), clock, chainEnded };
 }

@@ -6,7 +6,8 @@
  * passing epoch takes effect only once it is durable.
  */
 import { attestd } from '../gen/proto.js';
-import { asAttestdError } from '../errors.js';
+import { asAttestdError, type ErrorCode } from '../errors.js';
+import type { ClockInfo } from '../verify/tpm-attest.js';
 import { bindingDigest, EMPTY_GPU_MEASUREMENT_SHA256 } from '../verify/binding.js';
 import { EPOCH_RESULT_CONTEXT } from '../verify/epoch-result.js';
 import { requiredSelections } from '../policy/appraise.js';
@@ -33,6 +34,8 @@ export interface LoopDeps {
 
 export class AttestationLoop {
   private epochNo = 0;
+  /** Clock of the latest verified quote: a reset or restart since ends the lease chain. */
+  private clock: ClockInfo | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private rerun = false;
@@ -89,6 +92,7 @@ export class AttestationLoop {
     let collectionFailure: Reason | undefined;
     let pass = false;
     let reasons: Reason[];
+    let chainEnded: Reason | undefined;
     if (!loaded) {
       reasons = [{ code: 'POLICY_INVALID', message: 'no valid policy is loaded' }];
     } else {
@@ -99,7 +103,10 @@ export class AttestationLoop {
         const e = asAttestdError(err);
         collectionFailure = { code: e.code, message: e.message };
       }
-      ({ pass, reasons } = epochVerdict({ policy: loaded.policy, binding, trustedAkPublic: deps.trustedAkPublic(), tpm, collectionFailure }));
+      const v = epochVerdict({ policy: loaded.policy, binding, trustedAkPublic: deps.trustedAkPublic(), tpm, collectionFailure, previousClock: this.clock });
+      ({ pass, reasons } = v);
+      if (v.clock) this.clock = v.clock;
+      chainEnded = v.chainEnded;
     }
     const appraisedAtMs = now();
     const state: EpochState = {
@@ -109,13 +116,18 @@ export class AttestationLoop {
     };
     const result = attestd.audit.v1.EpochResult.encode({
       epoch, pass, reasons, appraisedAtMs, validUntilMs: state.validUntilMs, policySha256: state.policyDigest,
-      sessionPublicKey, binding, logSize, logRoot, gpuMeasurementSha256: EMPTY_GPU_MEASUREMENT_SHA256,
+      sessionPublicKey, binding, logSize, logRoot, gpuMeasurementSha256: EMPTY_GPU_MEASUREMENT_SHA256, chainEnded: chainEnded ?? null,
       tpm: tpm ? {
         attest: tpm.attest, signature: tpm.signature, akPublic: tpm.akPublic,
         banks: tpm.banks.map((b) => ({ alg: b.alg, values: [...b.values].sort((x, y) => x[0] - y[0]).map(([index, value]) => ({ index, value })) })),
       } : null,
     }).finish();
     const signature = deps.signer.sign(Buffer.concat([EPOCH_RESULT_CONTEXT, result]));
+    if (chainEnded) {
+      // The TPM was reset or restarted: whatever held before is over, even if this epoch passes.
+      deps.leases.revokeAll(chainEnded.code as ErrorCode, chainEnded.message, epoch);
+      deps.log('warn', 'TPM reset or restart: lease chain ended', { epoch, reason_code: chainEnded.code });
+    }
 
     if (!pass) {
       deps.leases.applyEpoch(state);

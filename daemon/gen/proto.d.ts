@@ -2280,6 +2280,24 @@ export namespace attestd {
                 /** EpochResult tpm. */
                 tpm?: (attestd.audit.v1.TpmEvidence.$Properties|null);
 
+                /** EpochResult boot. */
+                boot?: (attestd.audit.v1.BootEvidence.$Properties|null);
+
+                /** EpochResult ima. */
+                ima?: (attestd.audit.v1.ImaEvidence.$Properties|null);
+
+                /** EpochResult cvm. */
+                cvm?: (attestd.audit.v1.CvmEvidence.$Properties|null);
+
+                /** EpochResult gpu. */
+                gpu?: (attestd.audit.v1.GpuEvidence.$Properties|null);
+
+                /** EpochResult underUpdateWindow. */
+                underUpdateWindow: boolean;
+
+                /** EpochResult chainEnded. */
+                chainEnded?: (attestd.audit.v1.Reason.$Properties|null);
+
                 /**
                  * Creates a new EpochResult instance using the specified properties.
                  * @param [properties] Properties to set
@@ -2355,12 +2373,402 @@ export namespace attestd {
                     /** EpochResult tpm */
                     tpm?: (attestd.audit.v1.TpmEvidence.$Properties|null);
 
+                    /** EpochResult boot */
+                    boot?: (attestd.audit.v1.BootEvidence.$Properties|null);
+
+                    /** EpochResult ima */
+                    ima?: (attestd.audit.v1.ImaEvidence.$Properties|null);
+
+                    /** EpochResult cvm */
+                    cvm?: (attestd.audit.v1.CvmEvidence.$Properties|null);
+
+                    /** EpochResult gpu */
+                    gpu?: (attestd.audit.v1.GpuEvidence.$Properties|null);
+
+                    /** EpochResult underUpdateWindow */
+                    underUpdateWindow?: (boolean|null);
+
+                    /** EpochResult chainEnded */
+                    chainEnded?: (attestd.audit.v1.Reason.$Properties|null);
+
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
                 }
 
                 /** Shape of an EpochResult. */
                 type $Shape = attestd.audit.v1.EpochResult.$Properties;
+            }
+
+            /**
+             * Properties of a BootEvidence.
+             * @deprecated Use attestd.audit.v1.BootEvidence.$Properties instead.
+             */
+            interface IBootEvidence extends attestd.audit.v1.BootEvidence.$Properties {
+            }
+
+            /** Represents a BootEvidence. */
+            class BootEvidence {
+
+                /**
+                 * Constructs a new BootEvidence.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.audit.v1.BootEvidence.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** BootEvidence eventLogSha256. */
+                eventLogSha256: Uint8Array;
+
+                /** BootEvidence eventLog. */
+                eventLog: Uint8Array;
+
+                /** BootEvidence readError. */
+                readError: string;
+
+                /**
+                 * Creates a new BootEvidence instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns BootEvidence instance
+                 */
+                static create(properties: attestd.audit.v1.BootEvidence.$Shape): attestd.audit.v1.BootEvidence & attestd.audit.v1.BootEvidence.$Shape;
+                static create(properties?: attestd.audit.v1.BootEvidence.$Properties): attestd.audit.v1.BootEvidence;
+
+                /**
+                 * Encodes the specified BootEvidence message. Does not implicitly {@link attestd.audit.v1.BootEvidence.verify|verify} messages.
+                 * @param message BootEvidence message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.audit.v1.BootEvidence.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a BootEvidence message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.BootEvidence & attestd.audit.v1.BootEvidence.$Shape} BootEvidence
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.audit.v1.BootEvidence & attestd.audit.v1.BootEvidence.$Shape;
+
+                /**
+                 * Gets the type url for BootEvidence
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace BootEvidence {
+
+                /** Properties of a BootEvidence. */
+                interface $Properties {
+
+                    /** BootEvidence eventLogSha256 */
+                    eventLogSha256?: (Uint8Array|null);
+
+                    /** BootEvidence eventLog */
+                    eventLog?: (Uint8Array|null);
+
+                    /** BootEvidence readError */
+                    readError?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a BootEvidence. */
+                type $Shape = attestd.audit.v1.BootEvidence.$Properties;
+            }
+
+            /**
+             * Properties of an ImaEvidence.
+             * @deprecated Use attestd.audit.v1.ImaEvidence.$Properties instead.
+             */
+            interface IImaEvidence extends attestd.audit.v1.ImaEvidence.$Properties {
+            }
+
+            /** Represents an ImaEvidence. */
+            class ImaEvidence {
+
+                /**
+                 * Constructs a new ImaEvidence.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.audit.v1.ImaEvidence.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ImaEvidence newLines. */
+                newLines: Uint8Array;
+
+                /** ImaEvidence entriesBefore. */
+                entriesBefore: number;
+
+                /** ImaEvidence byteOffset. */
+                byteOffset: number;
+
+                /** ImaEvidence readError. */
+                readError: string;
+
+                /** ImaEvidence restarted. */
+                restarted: boolean;
+
+                /**
+                 * Creates a new ImaEvidence instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ImaEvidence instance
+                 */
+                static create(properties: attestd.audit.v1.ImaEvidence.$Shape): attestd.audit.v1.ImaEvidence & attestd.audit.v1.ImaEvidence.$Shape;
+                static create(properties?: attestd.audit.v1.ImaEvidence.$Properties): attestd.audit.v1.ImaEvidence;
+
+                /**
+                 * Encodes the specified ImaEvidence message. Does not implicitly {@link attestd.audit.v1.ImaEvidence.verify|verify} messages.
+                 * @param message ImaEvidence message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.audit.v1.ImaEvidence.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an ImaEvidence message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.ImaEvidence & attestd.audit.v1.ImaEvidence.$Shape} ImaEvidence
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.audit.v1.ImaEvidence & attestd.audit.v1.ImaEvidence.$Shape;
+
+                /**
+                 * Gets the type url for ImaEvidence
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ImaEvidence {
+
+                /** Properties of an ImaEvidence. */
+                interface $Properties {
+
+                    /** ImaEvidence newLines */
+                    newLines?: (Uint8Array|null);
+
+                    /** ImaEvidence entriesBefore */
+                    entriesBefore?: (number|null);
+
+                    /** ImaEvidence byteOffset */
+                    byteOffset?: (number|null);
+
+                    /** ImaEvidence readError */
+                    readError?: (string|null);
+
+                    /** ImaEvidence restarted */
+                    restarted?: (boolean|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an ImaEvidence. */
+                type $Shape = attestd.audit.v1.ImaEvidence.$Properties;
+            }
+
+            /**
+             * Properties of a CvmEvidence.
+             * @deprecated Use attestd.audit.v1.CvmEvidence.$Properties instead.
+             */
+            interface ICvmEvidence extends attestd.audit.v1.CvmEvidence.$Properties {
+            }
+
+            /** Represents a CvmEvidence. */
+            class CvmEvidence {
+
+                /**
+                 * Constructs a new CvmEvidence.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.audit.v1.CvmEvidence.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** CvmEvidence kind. */
+                kind: string;
+
+                /** CvmEvidence via. */
+                via: string;
+
+                /** CvmEvidence provider. */
+                provider: string;
+
+                /** CvmEvidence report. */
+                report: Uint8Array;
+
+                /** CvmEvidence certTableSha256. */
+                certTableSha256: Uint8Array;
+
+                /** CvmEvidence certTable. */
+                certTable: Uint8Array;
+
+                /** CvmEvidence collectError. */
+                collectError: string;
+
+                /**
+                 * Creates a new CvmEvidence instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns CvmEvidence instance
+                 */
+                static create(properties: attestd.audit.v1.CvmEvidence.$Shape): attestd.audit.v1.CvmEvidence & attestd.audit.v1.CvmEvidence.$Shape;
+                static create(properties?: attestd.audit.v1.CvmEvidence.$Properties): attestd.audit.v1.CvmEvidence;
+
+                /**
+                 * Encodes the specified CvmEvidence message. Does not implicitly {@link attestd.audit.v1.CvmEvidence.verify|verify} messages.
+                 * @param message CvmEvidence message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.audit.v1.CvmEvidence.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a CvmEvidence message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.CvmEvidence & attestd.audit.v1.CvmEvidence.$Shape} CvmEvidence
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.audit.v1.CvmEvidence & attestd.audit.v1.CvmEvidence.$Shape;
+
+                /**
+                 * Gets the type url for CvmEvidence
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace CvmEvidence {
+
+                /** Properties of a CvmEvidence. */
+                interface $Properties {
+
+                    /** CvmEvidence kind */
+                    kind?: (string|null);
+
+                    /** CvmEvidence via */
+                    via?: (string|null);
+
+                    /** CvmEvidence provider */
+                    provider?: (string|null);
+
+                    /** CvmEvidence report */
+                    report?: (Uint8Array|null);
+
+                    /** CvmEvidence certTableSha256 */
+                    certTableSha256?: (Uint8Array|null);
+
+                    /** CvmEvidence certTable */
+                    certTable?: (Uint8Array|null);
+
+                    /** CvmEvidence collectError */
+                    collectError?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a CvmEvidence. */
+                type $Shape = attestd.audit.v1.CvmEvidence.$Properties;
+            }
+
+            /**
+             * Properties of a GpuEvidence.
+             * @deprecated Use attestd.audit.v1.GpuEvidence.$Properties instead.
+             */
+            interface IGpuEvidence extends attestd.audit.v1.GpuEvidence.$Properties {
+            }
+
+            /** Represents a GpuEvidence. */
+            class GpuEvidence {
+
+                /**
+                 * Constructs a new GpuEvidence.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.audit.v1.GpuEvidence.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** GpuEvidence measurement. */
+                measurement: Uint8Array;
+
+                /** GpuEvidence crossCheckMismatches. */
+                crossCheckMismatches: string[];
+
+                /** GpuEvidence collectError. */
+                collectError: string;
+
+                /**
+                 * Creates a new GpuEvidence instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns GpuEvidence instance
+                 */
+                static create(properties: attestd.audit.v1.GpuEvidence.$Shape): attestd.audit.v1.GpuEvidence & attestd.audit.v1.GpuEvidence.$Shape;
+                static create(properties?: attestd.audit.v1.GpuEvidence.$Properties): attestd.audit.v1.GpuEvidence;
+
+                /**
+                 * Encodes the specified GpuEvidence message. Does not implicitly {@link attestd.audit.v1.GpuEvidence.verify|verify} messages.
+                 * @param message GpuEvidence message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.audit.v1.GpuEvidence.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a GpuEvidence message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.GpuEvidence & attestd.audit.v1.GpuEvidence.$Shape} GpuEvidence
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.audit.v1.GpuEvidence & attestd.audit.v1.GpuEvidence.$Shape;
+
+                /**
+                 * Gets the type url for GpuEvidence
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace GpuEvidence {
+
+                /** Properties of a GpuEvidence. */
+                interface $Properties {
+
+                    /** GpuEvidence measurement */
+                    measurement?: (Uint8Array|null);
+
+                    /** GpuEvidence crossCheckMismatches */
+                    crossCheckMismatches?: (string[]|null);
+
+                    /** GpuEvidence collectError */
+                    collectError?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a GpuEvidence. */
+                type $Shape = attestd.audit.v1.GpuEvidence.$Properties;
             }
 
             /**

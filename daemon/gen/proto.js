@@ -5402,6 +5402,12 @@ export const attestd = $root.attestd = (() => {
                  * @property {Uint8Array|null} [logRoot] EpochResult logRoot
                  * @property {Uint8Array|null} [gpuMeasurementSha256] EpochResult gpuMeasurementSha256
                  * @property {attestd.audit.v1.TpmEvidence.$Properties|null} [tpm] EpochResult tpm
+                 * @property {attestd.audit.v1.BootEvidence.$Properties|null} [boot] EpochResult boot
+                 * @property {attestd.audit.v1.ImaEvidence.$Properties|null} [ima] EpochResult ima
+                 * @property {attestd.audit.v1.CvmEvidence.$Properties|null} [cvm] EpochResult cvm
+                 * @property {attestd.audit.v1.GpuEvidence.$Properties|null} [gpu] EpochResult gpu
+                 * @property {boolean|null} [underUpdateWindow] EpochResult underUpdateWindow
+                 * @property {attestd.audit.v1.Reason.$Properties|null} [chainEnded] EpochResult chainEnded
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -5531,6 +5537,54 @@ export const attestd = $root.attestd = (() => {
                 EpochResult.prototype.tpm = null;
 
                 /**
+                 * EpochResult boot.
+                 * @member {attestd.audit.v1.BootEvidence.$Properties|null|undefined} boot
+                 * @memberof attestd.audit.v1.EpochResult
+                 * @instance
+                 */
+                EpochResult.prototype.boot = null;
+
+                /**
+                 * EpochResult ima.
+                 * @member {attestd.audit.v1.ImaEvidence.$Properties|null|undefined} ima
+                 * @memberof attestd.audit.v1.EpochResult
+                 * @instance
+                 */
+                EpochResult.prototype.ima = null;
+
+                /**
+                 * EpochResult cvm.
+                 * @member {attestd.audit.v1.CvmEvidence.$Properties|null|undefined} cvm
+                 * @memberof attestd.audit.v1.EpochResult
+                 * @instance
+                 */
+                EpochResult.prototype.cvm = null;
+
+                /**
+                 * EpochResult gpu.
+                 * @member {attestd.audit.v1.GpuEvidence.$Properties|null|undefined} gpu
+                 * @memberof attestd.audit.v1.EpochResult
+                 * @instance
+                 */
+                EpochResult.prototype.gpu = null;
+
+                /**
+                 * EpochResult underUpdateWindow.
+                 * @member {boolean} underUpdateWindow
+                 * @memberof attestd.audit.v1.EpochResult
+                 * @instance
+                 */
+                EpochResult.prototype.underUpdateWindow = false;
+
+                /**
+                 * EpochResult chainEnded.
+                 * @member {attestd.audit.v1.Reason.$Properties|null|undefined} chainEnded
+                 * @memberof attestd.audit.v1.EpochResult
+                 * @instance
+                 */
+                EpochResult.prototype.chainEnded = null;
+
+                /**
                  * Creates a new EpochResult instance using the specified properties.
                  * @function create
                  * @memberof attestd.audit.v1.EpochResult
@@ -5587,6 +5641,18 @@ export const attestd = $root.attestd = (() => {
                         writer.uint32(/* id 11, wireType 2 =*/90).bytes(message.gpuMeasurementSha256);
                     if (message.tpm != null && $Object.hasOwnProperty.call(message, "tpm"))
                         $root.attestd.audit.v1.TpmEvidence.encode(message.tpm, writer.uint32(/* id 12, wireType 2 =*/98).fork(), _depth + 1).ldelim();
+                    if (message.boot != null && $Object.hasOwnProperty.call(message, "boot"))
+                        $root.attestd.audit.v1.BootEvidence.encode(message.boot, writer.uint32(/* id 13, wireType 2 =*/106).fork(), _depth + 1).ldelim();
+                    if (message.ima != null && $Object.hasOwnProperty.call(message, "ima"))
+                        $root.attestd.audit.v1.ImaEvidence.encode(message.ima, writer.uint32(/* id 14, wireType 2 =*/114).fork(), _depth + 1).ldelim();
+                    if (message.cvm != null && $Object.hasOwnProperty.call(message, "cvm"))
+                        $root.attestd.audit.v1.CvmEvidence.encode(message.cvm, writer.uint32(/* id 15, wireType 2 =*/122).fork(), _depth + 1).ldelim();
+                    if (message.gpu != null && $Object.hasOwnProperty.call(message, "gpu"))
+                        $root.attestd.audit.v1.GpuEvidence.encode(message.gpu, writer.uint32(/* id 16, wireType 2 =*/130).fork(), _depth + 1).ldelim();
+                    if (message.underUpdateWindow != null && $Object.hasOwnProperty.call(message, "underUpdateWindow") && message.underUpdateWindow !== false)
+                        writer.uint32(/* id 17, wireType 0 =*/136).bool(message.underUpdateWindow);
+                    if (message.chainEnded != null && $Object.hasOwnProperty.call(message, "chainEnded"))
+                        $root.attestd.audit.v1.Reason.encode(message.chainEnded, writer.uint32(/* id 18, wireType 2 =*/146).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -5735,6 +5801,45 @@ export const attestd = $root.attestd = (() => {
                                 message.tpm = $root.attestd.audit.v1.TpmEvidence.decode(reader, reader.size(), $undefined, _depth + 1, message.tpm);
                                 continue;
                             }
+                        case 13: {
+                                if (wireType !== 2)
+                                    break;
+                                message.boot = $root.attestd.audit.v1.BootEvidence.decode(reader, reader.size(), $undefined, _depth + 1, message.boot);
+                                continue;
+                            }
+                        case 14: {
+                                if (wireType !== 2)
+                                    break;
+                                message.ima = $root.attestd.audit.v1.ImaEvidence.decode(reader, reader.size(), $undefined, _depth + 1, message.ima);
+                                continue;
+                            }
+                        case 15: {
+                                if (wireType !== 2)
+                                    break;
+                                message.cvm = $root.attestd.audit.v1.CvmEvidence.decode(reader, reader.size(), $undefined, _depth + 1, message.cvm);
+                                continue;
+                            }
+                        case 16: {
+                                if (wireType !== 2)
+                                    break;
+                                message.gpu = $root.attestd.audit.v1.GpuEvidence.decode(reader, reader.size(), $undefined, _depth + 1, message.gpu);
+                                continue;
+                            }
+                        case 17: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.bool())
+                                    message.underUpdateWindow = value;
+                                else
+                                    delete message.underUpdateWindow;
+                                continue;
+                            }
+                        case 18: {
+                                if (wireType !== 2)
+                                    break;
+                                message.chainEnded = $root.attestd.audit.v1.Reason.decode(reader, reader.size(), $undefined, _depth + 1, message.chainEnded);
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -5767,6 +5872,951 @@ export const attestd = $root.attestd = (() => {
                 };
 
                 return EpochResult;
+            })();
+
+            v1.BootEvidence = (function() {
+
+                /**
+                 * Properties of a BootEvidence.
+                 * @typedef {Object} attestd.audit.v1.BootEvidence.$Properties
+                 * @property {Uint8Array|null} [eventLogSha256] BootEvidence eventLogSha256
+                 * @property {Uint8Array|null} [eventLog] BootEvidence eventLog
+                 * @property {string|null} [readError] BootEvidence readError
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a BootEvidence.
+                 * @memberof attestd.audit.v1
+                 * @interface IBootEvidence
+                 * @augments attestd.audit.v1.BootEvidence.$Properties
+                 * @deprecated Use attestd.audit.v1.BootEvidence.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a BootEvidence.
+                 * @typedef {attestd.audit.v1.BootEvidence.$Properties} attestd.audit.v1.BootEvidence.$Shape
+                 */
+
+                /**
+                 * Constructs a new BootEvidence.
+                 * @memberof attestd.audit.v1
+                 * @classdesc Represents a BootEvidence.
+                 * @constructor
+                 * @param {attestd.audit.v1.BootEvidence.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const BootEvidence = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * BootEvidence eventLogSha256.
+                 * @member {Uint8Array} eventLogSha256
+                 * @memberof attestd.audit.v1.BootEvidence
+                 * @instance
+                 */
+                BootEvidence.prototype.eventLogSha256 = $util.newBuffer([]);
+
+                /**
+                 * BootEvidence eventLog.
+                 * @member {Uint8Array} eventLog
+                 * @memberof attestd.audit.v1.BootEvidence
+                 * @instance
+                 */
+                BootEvidence.prototype.eventLog = $util.newBuffer([]);
+
+                /**
+                 * BootEvidence readError.
+                 * @member {string} readError
+                 * @memberof attestd.audit.v1.BootEvidence
+                 * @instance
+                 */
+                BootEvidence.prototype.readError = "";
+
+                /**
+                 * Creates a new BootEvidence instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.audit.v1.BootEvidence
+                 * @static
+                 * @param {attestd.audit.v1.BootEvidence.$Properties=} [properties] Properties to set
+                 * @returns {attestd.audit.v1.BootEvidence} BootEvidence instance
+                 * @type {{
+                 *   (properties: attestd.audit.v1.BootEvidence.$Shape): attestd.audit.v1.BootEvidence & attestd.audit.v1.BootEvidence.$Shape;
+                 *   (properties?: attestd.audit.v1.BootEvidence.$Properties): attestd.audit.v1.BootEvidence;
+                 * }}
+                 */
+                BootEvidence.create = function(properties) {
+                    return new BootEvidence(properties);
+                };
+
+                /**
+                 * Encodes the specified BootEvidence message. Does not implicitly {@link attestd.audit.v1.BootEvidence.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.audit.v1.BootEvidence
+                 * @static
+                 * @param {attestd.audit.v1.BootEvidence.$Properties} message BootEvidence message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                BootEvidence.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.eventLogSha256 != null && $Object.hasOwnProperty.call(message, "eventLogSha256") && message.eventLogSha256.length)
+                        writer.uint32(/* id 1, wireType 2 =*/10).bytes(message.eventLogSha256);
+                    if (message.eventLog != null && $Object.hasOwnProperty.call(message, "eventLog") && message.eventLog.length)
+                        writer.uint32(/* id 2, wireType 2 =*/18).bytes(message.eventLog);
+                    if (message.readError != null && $Object.hasOwnProperty.call(message, "readError") && message.readError !== "")
+                        writer.uint32(/* id 3, wireType 2 =*/26).string(message.readError);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes a BootEvidence message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.audit.v1.BootEvidence
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.BootEvidence & attestd.audit.v1.BootEvidence.$Shape} BootEvidence
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                BootEvidence.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.audit.v1.BootEvidence();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.eventLogSha256 = value;
+                                else
+                                    delete message.eventLogSha256;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.eventLog = value;
+                                else
+                                    delete message.eventLog;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.readError = value;
+                                else
+                                    delete message.readError;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for BootEvidence
+                 * @function getTypeUrl
+                 * @memberof attestd.audit.v1.BootEvidence
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                BootEvidence.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.audit.v1.BootEvidence";
+                };
+
+                return BootEvidence;
+            })();
+
+            v1.ImaEvidence = (function() {
+
+                /**
+                 * Properties of an ImaEvidence.
+                 * @typedef {Object} attestd.audit.v1.ImaEvidence.$Properties
+                 * @property {Uint8Array|null} [newLines] ImaEvidence newLines
+                 * @property {number|null} [entriesBefore] ImaEvidence entriesBefore
+                 * @property {number|null} [byteOffset] ImaEvidence byteOffset
+                 * @property {string|null} [readError] ImaEvidence readError
+                 * @property {boolean|null} [restarted] ImaEvidence restarted
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of an ImaEvidence.
+                 * @memberof attestd.audit.v1
+                 * @interface IImaEvidence
+                 * @augments attestd.audit.v1.ImaEvidence.$Properties
+                 * @deprecated Use attestd.audit.v1.ImaEvidence.$Properties instead.
+                 */
+
+                /**
+                 * Shape of an ImaEvidence.
+                 * @typedef {attestd.audit.v1.ImaEvidence.$Properties} attestd.audit.v1.ImaEvidence.$Shape
+                 */
+
+                /**
+                 * Constructs a new ImaEvidence.
+                 * @memberof attestd.audit.v1
+                 * @classdesc Represents an ImaEvidence.
+                 * @constructor
+                 * @param {attestd.audit.v1.ImaEvidence.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const ImaEvidence = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * ImaEvidence newLines.
+                 * @member {Uint8Array} newLines
+                 * @memberof attestd.audit.v1.ImaEvidence
+                 * @instance
+                 */
+                ImaEvidence.prototype.newLines = $util.newBuffer([]);
+
+                /**
+                 * ImaEvidence entriesBefore.
+                 * @member {number} entriesBefore
+                 * @memberof attestd.audit.v1.ImaEvidence
+                 * @instance
+                 */
+                ImaEvidence.prototype.entriesBefore = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+                /**
+                 * ImaEvidence byteOffset.
+                 * @member {number} byteOffset
+                 * @memberof attestd.audit.v1.ImaEvidence
+                 * @instance
+                 */
+                ImaEvidence.prototype.byteOffset = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+                /**
+                 * ImaEvidence readError.
+                 * @member {string} readError
+                 * @memberof attestd.audit.v1.ImaEvidence
+                 * @instance
+                 */
+                ImaEvidence.prototype.readError = "";
+
+                /**
+                 * ImaEvidence restarted.
+                 * @member {boolean} restarted
+                 * @memberof attestd.audit.v1.ImaEvidence
+                 * @instance
+                 */
+                ImaEvidence.prototype.restarted = false;
+
+                /**
+                 * Creates a new ImaEvidence instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.audit.v1.ImaEvidence
+                 * @static
+                 * @param {attestd.audit.v1.ImaEvidence.$Properties=} [properties] Properties to set
+                 * @returns {attestd.audit.v1.ImaEvidence} ImaEvidence instance
+                 * @type {{
+                 *   (properties: attestd.audit.v1.ImaEvidence.$Shape): attestd.audit.v1.ImaEvidence & attestd.audit.v1.ImaEvidence.$Shape;
+                 *   (properties?: attestd.audit.v1.ImaEvidence.$Properties): attestd.audit.v1.ImaEvidence;
+                 * }}
+                 */
+                ImaEvidence.create = function(properties) {
+                    return new ImaEvidence(properties);
+                };
+
+                /**
+                 * Encodes the specified ImaEvidence message. Does not implicitly {@link attestd.audit.v1.ImaEvidence.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.audit.v1.ImaEvidence
+                 * @static
+                 * @param {attestd.audit.v1.ImaEvidence.$Properties} message ImaEvidence message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                ImaEvidence.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.newLines != null && $Object.hasOwnProperty.call(message, "newLines") && message.newLines.length)
+                        writer.uint32(/* id 1, wireType 2 =*/10).bytes(message.newLines);
+                    if (message.entriesBefore != null && $Object.hasOwnProperty.call(message, "entriesBefore") && (typeof message.entriesBefore === "object" ? message.entriesBefore.low || message.entriesBefore.high : message.entriesBefore !== 0))
+                        writer.uint32(/* id 2, wireType 0 =*/16).uint64(message.entriesBefore);
+                    if (message.byteOffset != null && $Object.hasOwnProperty.call(message, "byteOffset") && (typeof message.byteOffset === "object" ? message.byteOffset.low || message.byteOffset.high : message.byteOffset !== 0))
+                        writer.uint32(/* id 3, wireType 0 =*/24).uint64(message.byteOffset);
+                    if (message.readError != null && $Object.hasOwnProperty.call(message, "readError") && message.readError !== "")
+                        writer.uint32(/* id 4, wireType 2 =*/34).string(message.readError);
+                    if (message.restarted != null && $Object.hasOwnProperty.call(message, "restarted") && message.restarted !== false)
+                        writer.uint32(/* id 5, wireType 0 =*/40).bool(message.restarted);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes an ImaEvidence message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.audit.v1.ImaEvidence
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.ImaEvidence & attestd.audit.v1.ImaEvidence.$Shape} ImaEvidence
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                ImaEvidence.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.audit.v1.ImaEvidence();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.newLines = value;
+                                else
+                                    delete message.newLines;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.entriesBefore = value;
+                                else
+                                    delete message.entriesBefore;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.byteOffset = value;
+                                else
+                                    delete message.byteOffset;
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.readError = value;
+                                else
+                                    delete message.readError;
+                                continue;
+                            }
+                        case 5: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.bool())
+                                    message.restarted = value;
+                                else
+                                    delete message.restarted;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for ImaEvidence
+                 * @function getTypeUrl
+                 * @memberof attestd.audit.v1.ImaEvidence
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                ImaEvidence.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.audit.v1.ImaEvidence";
+                };
+
+                return ImaEvidence;
+            })();
+
+            v1.CvmEvidence = (function() {
+
+                /**
+                 * Properties of a CvmEvidence.
+                 * @typedef {Object} attestd.audit.v1.CvmEvidence.$Properties
+                 * @property {string|null} [kind] CvmEvidence kind
+                 * @property {string|null} [via] CvmEvidence via
+                 * @property {string|null} [provider] CvmEvidence provider
+                 * @property {Uint8Array|null} [report] CvmEvidence report
+                 * @property {Uint8Array|null} [certTableSha256] CvmEvidence certTableSha256
+                 * @property {Uint8Array|null} [certTable] CvmEvidence certTable
+                 * @property {string|null} [collectError] CvmEvidence collectError
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a CvmEvidence.
+                 * @memberof attestd.audit.v1
+                 * @interface ICvmEvidence
+                 * @augments attestd.audit.v1.CvmEvidence.$Properties
+                 * @deprecated Use attestd.audit.v1.CvmEvidence.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a CvmEvidence.
+                 * @typedef {attestd.audit.v1.CvmEvidence.$Properties} attestd.audit.v1.CvmEvidence.$Shape
+                 */
+
+                /**
+                 * Constructs a new CvmEvidence.
+                 * @memberof attestd.audit.v1
+                 * @classdesc Represents a CvmEvidence.
+                 * @constructor
+                 * @param {attestd.audit.v1.CvmEvidence.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const CvmEvidence = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * CvmEvidence kind.
+                 * @member {string} kind
+                 * @memberof attestd.audit.v1.CvmEvidence
+                 * @instance
+                 */
+                CvmEvidence.prototype.kind = "";
+
+                /**
+                 * CvmEvidence via.
+                 * @member {string} via
+                 * @memberof attestd.audit.v1.CvmEvidence
+                 * @instance
+                 */
+                CvmEvidence.prototype.via = "";
+
+                /**
+                 * CvmEvidence provider.
+                 * @member {string} provider
+                 * @memberof attestd.audit.v1.CvmEvidence
+                 * @instance
+                 */
+                CvmEvidence.prototype.provider = "";
+
+                /**
+                 * CvmEvidence report.
+                 * @member {Uint8Array} report
+                 * @memberof attestd.audit.v1.CvmEvidence
+                 * @instance
+                 */
+                CvmEvidence.prototype.report = $util.newBuffer([]);
+
+                /**
+                 * CvmEvidence certTableSha256.
+                 * @member {Uint8Array} certTableSha256
+                 * @memberof attestd.audit.v1.CvmEvidence
+                 * @instance
+                 */
+                CvmEvidence.prototype.certTableSha256 = $util.newBuffer([]);
+
+                /**
+                 * CvmEvidence certTable.
+                 * @member {Uint8Array} certTable
+                 * @memberof attestd.audit.v1.CvmEvidence
+                 * @instance
+                 */
+                CvmEvidence.prototype.certTable = $util.newBuffer([]);
+
+                /**
+                 * CvmEvidence collectError.
+                 * @member {string} collectError
+                 * @memberof attestd.audit.v1.CvmEvidence
+                 * @instance
+                 */
+                CvmEvidence.prototype.collectError = "";
+
+                /**
+                 * Creates a new CvmEvidence instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.audit.v1.CvmEvidence
+                 * @static
+                 * @param {attestd.audit.v1.CvmEvidence.$Properties=} [properties] Properties to set
+                 * @returns {attestd.audit.v1.CvmEvidence} CvmEvidence instance
+                 * @type {{
+                 *   (properties: attestd.audit.v1.CvmEvidence.$Shape): attestd.audit.v1.CvmEvidence & attestd.audit.v1.CvmEvidence.$Shape;
+                 *   (properties?: attestd.audit.v1.CvmEvidence.$Properties): attestd.audit.v1.CvmEvidence;
+                 * }}
+                 */
+                CvmEvidence.create = function(properties) {
+                    return new CvmEvidence(properties);
+                };
+
+                /**
+                 * Encodes the specified CvmEvidence message. Does not implicitly {@link attestd.audit.v1.CvmEvidence.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.audit.v1.CvmEvidence
+                 * @static
+                 * @param {attestd.audit.v1.CvmEvidence.$Properties} message CvmEvidence message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                CvmEvidence.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.kind != null && $Object.hasOwnProperty.call(message, "kind") && message.kind !== "")
+                        writer.uint32(/* id 1, wireType 2 =*/10).string(message.kind);
+                    if (message.via != null && $Object.hasOwnProperty.call(message, "via") && message.via !== "")
+                        writer.uint32(/* id 2, wireType 2 =*/18).string(message.via);
+                    if (message.provider != null && $Object.hasOwnProperty.call(message, "provider") && message.provider !== "")
+                        writer.uint32(/* id 3, wireType 2 =*/26).string(message.provider);
+                    if (message.report != null && $Object.hasOwnProperty.call(message, "report") && message.report.length)
+                        writer.uint32(/* id 4, wireType 2 =*/34).bytes(message.report);
+                    if (message.certTableSha256 != null && $Object.hasOwnProperty.call(message, "certTableSha256") && message.certTableSha256.length)
+                        writer.uint32(/* id 5, wireType 2 =*/42).bytes(message.certTableSha256);
+                    if (message.certTable != null && $Object.hasOwnProperty.call(message, "certTable") && message.certTable.length)
+                        writer.uint32(/* id 6, wireType 2 =*/50).bytes(message.certTable);
+                    if (message.collectError != null && $Object.hasOwnProperty.call(message, "collectError") && message.collectError !== "")
+                        writer.uint32(/* id 7, wireType 2 =*/58).string(message.collectError);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes a CvmEvidence message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.audit.v1.CvmEvidence
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.CvmEvidence & attestd.audit.v1.CvmEvidence.$Shape} CvmEvidence
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                CvmEvidence.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.audit.v1.CvmEvidence();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.kind = value;
+                                else
+                                    delete message.kind;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.via = value;
+                                else
+                                    delete message.via;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.provider = value;
+                                else
+                                    delete message.provider;
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.report = value;
+                                else
+                                    delete message.report;
+                                continue;
+                            }
+                        case 5: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.certTableSha256 = value;
+                                else
+                                    delete message.certTableSha256;
+                                continue;
+                            }
+                        case 6: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.certTable = value;
+                                else
+                                    delete message.certTable;
+                                continue;
+                            }
+                        case 7: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.collectError = value;
+                                else
+                                    delete message.collectError;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for CvmEvidence
+                 * @function getTypeUrl
+                 * @memberof attestd.audit.v1.CvmEvidence
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                CvmEvidence.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.audit.v1.CvmEvidence";
+                };
+
+                return CvmEvidence;
+            })();
+
+            v1.GpuEvidence = (function() {
+
+                /**
+                 * Properties of a GpuEvidence.
+                 * @typedef {Object} attestd.audit.v1.GpuEvidence.$Properties
+                 * @property {Uint8Array|null} [measurement] GpuEvidence measurement
+                 * @property {Array.<string>|null} [crossCheckMismatches] GpuEvidence crossCheckMismatches
+                 * @property {string|null} [collectError] GpuEvidence collectError
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a GpuEvidence.
+                 * @memberof attestd.audit.v1
+                 * @interface IGpuEvidence
+                 * @augments attestd.audit.v1.GpuEvidence.$Properties
+                 * @deprecated Use attestd.audit.v1.GpuEvidence.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a GpuEvidence.
+                 * @typedef {attestd.audit.v1.GpuEvidence.$Properties} attestd.audit.v1.GpuEvidence.$Shape
+                 */
+
+                /**
+                 * Constructs a new GpuEvidence.
+                 * @memberof attestd.audit.v1
+                 * @classdesc Represents a GpuEvidence.
+                 * @constructor
+                 * @param {attestd.audit.v1.GpuEvidence.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const GpuEvidence = function (properties) {
+                    this.crossCheckMismatches = [];
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * GpuEvidence measurement.
+                 * @member {Uint8Array} measurement
+                 * @memberof attestd.audit.v1.GpuEvidence
+                 * @instance
+                 */
+                GpuEvidence.prototype.measurement = $util.newBuffer([]);
+
+                /**
+                 * GpuEvidence crossCheckMismatches.
+                 * @member {Array.<string>} crossCheckMismatches
+                 * @memberof attestd.audit.v1.GpuEvidence
+                 * @instance
+                 */
+                GpuEvidence.prototype.crossCheckMismatches = $util.emptyArray;
+
+                /**
+                 * GpuEvidence collectError.
+                 * @member {string} collectError
+                 * @memberof attestd.audit.v1.GpuEvidence
+                 * @instance
+                 */
+                GpuEvidence.prototype.collectError = "";
+
+                /**
+                 * Creates a new GpuEvidence instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.audit.v1.GpuEvidence
+                 * @static
+                 * @param {attestd.audit.v1.GpuEvidence.$Properties=} [properties] Properties to set
+                 * @returns {attestd.audit.v1.GpuEvidence} GpuEvidence instance
+                 * @type {{
+                 *   (properties: attestd.audit.v1.GpuEvidence.$Shape): attestd.audit.v1.GpuEvidence & attestd.audit.v1.GpuEvidence.$Shape;
+                 *   (properties?: attestd.audit.v1.GpuEvidence.$Properties): attestd.audit.v1.GpuEvidence;
+                 * }}
+                 */
+                GpuEvidence.create = function(properties) {
+                    return new GpuEvidence(properties);
+                };
+
+                /**
+                 * Encodes the specified GpuEvidence message. Does not implicitly {@link attestd.audit.v1.GpuEvidence.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.audit.v1.GpuEvidence
+                 * @static
+                 * @param {attestd.audit.v1.GpuEvidence.$Properties} message GpuEvidence message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                GpuEvidence.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.measurement != null && $Object.hasOwnProperty.call(message, "measurement") && message.measurement.length)
+                        writer.uint32(/* id 1, wireType 2 =*/10).bytes(message.measurement);
+                    if (message.crossCheckMismatches != null && message.crossCheckMismatches.length)
+                        for (let i = 0; i < message.crossCheckMismatches.length; ++i)
+                            writer.uint32(/* id 2, wireType 2 =*/18).string(message.crossCheckMismatches[i]);
+                    if (message.collectError != null && $Object.hasOwnProperty.call(message, "collectError") && message.collectError !== "")
+                        writer.uint32(/* id 3, wireType 2 =*/26).string(message.collectError);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes a GpuEvidence message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.audit.v1.GpuEvidence
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.GpuEvidence & attestd.audit.v1.GpuEvidence.$Shape} GpuEvidence
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                GpuEvidence.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.audit.v1.GpuEvidence();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.measurement = value;
+                                else
+                                    delete message.measurement;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.crossCheckMismatches && message.crossCheckMismatches.length))
+                                    message.crossCheckMismatches = [];
+                                message.crossCheckMismatches.push(reader.stringVerify());
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.collectError = value;
+                                else
+                                    delete message.collectError;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for GpuEvidence
+                 * @function getTypeUrl
+                 * @memberof attestd.audit.v1.GpuEvidence
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                GpuEvidence.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.audit.v1.GpuEvidence";
+                };
+
+                return GpuEvidence;
             })();
 
             v1.Reason = (function() {

@@ -191,9 +191,15 @@ export class LogVerifier {
     if (!expectedPolicyDigest.equals(Buffer.from(r.policySha256))) this.fail('reappraisal', `epoch ${r.epoch} names a policy other than the one loaded`);
     const recorded = r.reasons.map((x) => x.code);
     const verdict = policy
-      ? epochVerdict({ policy: policy.policy, binding, trustedAkPublic: ak?.publicArea, tpm,
+      ? epochVerdict({ policy: policy.policy, binding, trustedAkPublic: ak?.publicArea, tpm, previousClock: s.clock,
         collectionFailure: tpm ? undefined : r.reasons[0] ? { code: r.reasons[0].code ?? '', message: r.reasons[0].message ?? '' } : undefined })
-      : { pass: false, reasons: [{ code: 'POLICY_INVALID', message: '' }] };
+      : { pass: false, reasons: [{ code: 'POLICY_INVALID', message: '' }], clock: undefined, chainEnded: undefined };
+    if (verdict.clock) s.clock = verdict.clock;
+    if ((verdict.chainEnded?.code ?? '') !== (r.chainEnded?.code ?? '')) {
+      this.fail('reappraisal', `epoch ${r.epoch} ${r.chainEnded ? 'claims' : 'hides'} a TPM reset or restart that the quotes ${verdict.chainEnded ? 'show' : 'do not show'}`);
+    }
+    // After a reset or restart no lease granted before may be renewed.
+    if (verdict.chainEnded) for (const id of s.leaseEpoch.keys()) s.deadLeases.add(id);
     // An epoch the daemon could not record-then-apply is failed with AUDIT_UNAVAILABLE; it
     // never appears as passing, so the verdict comparison holds for it too.
     if (verdict.pass !== r.pass) {
@@ -225,6 +231,8 @@ export class LogVerifier {
     if (claims.leaseId !== d.leaseId || claims.epoch !== d.epoch || claims.expiresAtMs !== d.expiresAtMs) {
       this.fail('lease-token', `token of lease ${d.leaseId} disagrees with its record`);
     }
+    if (d.kind === Kind.GRANT) s.leaseEpoch.set(d.leaseId, claims.epoch);
+    else if (s.deadLeases.has(d.leaseId)) this.fail('lease-validity', `lease ${d.leaseId} renewed after a TPM reset or restart ended its chain`);
     const e = s.epochs.get(claims.epoch);
     if (!e || !e.pass) this.fail('lease-validity', `lease ${d.leaseId} issued under epoch ${claims.epoch}, which did not pass`);
     const current = s.epochs.get(s.current);

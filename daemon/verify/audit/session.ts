@@ -2,6 +2,7 @@
 import type { KeyObject } from 'node:crypto';
 import { ed25519PublicKey } from '../lease-token.js';
 import type { LoadedPolicy } from '../../policy/types.js';
+import type { ClockInfo } from '../tpm-attest.js';
 
 export interface EpochSeen {
   pass: boolean;
@@ -21,6 +22,11 @@ export class Session {
   lastEpoch = 0;
   current = 0;
   readonly epochs = new Map<number, EpochSeen>();
+  /** Clock of the latest verified quote, for reset detection as the daemon does it. */
+  clock: ClockInfo | undefined;
+  /** Epoch each lease was granted under, and leases a reset ended. */
+  readonly leaseEpoch = new Map<string, number>();
+  readonly deadLeases = new Set<string>();
 
   constructor(readonly index: number, readonly key: Buffer, readonly startSeq: number) {
     this.keyObject = ed25519PublicKey(key);
