@@ -19,6 +19,8 @@ export interface DaemonConfig {
   logLevel: LogLevel;
   /** Metrics endpoint (127.0.0.1:PORT, [::1]:PORT or unix:/PATH); off when undefined. */
   metricsListen?: string;
+  /** Path of libnvidia-ml.so.1; default the loader's search. */
+  nvmlLibrary?: string;
 }
 
 export const DEFAULTS = {

@@ -10,6 +10,7 @@ import { AuditLog } from './audit/log.js';
 import { Checkpointer } from './audit/checkpointer.js';
 import { createSessionKey, type SessionKey } from './native.js';
 import { TpmSource } from './evidence/tpm/source.js';
+import { GpuCollector } from './evidence/gpu/collector.js';
 import { loadPolicyFile, MAX_POLICY_BYTES, PolicyError } from './policy/load.js';
 import type { LoadedPolicy } from './policy/types.js';
 import { LeaseManager } from './lease/manager.js';
@@ -75,8 +76,9 @@ export class Daemon {
       const notifier = new Notifier(process.env, (err) => log('warn', 'sd_notify failed', { err: String(err) }));
       const leases = new LeaseManager({ signer: key, audit: (b) => audit!.append(b), log,
         onDecision: (outcome, reason, count) => metrics.decision(outcome, reason, count) });
+      const gpu = new GpuCollector({ nvmlLibraryPath: config.nvmlLibrary, crossCheck: true });
       const loop = new AttestationLoop({
-        tpm, audit, leases, signer: key, log,
+        tpm, gpu, audit, leases, signer: key, log,
         policy: () => box.d?.policy,
         trustedAkPublic: () => box.d?.ak?.publicArea,
         onEpoch: (e, info) => box.d?.onEpoch(e, info),

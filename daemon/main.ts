@@ -27,6 +27,7 @@ Options:
   --policy FILE        policy YAML (env ATTESTD_POLICY; default ${DEFAULTS.policyPath})
   --state-dir DIR      audit log and state (env ATTESTD_STATE_DIR; default ${DEFAULTS.stateDir})
   --log-level LEVEL    debug | info | warn | error (env ATTESTD_LOG_LEVEL; default info)
+  --nvml PATH          libnvidia-ml.so.1 to load (env ATTESTD_NVML; default the system's)
   --metrics ADDR       Prometheus endpoint: 127.0.0.1:PORT, [::1]:PORT or unix:/PATH
                        (env ATTESTD_METRICS; default off)
   --version            print the version
@@ -41,7 +42,7 @@ async function main(): Promise<number> {
     ({ values } = parseArgs({
       options: {
         socket: { type: 'string' }, 'socket-group': { type: 'string' }, tcti: { type: 'string' }, policy: { type: 'string' },
-        'state-dir': { type: 'string' }, 'log-level': { type: 'string' }, metrics: { type: 'string' }, config: { type: 'string' },
+        'state-dir': { type: 'string' }, 'log-level': { type: 'string' }, metrics: { type: 'string' }, config: { type: 'string' }, nvml: { type: 'string' },
         version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -71,6 +72,7 @@ async function main(): Promise<number> {
       stateDir: values['state-dir'] ?? env.ATTESTD_STATE_DIR ?? file.state_dir ?? DEFAULTS.stateDir,
       logLevel: (values['log-level'] ?? env.ATTESTD_LOG_LEVEL ?? file.log_level ?? DEFAULTS.logLevel) as LogLevel,
       metricsListen: values.metrics ?? env.ATTESTD_METRICS ?? file.metrics,
+      nvmlLibrary: values.nvml ?? env.ATTESTD_NVML ?? file.nvml,
     });
   } catch (err) {
     process.stderr.write(`attestd: ${(err as Error).message}\n`);

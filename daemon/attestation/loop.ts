@@ -13,6 +13,7 @@ import { EPOCH_RESULT_CONTEXT } from '../verify/epoch-result.js';
 import { requiredSelections } from '../policy/appraise.js';
 import type { LoadedPolicy } from '../policy/types.js';
 import type { TpmSource } from '../evidence/tpm/source.js';
+import type { GpuCollector, GpuEvidence } from '../evidence/gpu/collector.js';
 import type { AuditLog } from '../audit/log.js';
 import type { LeaseManager } from '../lease/manager.js';
 import type { Signer } from '../lease/token.js';
@@ -21,6 +22,8 @@ import { epochVerdict, type RecordedTpmEvidence, type Reason } from './epoch-ver
 
 export interface LoopDeps {
   tpm: TpmSource;
+  /** GPU and driver measurement, bound into every quote; absent to bind the empty measurement. */
+  gpu?: Pick<GpuCollector, 'collect'>;
   audit: AuditLog;
   leases: LeaseManager;
   signer: Signer;
@@ -86,7 +89,18 @@ export class AttestationLoop {
     const sessionPublicKey = deps.signer.publicKey();
     const logSize = deps.audit.size;
     const logRoot = deps.audit.root();
-    const binding = bindingDigest({ sessionPublicKey, epoch, gpuMeasurementSha256: EMPTY_GPU_MEASUREMENT_SHA256, logRoot });
+    // The GPU measurement comes first: its digest is part of what the TPM quotes.
+    let gpu: GpuEvidence | undefined;
+    let gpuError: string | undefined;
+    if (deps.gpu) {
+      try {
+        gpu = await deps.gpu.collect();
+      } catch (err) {
+        gpuError = `${asAttestdError(err).code}: ${asAttestdError(err).message}`;
+      }
+    }
+    const gpuMeasurementSha256 = gpu?.sha256 ?? EMPTY_GPU_MEASUREMENT_SHA256;
+    const binding = bindingDigest({ sessionPublicKey, epoch, gpuMeasurementSha256, logRoot });
 
     let tpm: RecordedTpmEvidence | undefined;
     let collectionFailure: Reason | undefined;
@@ -116,7 +130,9 @@ export class AttestationLoop {
     };
     const result = attestd.audit.v1.EpochResult.encode({
       epoch, pass, reasons, appraisedAtMs, validUntilMs: state.validUntilMs, policySha256: state.policyDigest,
-      sessionPublicKey, binding, logSize, logRoot, gpuMeasurementSha256: EMPTY_GPU_MEASUREMENT_SHA256, chainEnded: chainEnded ?? null,
+      sessionPublicKey, binding, logSize, logRoot, gpuMeasurementSha256, chainEnded: chainEnded ?? null,
+      gpu: gpu ? { measurement: gpu.encoded, crossCheckMismatches: gpu.crossCheck.performed ? gpu.crossCheck.mismatches : [] }
+        : gpuError ? { collectError: gpuError } : null,
       tpm: tpm ? {
         attest: tpm.attest, signature: tpm.signature, akPublic: tpm.akPublic,
         banks: tpm.banks.map((b) => ({ alg: b.alg, values: [...b.values].sort((x, y) => x[0] - y[0]).map(([index, value]) => ({ index, value })) })),

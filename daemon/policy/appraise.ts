@@ -7,13 +7,20 @@
  */
 import type { HashAlg } from '../verify/tpm-alg.js';
 import type { PcrBank } from '../verify/pcr.js';
-import { BANK_ORDER } from './schema.js';
+import { IMA_PCR } from '../verify/ima/replay.js';
+import { BOOT_PCRS } from './appraise-boot.js';
+import { BANK_ORDER } from './schema-parts.js';
 import type { PcrRequirement, Policy } from './types.js';
 
 export interface Reason {
-  /** Stable: PCR_MISMATCH, PCR_NOT_QUOTED, PCR_BANK_DUPLICATE, SHA1_NOT_ALLOWED, POLICY_NO_PCRS. */
+  /**
+   * Stable: PCR_MISMATCH, PCR_NOT_QUOTED, PCR_BANK_DUPLICATE, SHA1_NOT_ALLOWED, POLICY_NO_PCRS
+   * here; the appraise-*.ts files list theirs.
+   */
   code: string;
   message: string;
+  /** The uuid of the one GPU the reason is about, so only leases naming it need revoking. */
+  gpu?: string;
 }
 
 export interface Verdict {
@@ -30,7 +37,7 @@ function ordered(pcrs: readonly PcrRequirement[]): PcrRequirement[] {
   return [...pcrs].sort((a, b) => bankRank(a.alg) - bankRank(b.alg) || a.index - b.index);
 }
 
-function allowedText(allowed: readonly Buffer[]): string {
+export function allowedText(allowed: readonly Buffer[]): string {
   if (allowed.length === 0) return 'no value';
   if (allowed.length === 1) return allowed[0]?.toString('hex') ?? '';
   return `one of ${allowed.map((b) => b.toString('hex')).join(', ')}`;
@@ -47,6 +54,18 @@ function allowedText(allowed: readonly Buffer[]): string {
  * PCRs the quote covers beyond the policy are ignored.
  */
 export function appraisePcrs(policy: Policy, quoted: PcrBank[]): Verdict {
+  const reasons = pcrReasons(policy, quoted);
+  return { pass: reasons.length === 0, reasons };
+}
+
+/**
+ * What to do with a quoted value none of a requirement's values allows: undefined to
+ * report the usual PCR_MISMATCH, 'accept' to let it pass, or a reason of its own.
+ */
+export type MismatchHook = (req: PcrRequirement, found: Buffer, name: string) => 'accept' | Reason | undefined;
+
+/** The checks of appraisePcrs, in its order; shared with appraisePcrsAt. */
+export function pcrReasons(policy: Policy, quoted: PcrBank[], onMismatch?: MismatchHook): Reason[] {
   const reasons: Reason[] = [];
   if (policy.pcrs.length === 0) {
     reasons.push({ code: 'POLICY_NO_PCRS', message: 'the policy requires no PCR values, so nothing would be attested' });
@@ -75,23 +94,35 @@ export function appraisePcrs(policy: Policy, quoted: PcrBank[]): Verdict {
       continue;
     }
     if (!req.allowed.some((a) => a.equals(found))) {
-      reasons.push({
-        code: 'PCR_MISMATCH',
-        message: `${name} is ${found.toString('hex')}, policy allows ${allowedText(req.allowed)}`,
-      });
+      const other = onMismatch?.(req, found, name);
+      if (other === 'accept') continue;
+      reasons.push(
+        other ?? {
+          code: 'PCR_MISMATCH',
+          message: `${name} is ${found.toString('hex')}, policy allows ${allowedText(req.allowed)}`,
+        },
+      );
     }
   }
-  return { pass: reasons.length === 0, reasons };
+  return reasons;
 }
 
-/** What the collector must quote: banks in fixed order (sha1, sha256, sha384, sha512), PCRs ascending and unique. */
+/**
+ * What the collector must quote: banks in fixed order (sha1, sha256, sha384, sha512), PCRs
+ * ascending and unique. Besides the PCRs the policy names, a boot section adds the PCRs its
+ * event log accounts for (BOOT_PCRS) and an IMA section adds PCR 10, each in its bank, so
+ * that the log's events are vouched for by the quote.
+ */
 export function requiredSelections(policy: Policy): { alg: HashAlg; pcrs: number[] }[] {
   const byBank = new Map<HashAlg, Set<number>>();
-  for (const req of policy.pcrs) {
-    const set = byBank.get(req.alg) ?? new Set<number>();
-    set.add(req.index);
-    byBank.set(req.alg, set);
-  }
+  const add = (alg: HashAlg, index: number): void => {
+    const set = byBank.get(alg) ?? new Set<number>();
+    set.add(index);
+    byBank.set(alg, set);
+  };
+  for (const req of policy.pcrs) add(req.alg, req.index);
+  if (policy.boot !== undefined) for (const pcr of BOOT_PCRS) add(policy.boot.bank, pcr);
+  if (policy.ima !== undefined) add(policy.ima.bank, IMA_PCR);
   return [...byBank.keys()]
     .sort((a, b) => bankRank(a) - bankRank(b))
     .map((alg) => ({ alg, pcrs: [...(byBank.get(alg) ?? [])].sort((a, b) => a - b) }));

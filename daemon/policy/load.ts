@@ -9,6 +9,7 @@ import { open } from 'node:fs/promises';
 import { AttestdError } from '../errors.js';
 import { buildPolicy } from './build.js';
 import { semanticProblems } from './checks.js';
+import { v2Problems } from './checks-v2.js';
 import { readYaml } from './document.js';
 import type { Located } from './document.js';
 import { explain } from './explain.js';
@@ -34,7 +35,7 @@ function parseWithDigest(text: string, file: string, digest: Buffer): LoadedPoli
     const problem = explain(err, tree);
     if (problem !== undefined) located.push(problem);
   }
-  located.push(...semanticProblems(tree.value, tree));
+  located.push(...semanticProblems(tree.value, tree), ...v2Problems(tree.value, tree));
   if (located.length > 0) throw new PolicyError(problemsIn(file, located));
 
   const policy = buildPolicy(tree.value as Record<string, unknown>);

@@ -1,112 +1,50 @@
 /**
- * The JSON Schema (2020-12) of policy v1, applied to the plain value read from YAML.
- * Every object is closed (`additionalProperties: false`) so a misspelt field is an error
- * rather than a silently ignored line. Each leaf carries a `description` phrased as what
- * is expected there; the loader shows it when the value does not fit. Checks a schema
- * cannot express well (duration bounds, max_age >= interval, unique rule names, SHA-1
- * opt-in, path normal form) live in checks.ts.
+ * The JSON Schema (2020-12) of the policy, versions 1 and 2, applied to the plain value
+ * read from YAML. Every object is closed (`additionalProperties: false`) so a misspelt
+ * field is an error rather than a silently ignored line. Each leaf carries a
+ * `description` phrased as what is expected there; the loader shows it when the value
+ * does not fit. One schema covers both versions: the sections only version 2 may use are
+ * refused in a version 1 file by checks-v2.ts, which says so in those words. Checks a
+ * schema cannot express well (duration bounds, max_age >= interval, unique rule names,
+ * SHA-1 opt-in, path normal form) live in checks.ts and checks-v2.ts.
  *
  * Every pattern below is a fixed literal of this file; nothing from a policy ever
  * becomes a regular expression.
  */
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
-import type { HashAlg } from '../verify/tpm-alg.js';
+import {
+  MAX_RULES,
+  MAX_SCOPES,
+  absolutePathList,
+  duration,
+  hexDigest,
+  idList,
+  MAX_LIST_ENTRIES,
+  pcrBanks,
+} from './schema-parts.js';
+import { BOOT_SCHEMA, CVM_SCHEMA, GPU_SCHEMA, IMA_SCHEMA, RULE_GPUS_SCHEMA, UPDATE_WINDOW_SCHEMA } from './schema-v2.js';
 
-/** Banks in the order requirements are listed and quoted. */
-export const BANK_ORDER: readonly HashAlg[] = ['sha1', 'sha256', 'sha384', 'sha512'];
-
-export const DIGEST_HEX_LENGTH: Readonly<Record<HashAlg, number>> = {
-  sha1: 40,
-  sha256: 64,
-  sha384: 96,
-  sha512: 128,
-};
-
-const BANK_LABEL: Readonly<Record<HashAlg, string>> = {
-  sha1: 'SHA-1',
-  sha256: 'SHA-256',
-  sha384: 'SHA-384',
-  sha512: 'SHA-512',
-};
-
-/** Bounds on every list, so a hostile file cannot make appraisal or matching expensive. */
-export const MAX_RULES = 256;
-export const MAX_LIST_ENTRIES = 1024;
-export const MAX_ALLOWED_DIGESTS = 64;
-export const MAX_SCOPES = 64;
-export const MAX_PATH_LENGTH = 4096;
-export const UID_MAX = 0xfffffffe; // (uid_t)-1 means "no uid" to the kernel
-
-function hexDigest(hexLength: number, what: string): Record<string, unknown> {
-  return {
-    type: 'string',
-    pattern: `^[0-9a-fA-F]{${hexLength}}$`,
-    description: `a ${hexLength}-character hex ${what} digest (quote it, so YAML keeps it a string)`,
-  };
-}
-
-function pcrBank(alg: HashAlg): Record<string, unknown> {
-  const digest = hexDigest(DIGEST_HEX_LENGTH[alg], BANK_LABEL[alg]);
-  return {
-    type: 'object',
-    description: `a map from PCR index (0 to 23) to the allowed ${BANK_LABEL[alg]} value or values`,
-    minProperties: 1,
-    propertyNames: {
-      pattern: '^(?:[0-9]|1[0-9]|2[0-3])$',
-      description: 'a PCR index from 0 to 23',
-    },
-    additionalProperties: {
-      type: ['string', 'array'],
-      description: `${digest['description'] as string}, or a list of them`,
-      pattern: digest['pattern'],
-      minItems: 1,
-      maxItems: MAX_ALLOWED_DIGESTS,
-      items: digest,
-    },
-  };
-}
-
-const duration = {
-  type: 'string',
-  pattern: '^[0-9]{1,9}(?:ms|s|m|h)$',
-  description: 'a duration: an integer followed by ms, s, m or h, such as 500ms, 2s, 5m or 1h',
-};
-
-function idList(what: string): Record<string, unknown> {
-  return {
-    type: 'array',
-    description: `a non-empty list of ${what}s`,
-    minItems: 1,
-    maxItems: MAX_LIST_ENTRIES,
-    items: { type: 'integer', minimum: 0, maximum: UID_MAX, description: `a numeric ${what} from 0 to ${UID_MAX}` },
-  };
-}
-
-function absolutePathList(what: string, plural: string): Record<string, unknown> {
-  return {
-    type: 'array',
-    description: `a non-empty list of ${plural}`,
-    minItems: 1,
-    maxItems: MAX_LIST_ENTRIES,
-    items: {
-      type: 'string',
-      pattern: '^/',
-      maxLength: MAX_PATH_LENGTH,
-      description: `an absolute ${what} starting with /`,
-    },
-  };
-}
+export {
+  BANK_ORDER,
+  DIGEST_HEX_LENGTH,
+  MAX_ALLOWED_DIGESTS,
+  MAX_LIST_ENTRIES,
+  MAX_PATH_LENGTH,
+  MAX_RULES,
+  MAX_SCOPES,
+  UID_MAX,
+} from './schema-parts.js';
 
 export const POLICY_SCHEMA = {
   $schema: 'https://json-schema.org/draft/2020-12/schema',
-  $id: 'https://attestd.invalid/schema/policy-v1.json',
+  $id: 'https://attestd.invalid/schema/policy-v2.json',
   type: 'object',
   description: 'a policy mapping with version, attestation, pcrs and rules',
   additionalProperties: false,
   required: ['version', 'attestation', 'pcrs', 'rules'],
   properties: {
-    version: { const: 1, description: 'the number 1' },
+    version: { enum: [1, 2], description: 'the number 1 or 2' },
     allow_sha1: { type: 'boolean', description: 'true or false' },
     attestation: {
       type: 'object',
@@ -115,13 +53,7 @@ export const POLICY_SCHEMA = {
       required: ['interval', 'max_age'],
       properties: { interval: duration, max_age: duration },
     },
-    pcrs: {
-      type: 'object',
-      description: 'a mapping from bank name (sha1, sha256, sha384, sha512) to PCR values',
-      minProperties: 1,
-      additionalProperties: false,
-      properties: Object.fromEntries(BANK_ORDER.map((alg) => [alg, pcrBank(alg)])),
-    },
+    pcrs: pcrBanks(),
     rules: {
       type: 'array',
       description: `a non-empty list of at most ${MAX_RULES} rules`,
@@ -175,11 +107,17 @@ export const POLICY_SCHEMA = {
                   description: 'a scope label of 1 to 128 printable ASCII characters',
                 },
               },
+              gpus: RULE_GPUS_SCHEMA,
             },
           },
         },
       },
     },
+    update_window: UPDATE_WINDOW_SCHEMA,
+    boot: BOOT_SCHEMA,
+    ima: IMA_SCHEMA,
+    cvm: CVM_SCHEMA,
+    gpu: GPU_SCHEMA,
   },
 } as const;
 

@@ -172,6 +172,11 @@ export class LogVerifier {
     const root = this.tree.rootAt(r.logSize);
     if (!root) this.fail('record', `epoch binds log size ${r.logSize}, outside what this record can refer to`);
     if (!root.equals(Buffer.from(r.logRoot))) this.fail('checkpoint-root', `epoch ${r.epoch} binds a log root that differs from the log at size ${r.logSize}`);
+    // The bound GPU digest is of the recorded measurement (or of the empty one when none was taken).
+    const gpuBytes = r.gpu?.measurement && r.gpu.measurement.length > 0 ? Buffer.from(r.gpu.measurement) : Buffer.alloc(0);
+    if (!createHash('sha256').update(gpuBytes).digest().equals(Buffer.from(r.gpuMeasurementSha256))) {
+      this.fail('reappraisal', `epoch ${r.epoch} binds a GPU measurement digest that is not the recorded measurement's`);
+    }
     const binding = bindingDigest({ sessionPublicKey: s.key, epoch: r.epoch, gpuMeasurementSha256: r.gpuMeasurementSha256, logRoot: r.logRoot });
     if (!binding.equals(Buffer.from(r.binding))) this.fail('session-chain', `epoch ${r.epoch} binding does not match its session key, epoch and log root`);
     const tpm = r.tpm ? recordedTpm(r.tpm as V1.TpmEvidence) : undefined;
