@@ -69,6 +69,7 @@ export const ERROR_CODES = {
   NVIDIA_SMI_FAILED: 'nvidia-smi could not be run or its output parsed',
   GPU_REPORT_MALFORMED: 'a GPU attestation report is malformed',
   GPU_REPORT_SIGNATURE_INVALID: 'a GPU attestation report signature does not verify',
+  GPU_NONCE_MISMATCH: 'a GPU attestation report was made for another nonce',
   GPU_CERT_CHAIN_INVALID: 'the GPU device certificate does not chain to the NVIDIA root',
   RIM_INVALID: 'a reference integrity manifest is malformed or its signature does not verify',
 

@@ -11,6 +11,7 @@ import { policyCheck, POLICY_HELP } from './policy-check.js';
 import { audit, AUDIT_HELP } from './audit.js';
 import { cvm, CVM_HELP } from './cvm.js';
 import { tpm, TPM_HELP } from './tpm.js';
+import { gpuVerify, GPU_VERIFY_HELP } from './gpu-verify.js';
 
 const HELP = `Usage: attestctl [--socket PATH] [--json] <command> ...
 
@@ -22,6 +23,7 @@ Commands:
   audit verify|prove|check-inclusion|export ...   offline audit log commands
   cvm verify-snp|verify-tdx ...                   offline confidential-VM report checks
   tpm eventlog FILE                               parse a TCG event log, replay its PCRs
+  gpu verify REPORT --chain CHAIN.pem ...         verify an NVIDIA GPU attestation report
 
 The socket is --socket, else $ATTESTD_SOCKET, else /run/attestd/attestd.sock.
 Exit codes: 0 ok, 1 failure, 2 usage, 3 daemon unreachable, 4 refused by the daemon,
@@ -41,6 +43,8 @@ ${AUDIT_HELP}
 ${CVM_HELP}
 
 ${TPM_HELP}
+
+${GPU_VERIFY_HELP}
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -57,6 +61,7 @@ async function main(argv: string[]): Promise<number> {
         grace: { type: 'string' }, help: { type: 'boolean', short: 'h' }, ak: { type: 'string' }, dir: { type: 'string' },
         size: { type: 'string' }, 'leaf-hash': { type: 'string' }, index: { type: 'string' }, root: { type: 'string' }, proof: { type: 'string' },
         cert: { type: 'string' }, chain: { type: 'string' }, at: { type: 'string' }, collateral: { type: 'string' },
+        nonce: { type: 'string' }, rim: { type: 'string', multiple: true },
       },
       allowPositionals: true,
       strict: true,
@@ -96,6 +101,12 @@ async function main(argv: string[]): Promise<number> {
           index: values.index, root: values.root, proof: values.proof });
       case 'cvm':
         return await cvm(rest, { json, cert: values.cert, chain: values.chain, at: values.at, collateral: values.collateral });
+      case 'gpu':
+        if (rest[0] !== 'verify') {
+          process.stderr.write(`attestctl: unknown gpu command: ${rest[0] ?? '(none)'}\n\n${GPU_VERIFY_HELP}\n`);
+          return EXIT.USAGE;
+        }
+        return await gpuVerify(rest[1], { chain: values.chain, nonce: values.nonce, rim: values.rim, at: values.at, json });
       case 'tpm':
         return await tpm(rest, json);
       case 'policy':

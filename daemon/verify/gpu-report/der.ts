@@ -122,11 +122,11 @@ export class Der {
     return (this.buf[node.content] ?? 0) !== 0;
   }
 
-  /** A BIT STRING's bytes, without the unused-bits count. */
-  bitString(node: Node): Buffer {
+  /** A BIT STRING's bytes, without the unused-bits count; `whole` requires that count be 0. */
+  bitString(node: Node, whole = false): Buffer {
     if (node.tag !== TAG.BIT_STRING || node.end === node.content) this.fail('expected a BIT STRING');
     const unused = this.buf[node.content] ?? 0;
-    if (unused > 7) this.fail('BIT STRING has more than 7 unused bits');
+    if (unused > 7 || (whole && unused !== 0)) this.fail('BIT STRING has a bad unused-bits count');
     return this.buf.subarray(node.content + 1, node.end);
   }
 

@@ -96,3 +96,16 @@ export function diceTcbInfo(leaf: Certificate): DiceTcbInfo | undefined {
     throw err;
   }
 }
+
+/**
+ * The report's FWID (opaque field 20), when it states one, must be one the leaf carries:
+ * the key that signed is then the key of the firmware that measured. Returns a detail line.
+ */
+export function matchReportFwid(reportFwidHex: string | undefined, dice: DiceTcbInfo | undefined): string {
+  if (reportFwidHex === undefined) return dice ? 'the report states no FWID; the leaf carries one' : 'neither the report nor the leaf has an FWID';
+  if (!dice) throw new AttestdError('GPU_CERT_CHAIN_INVALID', 'the report states an FWID but the leaf has no DICE FWID extension');
+  if (!dice.fwids.some((f) => f.digestHex === reportFwidHex)) {
+    throw new AttestdError('GPU_CERT_CHAIN_INVALID', `the report FWID ${reportFwidHex} is not the leaf's (${dice.fwids.map((f) => f.digestHex).join(', ')})`);
+  }
+  return `the leaf's ${dice.oid} FWID matches the report`;
+}

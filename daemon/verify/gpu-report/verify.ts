@@ -6,7 +6,7 @@
 import { AttestdError } from '../../errors.js';
 import { NVIDIA_DEVICE_ROOT_SPKI_SHA256, parseRoots, verifyChain, type VerifiedChain } from './chain.js';
 import { compareMeasurements, type Reason } from './compare.js';
-import { diceTcbInfo, type DiceTcbInfo } from './fwid.js';
+import { diceTcbInfo, matchReportFwid, type DiceTcbInfo } from './fwid.js';
 import { parseOpaqueData, type NvidiaOpaqueData } from './opaque.js';
 import { verifyRim, type VerifiedRim } from './rim-signature.js';
 import { verifyMeasurementSignature } from './signature.js';
@@ -68,18 +68,9 @@ function checkNonce(frame: SpdmFrame, expected: Uint8Array | undefined, allowAny
   // The nonce sits in the signed request, so a report for another nonce is a signature
   // made over other bytes than the ones this epoch asked to be signed.
   if (!frame.request.subarray(4, 4 + NONCE_LENGTH).equals(expected)) {
-    throw new AttestdError('GPU_REPORT_SIGNATURE_INVALID', 'the report was signed for another nonce than the one expected');
+    throw new AttestdError('GPU_NONCE_MISMATCH', 'the report was signed for another nonce than the one expected');
   }
   return true;
-}
-
-function checkFwid(opaque: NvidiaOpaqueData, dice: DiceTcbInfo | undefined): string {
-  if (opaque.fwidHex === undefined) return dice ? 'the report states no FWID; the leaf has one' : 'neither report nor leaf has an FWID';
-  if (!dice) throw new AttestdError('GPU_CERT_CHAIN_INVALID', 'the report states an FWID but the leaf has no DICE FWID extension');
-  if (!dice.fwids.some((f) => f.digestHex === opaque.fwidHex)) {
-    throw new AttestdError('GPU_CERT_CHAIN_INVALID', `the report FWID ${opaque.fwidHex} is not the leaf's (${dice.fwids.map((f) => f.digestHex).join(', ')})`);
-  }
-  return `leaf ${dice.oid} FWID matches the report`;
 }
 
 /**
@@ -139,7 +130,7 @@ export function verifyGpuAttestation(input: GpuVerifyInput): VerifiedGpuReport {
   }, (v) => `${v.report.response.blocks.length} measurement blocks, ${v.opaque.fields.length} opaque fields`);
   const dice = step('fwid', () => {
     const info = diceTcbInfo(chain.leaf);
-    return { info, detail: checkFwid(opaque, info) };
+    return { info, detail: matchReportFwid(opaque.fwidHex, info) };
   }, (v) => v.detail).info;
 
   return {

@@ -145,7 +145,8 @@ export function parseCertificate(input: Uint8Array, code: ErrorCode): Certificat
   return {
     der,
     tbs: Buffer.from(d.raw(tbsNode)),
-    signature: Buffer.from(d.bitString(sigNode)),
+    // Unused bits in the signature would be a second encoding of the same certificate.
+    signature: Buffer.from(d.bitString(sigNode, true)),
     serialHex,
     issuer: Buffer.from(d.raw(issuer)),
     subject: Buffer.from(d.raw(subject)),

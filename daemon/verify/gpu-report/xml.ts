@@ -15,13 +15,24 @@ function invalid(why: string, cause?: unknown): AttestdError {
   return new AttestdError('RIM_INVALID', `RIM: ${why}`, cause === undefined ? undefined : { cause });
 }
 
-/** The RIM as text: UTF-8 without a byte-order mark, size-capped, no DOCTYPE. */
+/** Controls other than tab, LF and CR, and U+FFFE/U+FFFF, are not XML 1.0 characters. */
+function hasNonXmlChar(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09 && c !== 0x0a && c !== 0x0d) || c === 0xfffe || c === 0xffff) return true;
+  }
+  return false;
+}
+
+/** The RIM as text: UTF-8 without a byte-order mark, size-capped, no DOCTYPE, only XML characters. */
 export function rimText(xml: string | Uint8Array): string {
   const size = typeof xml === 'string' ? Buffer.byteLength(xml, 'utf8') : xml.length;
   if (size > MAX_RIM_BYTES) throw invalid(`${size} bytes, over ${MAX_RIM_BYTES}`);
   let text = typeof xml === 'string' ? xml : Buffer.from(xml).toString('utf8');
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   if (/<!DOCTYPE|<!ENTITY/i.test(text)) throw invalid('a document type declaration is not allowed');
+  // XML 1.0 forbids these; the parser would pass some of them over silently.
+  if (hasNonXmlChar(text)) throw invalid('a character XML does not allow');
   return text;
 }
 
