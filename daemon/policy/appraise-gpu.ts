@@ -6,6 +6,7 @@
  */
 import type { GpuDevice, GpuMeasurement } from '../verify/gpu/measurement.js';
 import type { Reason } from './appraise.js';
+import { normaliseGpuUuid } from './build-v2.js';
 import type { GpuPolicy } from './types.js';
 
 function gpuName(g: GpuDevice): string {
@@ -102,7 +103,10 @@ export function appraiseGpu(gpu: GpuPolicy, m: GpuMeasurement): Reason[] {
   return reasons;
 }
 
-/** Reasons about one GPU, keyed by uuid; `host` holds those that concern every GPU. */
+/**
+ * Reasons about one GPU, keyed by its uuid in normal form ("GPU-" + lowercase hex, as
+ * resolveRuleGpus and the measurement spell it); `host` holds those that concern every GPU.
+ */
 export function gpuReasonsByUuid(reasons: readonly Reason[]): { host: Reason[]; byGpu: Map<string, Reason[]> } {
   const host: Reason[] = [];
   const byGpu = new Map<string, Reason[]>();
@@ -111,7 +115,7 @@ export function gpuReasonsByUuid(reasons: readonly Reason[]): { host: Reason[]; 
       host.push(r);
       continue;
     }
-    const key = r.gpu.toLowerCase();
+    const key = normaliseGpuUuid(r.gpu);
     const list = byGpu.get(key) ?? [];
     list.push(r);
     byGpu.set(key, list);

@@ -55,9 +55,9 @@ export function pcrRequirements(pcrs: Obj): PcrRequirement[] {
   return out;
 }
 
-/** "GPU-ABC..." and "GPU-abc..." name the same GPU; NVML prints lowercase. */
+/** "GPU-ABC..." and "gpu-abc..." name the same GPU; NVML prints "GPU-" and lowercase hex. */
 export function normaliseGpuUuid(uuid: string): string {
-  return `GPU-${uuid.slice(4).toLowerCase()}`;
+  return uuid.toLowerCase().startsWith('gpu-') ? `GPU-${uuid.slice(4).toLowerCase()}` : uuid.toLowerCase();
 }
 
 const lowerList = (raw: readonly string[] | undefined): string[] | undefined => (raw === undefined ? undefined : [...new Set(raw.map((s) => s.toLowerCase()))]);

@@ -56,6 +56,8 @@ export function v2Problems(value: unknown, tree: SourceTree): Located[] {
       if (!Array.isArray(gpus)) return;
       const seen = new Set<string>();
       gpus.forEach((g, j) => {
+        // Parsed objects have no prototype, so only scalars are turned into text here.
+        if (typeof g !== 'string' && typeof g !== 'number') return;
         const key = typeof g === 'string' ? g.toLowerCase() : String(g);
         if (seen.has(key)) report(['rules', i, 'lease', 'gpus', j], `expected each GPU once; ${JSON.stringify(g)} is listed twice`);
         seen.add(key);
@@ -125,6 +127,9 @@ export function v2Problems(value: unknown, tree: SourceTree): Located[] {
       allow.forEach((entry, i) => {
         if (!isObj(entry)) return;
         path(['ima', 'allow', i, 'path'], own(entry, 'path'));
+        if (!sha1Allowed && own(entry, 'sha1') !== undefined) {
+          report(['ima', 'allow', i, 'sha1'], 'expected a digest other than sha1, unless the policy sets allow_sha1: true at the top level', true);
+        }
         const digests = IMA_DIGEST_KEYS.filter((k) => own(entry, k) !== undefined);
         if (digests.length !== 1) {
           report(['ima', 'allow', i], `expected exactly one file digest (sha1, sha256, sha384 or sha512), found ${digests.length === 0 ? 'none' : digests.join(' and ')}`);

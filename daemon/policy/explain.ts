@@ -31,17 +31,30 @@ export function describeValue(value: unknown): string {
   return n === 0 ? 'an empty mapping' : `a mapping of ${n}`;
 }
 
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+/**
+ * Levenshtein distance, or `limit` as soon as it is clear the distance is at least that:
+ * a file with thousands of unknown keys then costs a few comparisons per key, not a full
+ * table against every known field.
+ */
+function editDistance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) >= limit) return limit;
+  let prev = new Uint16Array(b.length + 1);
+  let cur = new Uint16Array(b.length + 1);
+  for (let j = 0; j <= b.length; j += 1) prev[j] = j;
   for (let i = 1; i <= a.length; i += 1) {
-    const cur = [i];
+    cur[0] = i;
+    let rowMin = i;
+    const ca = a.charCodeAt(i - 1);
     for (let j = 1; j <= b.length; j += 1) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      cur.push(Math.min((prev[j] ?? 0) + 1, (cur[j - 1] ?? 0) + 1, (prev[j - 1] ?? 0) + cost));
+      const cost = ca === b.charCodeAt(j - 1) ? 0 : 1;
+      const d = Math.min((prev[j] as number) + 1, (cur[j - 1] as number) + 1, (prev[j - 1] as number) + cost);
+      cur[j] = d;
+      if (d < rowMin) rowMin = d;
     }
-    prev = cur;
+    if (rowMin >= limit) return limit;
+    [prev, cur] = [cur, prev];
   }
-  return prev[b.length] ?? 0;
+  return Math.min(prev[b.length] as number, limit);
 }
 
 function suggestion(unknown: string, known: string[]): string {
@@ -49,7 +62,7 @@ function suggestion(unknown: string, known: string[]): string {
   let best: string | undefined;
   let bestDistance = 3;
   for (const k of known) {
-    const d = editDistance(unknown, k);
+    const d = editDistance(unknown, k, bestDistance);
     if (d < bestDistance) {
       best = k;
       bestDistance = d;
