@@ -146,12 +146,12 @@ export function spawnAttestctl(args: string[], socket: string): ChildProcess {
  * One software TPM and one daemon for every test of a file: registers the hooks and returns
  * a getter, valid inside tests.
  */
-export function sharedDaemon(): () => { tpm: Swtpm; d: RunningDaemon } {
+export function sharedDaemon(policy?: string): () => { tpm: Swtpm; d: RunningDaemon } {
   let tpm: Swtpm | undefined;
   let d: RunningDaemon | undefined;
   beforeAll(async () => {
     tpm = await startSwtpm();
-    d = await startDaemon({ tcti: tpm.tcti });
+    d = await startDaemon({ tcti: tpm.tcti, policy });
   });
   afterAll(async () => {
     await d?.stop();

@@ -7,7 +7,8 @@ import { attestctl, sharedDaemon, testPolicy } from '../helpers/daemon.js';
 import { framesOf, readSegments } from '../../daemon/audit/reader.js';
 import { attestd } from '../../daemon/gen/proto.js';
 
-const env = sharedDaemon();
+// Leases outlive the few seconds a busy machine may take between two attestctl runs.
+const env = sharedDaemon(testPolicy({ maxAge: '60s' }));
 
 describe('attestctl', () => {
   it('status --json shows the state, epoch and attestation key; exit 0 when trusted', async () => {
