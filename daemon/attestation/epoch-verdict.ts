@@ -1,20 +1,28 @@
 /**
  * The verdict of one epoch from its recorded evidence: verify the quote against the AK and
- * the binding, then appraise the quoted PCRs under the policy. Pure and deterministic, so
- * the auditor's verifier re-runs exactly this on the records and must reach the same verdict.
+ * the binding, notice a TPM reset or a clock going back, appraise the quoted PCRs under the
+ * policy (with its update window), then the evidence beyond the quote that the policy asks
+ * for: the boot event log, IMA, the confidential-VM report and the GPUs. Pure and
+ * deterministic, so the auditor's verifier re-runs exactly this on the records and must reach
+ * the same verdict.
  */
 import { asAttestdError } from '../errors.js';
 import { verifyQuote } from '../verify/quote.js';
 import { parseTpmtPublic } from '../verify/tpm-public.js';
 import type { PcrBank } from '../verify/pcr.js';
-import { appraisePcrs } from '../policy/appraise.js';
+import { gpuReasonsByUuid } from '../policy/appraise-gpu.js';
+import { appraisePcrsAt } from '../policy/appraise-window.js';
 import type { Policy } from '../policy/types.js';
 import type { ClockInfo } from '../verify/tpm-attest.js';
 import { compareClock } from '../verify/clock.js';
+import type { CollateralFile } from '../verify/tdx/collateral.js';
+import { bootVerdict, cvmVerdict, gpuVerdict, imaVerdict, type ImaState, type RecordedCvm } from './source-verdicts.js';
 
 export interface Reason {
   code: string;
   message: string;
+  /** The GPU a reason is about, when it is about one GPU only. */
+  gpu?: string;
 }
 
 export interface RecordedTpmEvidence {
@@ -27,6 +35,8 @@ export interface RecordedTpmEvidence {
 export interface EpochVerdictInput {
   policy: Policy;
   binding: Uint8Array;
+  /** Unix ms of the appraisal: update windows and collateral ages are judged at this time. */
+  nowMs: number;
   /** The AK this session trusts (from its start); undefined when the session began without a TPM. */
   trustedAkPublic?: Uint8Array;
   tpm?: RecordedTpmEvidence;
@@ -34,9 +44,14 @@ export interface EpochVerdictInput {
   collectionFailure?: Reason;
   /** The clock of the latest verified quote of this session, to see resets and a clock going back. */
   previousClock?: ClockInfo;
+  boot?: { log?: Uint8Array; readError?: string };
+  ima?: { state?: ImaState; newLines: Uint8Array; readError?: string };
+  cvm?: { rec?: RecordedCvm; collateral: readonly CollateralFile[]; collateralIssuedAtMs?: number };
+  gpu?: { measurement?: Uint8Array; collectError?: string };
 }
 
 export interface EpochVerdict {
+  /** The host as a whole passed (GPU-specific failures aside: see badGpus). */
   pass: boolean;
   reasons: Reason[];
   /** The verified quote's clock, to compare the next quote with. */
@@ -46,10 +61,16 @@ export interface EpochVerdict {
    * and no lease from before is ever renewed, even if this epoch passes.
    */
   chainEnded?: Reason;
+  /** Passed only thanks to values the policy's update window allows. */
+  underUpdateWindow?: boolean;
+  /** GPUs that failed on their own: leases naming them are revoked, others stand. */
+  badGpus?: string[];
+  /** IMA state after this epoch, when its lines replayed to the quote. */
+  imaNext?: ImaState;
 }
 
 export function epochVerdict(input: EpochVerdictInput): EpochVerdict {
-  const { tpm } = input;
+  const { tpm, policy } = input;
   if (!tpm) {
     return { pass: false, reasons: [input.collectionFailure ?? { code: 'TPM_UNAVAILABLE', message: 'no TPM evidence' }] };
   }
@@ -73,5 +94,22 @@ export function epochVerdict(input: EpochVerdictInput): EpochVerdict {
     if (c.reason?.code === 'TPM_CLOCK_WENT_BACKWARDS') return { pass: false, reasons: [c.reason], clock };
     if (c.reason) chainEnded = c.reason;
   }
-  return { ...appraisePcrs(input.policy, banks), clock, chainEnded };
+  const pcrs = appraisePcrsAt(policy, banks, input.nowMs);
+  const reasons: Reason[] = [...pcrs.reasons];
+  if (policy.boot) reasons.push(...bootVerdict(policy.boot, input.boot?.log, input.boot?.readError, banks));
+  let imaNext: ImaState | undefined;
+  if (policy.ima) {
+    const v = imaVerdict(policy.ima, input.ima?.state, input.ima?.newLines ?? new Uint8Array(), input.ima?.readError, banks);
+    reasons.push(...v.reasons);
+    imaNext = v.next;
+  }
+  if (policy.cvm) {
+    reasons.push(...cvmVerdict(policy.cvm, input.cvm?.rec, input.cvm?.collateral ?? [], input.binding, input.nowMs, input.cvm?.collateralIssuedAtMs).reasons);
+  }
+  if (policy.gpu) reasons.push(...gpuVerdict(policy.gpu, input.gpu?.measurement, input.gpu?.collectError).reasons);
+  const { host, byGpu } = gpuReasonsByUuid(reasons);
+  return {
+    pass: host.length === 0, reasons, clock, chainEnded, underUpdateWindow: pcrs.underUpdateWindow && host.length === 0,
+    badGpus: [...byGpu.keys()], imaNext,
+  };
 }

@@ -18,10 +18,14 @@ import type { AuditLog } from '../audit/log.js';
 import type { LeaseManager } from '../lease/manager.js';
 import type { Signer } from '../lease/token.js';
 import type { EpochState } from '../lease/types.js';
-import { epochVerdict, type RecordedTpmEvidence, type Reason } from './epoch-verdict.js';
+import { epochVerdict, type EpochVerdict, type RecordedTpmEvidence, type Reason } from './epoch-verdict.js';
+import { EvidenceCollector, type CollectedExtra } from './collect.js';
+import type { CvmSource } from '../evidence/cvm/source.js';
 
 export interface LoopDeps {
   tpm: TpmSource;
+  /** Confidential-VM reports, when the policy asks for them. */
+  cvm?: CvmSource;
   /** GPU and driver measurement, bound into every quote; absent to bind the empty measurement. */
   gpu?: Pick<GpuCollector, 'collect'>;
   audit: AuditLog;
@@ -44,7 +48,11 @@ export class AttestationLoop {
   private rerun = false;
   private stopped = false;
 
-  constructor(private readonly deps: LoopDeps) {}
+  private readonly collector: EvidenceCollector;
+
+  constructor(private readonly deps: LoopDeps) {
+    this.collector = new EvidenceCollector(deps.cvm);
+  }
 
   start(): void {
     this.trigger();
@@ -104,39 +112,48 @@ export class AttestationLoop {
 
     let tpm: RecordedTpmEvidence | undefined;
     let collectionFailure: Reason | undefined;
-    let pass = false;
-    let reasons: Reason[];
-    let chainEnded: Reason | undefined;
+    let verdict: EpochVerdict;
+    let extra: CollectedExtra = {};
+    const appraisedAtMs = now();
     if (!loaded) {
-      reasons = [{ code: 'POLICY_INVALID', message: 'no valid policy is loaded' }];
+      verdict = { pass: false, reasons: [{ code: 'POLICY_INVALID', message: 'no valid policy is loaded' }] };
     } else {
+      extra.cvm = await this.collector.beforeQuote(loaded.policy, binding);
       try {
         const q = await deps.tpm.quote(binding, requiredSelections(loaded.policy));
         tpm = { attest: q.attest, signature: q.signature, banks: q.banks, akPublic: q.ak.publicArea };
+        extra = { ...extra, ...(await this.collector.afterQuote(loaded.policy, q.banks)) };
       } catch (err) {
         const e = asAttestdError(err);
         collectionFailure = { code: e.code, message: e.message };
       }
-      const v = epochVerdict({ policy: loaded.policy, binding, trustedAkPublic: deps.trustedAkPublic(), tpm, collectionFailure, previousClock: this.clock });
-      ({ pass, reasons } = v);
-      if (v.clock) this.clock = v.clock;
-      chainEnded = v.chainEnded;
+      verdict = epochVerdict({
+        policy: loaded.policy, binding, nowMs: appraisedAtMs, trustedAkPublic: deps.trustedAkPublic(), tpm, collectionFailure,
+        previousClock: this.clock, boot: extra.boot, ima: extra.ima, cvm: extra.cvm,
+        gpu: { measurement: gpu?.encoded, collectError: gpuError },
+      });
+      if (verdict.clock) this.clock = verdict.clock;
+      this.collector.commitIma(verdict.imaNext, extra.ima?.newLines.length ?? 0);
     }
-    const appraisedAtMs = now();
+    const { pass, reasons, chainEnded } = verdict;
     const state: EpochState = {
       epoch, pass, reasons, appraisedAtMs,
       validUntilMs: pass && loaded ? appraisedAtMs + loaded.policy.maxAgeMs : 0,
       policyDigest: loaded?.digest ?? Buffer.alloc(32),
+      badGpus: verdict.badGpus ?? [],
+      gpu: gpu?.measurement,
     };
     const result = attestd.audit.v1.EpochResult.encode({
       epoch, pass, reasons, appraisedAtMs, validUntilMs: state.validUntilMs, policySha256: state.policyDigest,
       sessionPublicKey, binding, logSize, logRoot, gpuMeasurementSha256, chainEnded: chainEnded ?? null,
+      underUpdateWindow: verdict.underUpdateWindow ?? false,
       gpu: gpu ? { measurement: gpu.encoded, crossCheckMismatches: gpu.crossCheck.performed ? gpu.crossCheck.mismatches : [] }
         : gpuError ? { collectError: gpuError } : null,
       tpm: tpm ? {
         attest: tpm.attest, signature: tpm.signature, akPublic: tpm.akPublic,
         banks: tpm.banks.map((b) => ({ alg: b.alg, values: [...b.values].sort((x, y) => x[0] - y[0]).map(([index, value]) => ({ index, value })) })),
       } : null,
+      ...this.collector.record(extra),
     }).finish();
     const signature = deps.signer.sign(Buffer.concat([EPOCH_RESULT_CONTEXT, result]));
     if (chainEnded) {
@@ -165,6 +182,7 @@ export class AttestationLoop {
     }
     deps.leases.applyEpoch(state);
     deps.onEpoch?.(state, { seconds: elapsed(), tpmUp: true });
-    deps.log('debug', 'appraisal passed', { epoch });
+    if (state.badGpus?.length) deps.log('warn', 'GPUs failed appraisal; their leases are revoked', { epoch, reasons });
+    else deps.log('debug', 'appraisal passed', { epoch, under_update_window: verdict.underUpdateWindow ?? false });
   }
 }

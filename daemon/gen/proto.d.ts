@@ -368,6 +368,9 @@ export namespace attestd {
                 /** AcquireLeaseRequest rule. */
                 rule: string;
 
+                /** AcquireLeaseRequest gpus. */
+                gpus: string[];
+
                 /**
                  * Creates a new AcquireLeaseRequest instance using the specified properties.
                  * @param [properties] Properties to set
@@ -409,6 +412,9 @@ export namespace attestd {
 
                     /** AcquireLeaseRequest rule */
                     rule?: (string|null);
+
+                    /** AcquireLeaseRequest gpus */
+                    gpus?: (string[]|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
@@ -1357,6 +1363,9 @@ export namespace attestd {
                 /** Lease scopes. */
                 scopes: string[];
 
+                /** Lease gpus. */
+                gpus: string[];
+
                 /**
                  * Creates a new Lease instance using the specified properties.
                  * @param [properties] Properties to set
@@ -1410,6 +1419,9 @@ export namespace attestd {
 
                     /** Lease scopes */
                     scopes?: (string[]|null);
+
+                    /** Lease gpus */
+                    gpus?: (string[]|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
@@ -1549,6 +1561,9 @@ export namespace attestd {
                 /** LeaseToken renewal. */
                 renewal: number;
 
+                /** LeaseToken gpus. */
+                gpus: string[];
+
                 /**
                  * Creates a new LeaseToken instance using the specified properties.
                  * @param [properties] Properties to set
@@ -1620,6 +1635,9 @@ export namespace attestd {
 
                     /** LeaseToken renewal */
                     renewal?: (number|null);
+
+                    /** LeaseToken gpus */
+                    gpus?: (string[]|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];

@@ -848,6 +848,7 @@ export const attestd = $root.attestd = (() => {
                  * Properties of an AcquireLeaseRequest.
                  * @typedef {Object} attestd.lease.v1.AcquireLeaseRequest.$Properties
                  * @property {string|null} [rule] AcquireLeaseRequest rule
+                 * @property {Array.<string>|null} [gpus] AcquireLeaseRequest gpus
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -873,6 +874,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
                 const AcquireLeaseRequest = function (properties) {
+                    this.gpus = [];
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -886,6 +888,14 @@ export const attestd = $root.attestd = (() => {
                  * @instance
                  */
                 AcquireLeaseRequest.prototype.rule = "";
+
+                /**
+                 * AcquireLeaseRequest gpus.
+                 * @member {Array.<string>} gpus
+                 * @memberof attestd.lease.v1.AcquireLeaseRequest
+                 * @instance
+                 */
+                AcquireLeaseRequest.prototype.gpus = $util.emptyArray;
 
                 /**
                  * Creates a new AcquireLeaseRequest instance using the specified properties.
@@ -921,6 +931,9 @@ export const attestd = $root.attestd = (() => {
                         throw $Error("max depth exceeded");
                     if (message.rule != null && $Object.hasOwnProperty.call(message, "rule") && message.rule !== "")
                         writer.uint32(/* id 1, wireType 2 =*/10).string(message.rule);
+                    if (message.gpus != null && message.gpus.length)
+                        for (let i = 0; i < message.gpus.length; ++i)
+                            writer.uint32(/* id 2, wireType 2 =*/18).string(message.gpus[i]);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -972,6 +985,14 @@ export const attestd = $root.attestd = (() => {
                                     message.rule = value;
                                 else
                                     delete message.rule;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.gpus && message.gpus.length))
+                                    message.gpus = [];
+                                message.gpus.push(reader.stringVerify());
                                 continue;
                             }
                         }
@@ -3106,6 +3127,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {number|null} [expiresAtMs] Lease expiresAtMs
                  * @property {string|null} [rule] Lease rule
                  * @property {Array.<string>|null} [scopes] Lease scopes
+                 * @property {Array.<string>|null} [gpus] Lease gpus
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -3132,6 +3154,7 @@ export const attestd = $root.attestd = (() => {
                  */
                 const Lease = function (properties) {
                     this.scopes = [];
+                    this.gpus = [];
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -3179,6 +3202,14 @@ export const attestd = $root.attestd = (() => {
                 Lease.prototype.scopes = $util.emptyArray;
 
                 /**
+                 * Lease gpus.
+                 * @member {Array.<string>} gpus
+                 * @memberof attestd.lease.v1.Lease
+                 * @instance
+                 */
+                Lease.prototype.gpus = $util.emptyArray;
+
+                /**
                  * Creates a new Lease instance using the specified properties.
                  * @function create
                  * @memberof attestd.lease.v1.Lease
@@ -3221,6 +3252,9 @@ export const attestd = $root.attestd = (() => {
                     if (message.scopes != null && message.scopes.length)
                         for (let i = 0; i < message.scopes.length; ++i)
                             writer.uint32(/* id 5, wireType 2 =*/42).string(message.scopes[i]);
+                    if (message.gpus != null && message.gpus.length)
+                        for (let i = 0; i < message.gpus.length; ++i)
+                            writer.uint32(/* id 6, wireType 2 =*/50).string(message.gpus[i]);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -3304,6 +3338,14 @@ export const attestd = $root.attestd = (() => {
                                 if (!(message.scopes && message.scopes.length))
                                     message.scopes = [];
                                 message.scopes.push(reader.stringVerify());
+                                continue;
+                            }
+                        case 6: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.gpus && message.gpus.length))
+                                    message.gpus = [];
+                                message.gpus.push(reader.stringVerify());
                                 continue;
                             }
                         }
@@ -3542,6 +3584,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {number|null} [issuedAtMs] LeaseToken issuedAtMs
                  * @property {number|null} [expiresAtMs] LeaseToken expiresAtMs
                  * @property {number|null} [renewal] LeaseToken renewal
+                 * @property {Array.<string>|null} [gpus] LeaseToken gpus
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -3568,6 +3611,7 @@ export const attestd = $root.attestd = (() => {
                  */
                 const LeaseToken = function (properties) {
                     this.scopes = [];
+                    this.gpus = [];
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -3663,6 +3707,14 @@ export const attestd = $root.attestd = (() => {
                 LeaseToken.prototype.renewal = 0;
 
                 /**
+                 * LeaseToken gpus.
+                 * @member {Array.<string>} gpus
+                 * @memberof attestd.lease.v1.LeaseToken
+                 * @instance
+                 */
+                LeaseToken.prototype.gpus = $util.emptyArray;
+
+                /**
                  * Creates a new LeaseToken instance using the specified properties.
                  * @function create
                  * @memberof attestd.lease.v1.LeaseToken
@@ -3717,6 +3769,9 @@ export const attestd = $root.attestd = (() => {
                         writer.uint32(/* id 10, wireType 0 =*/80).uint64(message.expiresAtMs);
                     if (message.renewal != null && $Object.hasOwnProperty.call(message, "renewal") && message.renewal !== 0)
                         writer.uint32(/* id 11, wireType 0 =*/88).uint32(message.renewal);
+                    if (message.gpus != null && message.gpus.length)
+                        for (let i = 0; i < message.gpus.length; ++i)
+                            writer.uint32(/* id 12, wireType 2 =*/98).string(message.gpus[i]);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -3854,6 +3909,14 @@ export const attestd = $root.attestd = (() => {
                                     message.renewal = value;
                                 else
                                     delete message.renewal;
+                                continue;
+                            }
+                        case 12: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.gpus && message.gpus.length))
+                                    message.gpus = [];
+                                message.gpus.push(reader.stringVerify());
                                 continue;
                             }
                         }

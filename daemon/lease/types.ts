@@ -1,3 +1,4 @@
+import type { GpuMeasurement } from '../verify/gpu/measurement.js';
 import type { ErrorCode } from '../errors.js';
 import type { SignedToken } from './token.js';
 
@@ -10,6 +11,10 @@ export interface EpochState {
   /** Leases never outlive this; 0 for a failing epoch. */
   validUntilMs: number;
   policyDigest: Buffer;
+  /** GPUs that failed on their own this epoch: leases naming them are revoked. */
+  badGpus?: string[];
+  /** The GPU measurement of this epoch, to resolve rules' GPU scopes. */
+  gpu?: GpuMeasurement;
 }
 
 /** A lease as its holder sees it. */

@@ -31,7 +31,9 @@ import { isHashAlg } from '../tpm-alg.js';
 import { parseCheckpoint } from '../checkpoint.js';
 import { noteKeyHash, openNote } from '../signed-note.js';
 import { parsePolicy } from '../../policy/load.js';
-import { epochVerdict } from '../../attestation/epoch-verdict.js';
+import { epochVerdict, type EpochVerdict } from '../../attestation/epoch-verdict.js';
+import type { CollateralFile } from '../tdx/collateral.js';
+import type { CvmKind } from '../cvm/verify.js';
 import { RootWindow } from './root-window.js';
 import { Session } from './session.js';
 import { AuditFailure, type Check, type Summary, type Where } from './report.js';
@@ -50,8 +52,12 @@ export class LogVerifier {
 
   private ak: TpmPublicKey | undefined;
 
-  /** `trustedKey`: the attestation key's public key, as `attestctl status --json` shows it. */
-  constructor(private readonly trustedKey: KeyObject) {}
+  /**
+   * `trustedKey`: the attestation key's public key, as `attestctl status --json` shows it.
+   * `collateral`: files the auditor supplies for confidential-VM reports whose certificates
+   * are not in the log (TDX collateral; SEV-SNP certificates when the host gave no table).
+   */
+  constructor(private readonly trustedKey: KeyObject, private readonly collateral: readonly CollateralFile[] = []) {}
 
   /**
    * The AK's TPM public area as the log records it, accepted only when its key is the trusted
@@ -195,13 +201,33 @@ export class LogVerifier {
     const expectedPolicyDigest = policy?.digest ?? Buffer.alloc(32);
     if (!expectedPolicyDigest.equals(Buffer.from(r.policySha256))) this.fail('reappraisal', `epoch ${r.epoch} names a policy other than the one loaded`);
     const recorded = r.reasons.map((x) => x.code);
+    // Large artifacts are recorded only when they changed: carry them within the session.
+    if (r.boot?.eventLog && r.boot.eventLog.length > 0) s.eventLog = Buffer.from(r.boot.eventLog);
+    if (r.boot?.eventLogSha256 && r.boot.eventLogSha256.length > 0 && !(s.eventLog && createHash('sha256').update(s.eventLog).digest().equals(Buffer.from(r.boot.eventLogSha256)))) {
+      this.fail('record', `epoch ${r.epoch} names an event log that no earlier epoch of the session recorded`);
+    }
+    if (r.cvm?.certTable && r.cvm.certTable.length > 0) s.certTable = Buffer.from(r.cvm.certTable);
+    if (r.ima?.restarted) s.ima = undefined;
+    if (r.ima && Number(r.ima.entriesBefore ?? 0) !== (s.ima?.entries ?? 0)) {
+      this.fail('record', `epoch ${r.epoch} continues IMA after entry ${r.ima.entriesBefore}, the log so far replayed ${s.ima?.entries ?? 0}`);
+    }
     const verdict = policy
-      ? epochVerdict({ policy: policy.policy, binding, trustedAkPublic: ak?.publicArea, tpm, previousClock: s.clock,
-        collectionFailure: tpm ? undefined : r.reasons[0] ? { code: r.reasons[0].code ?? '', message: r.reasons[0].message ?? '' } : undefined })
-      : { pass: false, reasons: [{ code: 'POLICY_INVALID', message: '' }], clock: undefined, chainEnded: undefined };
+      ? epochVerdict({ policy: policy.policy, binding, nowMs: r.appraisedAtMs, trustedAkPublic: ak?.publicArea, tpm, previousClock: s.clock,
+        collectionFailure: tpm ? undefined : r.reasons[0] ? { code: r.reasons[0].code ?? '', message: r.reasons[0].message ?? '' } : undefined,
+        boot: r.boot ? { log: r.boot.readError ? undefined : s.eventLog, readError: r.boot.readError || undefined } : undefined,
+        ima: r.ima ? { state: s.ima, newLines: Buffer.from(r.ima.newLines ?? []), readError: r.ima.readError || undefined } : undefined,
+        cvm: r.cvm ? { rec: { kind: (r.cvm.kind || undefined) as CvmKind | undefined, report: r.cvm.report && r.cvm.report.length ? Buffer.from(r.cvm.report) : undefined,
+          certTable: r.cvm.certTableSha256 && r.cvm.certTableSha256.length ? s.certTable : undefined, collectError: r.cvm.collectError || undefined },
+        collateral: this.collateral } : undefined,
+        gpu: { measurement: gpuBytes.length ? gpuBytes : undefined, collectError: r.gpu?.collectError || undefined } })
+      : { pass: false, reasons: [{ code: 'POLICY_INVALID', message: '' }] } as EpochVerdict;
     if (verdict.clock) s.clock = verdict.clock;
+    if (verdict.imaNext) s.ima = verdict.imaNext;
     if ((verdict.chainEnded?.code ?? '') !== (r.chainEnded?.code ?? '')) {
       this.fail('reappraisal', `epoch ${r.epoch} ${r.chainEnded ? 'claims' : 'hides'} a TPM reset or restart that the quotes ${verdict.chainEnded ? 'show' : 'do not show'}`);
+    }
+    if ((verdict.underUpdateWindow ?? false) !== r.underUpdateWindow) {
+      this.fail('reappraisal', `epoch ${r.epoch} is${r.underUpdateWindow ? '' : ' not'} marked as passing under the update window; re-appraisal says otherwise`);
     }
     // After a reset or restart no lease granted before may be renewed.
     if (verdict.chainEnded) for (const id of s.leaseEpoch.keys()) s.deadLeases.add(id);

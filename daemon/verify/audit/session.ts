@@ -3,6 +3,7 @@ import type { KeyObject } from 'node:crypto';
 import { ed25519PublicKey } from '../lease-token.js';
 import type { LoadedPolicy } from '../../policy/types.js';
 import type { ClockInfo } from '../tpm-attest.js';
+import type { ImaState } from '../../attestation/source-verdicts.js';
 
 export interface EpochSeen {
   pass: boolean;
@@ -27,6 +28,10 @@ export class Session {
   /** Epoch each lease was granted under, and leases a reset ended. */
   readonly leaseEpoch = new Map<string, number>();
   readonly deadLeases = new Set<string>();
+  /** The latest full artifacts recorded in this session, and the IMA replay so far. */
+  eventLog: Buffer | undefined;
+  certTable: Buffer | undefined;
+  ima: ImaState | undefined;
 
   constructor(readonly index: number, readonly key: Buffer, readonly startSeq: number) {
     this.keyObject = ed25519PublicKey(key);
