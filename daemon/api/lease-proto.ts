@@ -3,7 +3,7 @@ import { AttestdError } from '../errors.js';
 import type { LeaseView } from '../lease/types.js';
 
 export function leaseProto(l: LeaseView): attestd.lease.v1.Lease.$Properties {
-  return { leaseId: l.leaseId, token: l.token, expiresAtMs: l.expiresAtMs, rule: l.rule, scopes: l.scopes };
+  return { leaseId: l.leaseId, token: l.token, expiresAtMs: l.expiresAtMs, rule: l.rule, scopes: l.scopes, gpus: l.gpus };
 }
 
 /** Lease ids are 32 lowercase hex characters; anything else is refused before any lookup. */

@@ -61,7 +61,7 @@ async function main(argv: string[]): Promise<number> {
         grace: { type: 'string' }, help: { type: 'boolean', short: 'h' }, ak: { type: 'string' }, dir: { type: 'string' },
         size: { type: 'string' }, 'leaf-hash': { type: 'string' }, index: { type: 'string' }, root: { type: 'string' }, proof: { type: 'string' },
         cert: { type: 'string' }, chain: { type: 'string' }, at: { type: 'string' }, collateral: { type: 'string' },
-        nonce: { type: 'string' }, rim: { type: 'string', multiple: true },
+        nonce: { type: 'string' }, rim: { type: 'string', multiple: true }, gpus: { type: 'string' },
       },
       allowPositionals: true,
       strict: true,
@@ -94,7 +94,8 @@ async function main(argv: string[]): Promise<number> {
           process.stderr.write('attestctl: --grace takes seconds from 0 to 3600\n');
           return EXIT.USAGE;
         }
-        return await run(socket, command, { rule: values.rule, graceMs: grace * 1000, json });
+        const gpus = values.gpus === undefined ? [] : values.gpus.split(',').map((g) => g.trim()).filter((g) => g !== '');
+        return await run(socket, command, { rule: values.rule, gpus, graceMs: grace * 1000, json });
       }
       case 'audit':
         return await audit(rest, { json, ak: values.ak, dir: values.dir, size: values.size, leafHash: values['leaf-hash'],

@@ -11,16 +11,18 @@ import { EXIT } from './exit-codes.js';
 
 const Kind = attestd.lease.v1.LeaseEvent.Kind;
 
-export const RUN_HELP = `Usage: attestctl run [--rule NAME] [--grace SECONDS] [--json] -- COMMAND [ARGS...]
+export const RUN_HELP = `Usage: attestctl run [--rule NAME] [--gpus G1,G2] [--grace SECONDS] [--json] -- COMMAND [ARGS...]
 
 Acquires a lease, runs COMMAND while it holds it, renews it, and stops COMMAND (SIGTERM, then
-SIGKILL after --grace seconds, default 10) when the lease is lost. COMMAND sees ATTESTD_LEASE_ID.
+SIGKILL after --grace seconds, default 10) when the lease is lost. COMMAND sees ATTESTD_LEASE_ID
+and CUDA_VISIBLE_DEVICES set to exactly the GPUs the lease covers (UUIDs; empty when none).
+--gpus asks for a subset (UUIDs or indices) of what the rule grants.
 Exit code: COMMAND's own (128+signal if it was killed by a signal it did not get from us),
 or 88 when COMMAND was stopped because the lease was lost.`;
 
-export async function run(socket: string, command: string[], opts: { rule?: string; graceMs: number; json: boolean }): Promise<number> {
+export async function run(socket: string, command: string[], opts: { rule?: string; gpus?: string[]; graceMs: number; json: boolean }): Promise<number> {
   const client = await AttestdClient.connect(socket);
-  const acquired = await client.call({ acquireLease: { rule: opts.rule ?? '' } }).catch((err) => {
+  const acquired = await client.call({ acquireLease: { rule: opts.rule ?? '', gpus: opts.gpus ?? [] } }).catch((err) => {
     client.close();
     throw err;
   });
@@ -32,7 +34,9 @@ export async function run(socket: string, command: string[], opts: { rule?: stri
     else process.stderr.write(`attestctl run: ${event}${fields.reason ? `: ${String(fields.reason)}` : ''}\n`);
   };
 
-  const child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env: { ...process.env, ATTESTD_LEASE_ID: leaseId } });
+  // Only the leased GPUs are visible to the child (CUDA takes UUIDs here).
+  const env = { ...process.env, ATTESTD_LEASE_ID: leaseId, CUDA_VISIBLE_DEVICES: (lease.gpus ?? []).join(',') };
+  const child = spawn(command[0]!, command.slice(1), { stdio: 'inherit', env });
   let lost = false;
   let childExited = false;
   let renewTimer: NodeJS.Timeout | undefined;

@@ -15,6 +15,8 @@ import type { EpochState, LeaseEvent, LeaseView } from './types.js';
 import { identityProto, sameWorkload, selectRule } from './identity.js';
 import { TimeBuckets } from './time-buckets.js';
 import type { Outcome } from '../metrics/metrics.js';
+import type { Rule } from '../policy/types.js';
+import { resolveRuleGpus } from '../policy/gpu-scope.js';
 
 const Kind = attestd.audit.v1.LeaseDecision.Kind;
 
@@ -37,6 +39,8 @@ interface LiveLease {
   scopes: string[];
   who: WorkloadIdentity;
   ttlMs: number;
+  /** GPU UUIDs the lease covers. */
+  gpus: string[];
   epoch: number;
   issuedAtMs: number;
   expiresAtMs: number;
@@ -83,6 +87,8 @@ export class LeaseManager {
     if (!epoch.pass) {
       const first = epoch.reasons[0];
       this.revokeAll('NOT_TRUSTED', first ? first.message : 'appraisal failed', epoch.epoch);
+    } else if (epoch.badGpus?.length) {
+      this.revokeWhere((l) => l.gpus.some((g) => epoch.badGpus!.includes(g)), 'NOT_TRUSTED', `GPU drift: ${epoch.badGpus.join(', ')}`, epoch.epoch);
     }
   }
 
@@ -102,15 +108,21 @@ export class LeaseManager {
     return e;
   }
 
-  async acquire(who: WorkloadIdentity, ruleName?: string): Promise<LeaseView> {
+  /**
+   * `wantGpus`: UUIDs or indices the caller asks for, a subset of what its rule grants; empty
+   * for all of them. A lease never covers a GPU that failed the current epoch.
+   */
+  async acquire(who: WorkloadIdentity, ruleName?: string, wantGpus: string[] = []): Promise<LeaseView> {
     let epoch: EpochState;
     let rule;
+    let gpus: string[];
     try {
       epoch = this.usableEpoch();
       const policy = this.policy;
       if (!policy) throw new AttestdError('NOT_TRUSTED', 'no valid policy');
       rule = selectRule(policy.policy, who, ruleName);
       if (!rule) throw new AttestdError('NO_MATCHING_RULE', 'no policy rule matches this workload');
+      gpus = leaseGpus(rule, epoch, wantGpus);
     } catch (err) {
       await this.recordDenial(Kind.DENY, '', who, err as AttestdError);
       throw err;
@@ -126,6 +138,7 @@ export class LeaseManager {
       issuedAtMs: now,
       expiresAtMs: Math.min(now + rule.ttlMs, epoch.validUntilMs),
       renewal: 0,
+      gpus,
       token: { token: new Uint8Array(), signature: new Uint8Array() },
       granted: false,
       expiringSent: false,
@@ -163,6 +176,8 @@ export class LeaseManager {
       if (!rule) throw new AttestdError('NO_MATCHING_RULE', 'the lease rule no longer matches');
       lease.ttlMs = rule.ttlMs;
       lease.scopes = rule.scopes;
+      const bad = lease.gpus.filter((g) => epoch.badGpus?.includes(g));
+      if (bad.length > 0) throw new AttestdError('NOT_TRUSTED', `GPU ${bad[0]} failed appraisal`);
     } catch (err) {
       await this.recordDenial(Kind.RENEW_DENIED, leaseId, who, err as AttestdError);
       throw err;
@@ -252,18 +267,22 @@ export class LeaseManager {
 
   /** Revokes every lease (also those whose grant is still being recorded) and tells watchers. */
   revokeAll(code: ErrorCode, reason: string, epoch: number): void {
-    if (this.leases.size === 0) return;
+    this.revokeWhere(() => true, code, reason, epoch);
+  }
+
+  /** Revokes the leases `which` selects, tells their watchers, and records it (after the fact). */
+  private revokeWhere(which: (l: LiveLease) => boolean, code: ErrorCode, reason: string, epoch: number): void {
     const ids: string[] = [];
-    for (const lease of this.leases.values()) {
+    for (const lease of [...this.leases.values()]) {
+      if (!which(lease)) continue;
       lease.revoked = { code, reason };
       ids.push(lease.id);
       this.emit(lease, { kind: 'REVOKED', leaseId: lease.id, reasonCode: code, reason });
       lease.watchers.clear();
+      this.forget(lease);
     }
-    this.leases.clear();
-    this.expiries.clear();
-    this.warnings.clear();
-    this.opts.log?.('warn', 'all leases revoked', { reason_code: code, reason, count: ids.length });
+    if (ids.length === 0) return;
+    this.opts.log?.('warn', 'leases revoked', { reason_code: code, reason, count: ids.length });
     this.opts.onDecision?.('revoked', code, ids.length);
     void this.opts.audit({ leaseDecision: { kind: Kind.REVOKE, epoch, reasonCode: code, reason, count: ids.length, leaseIds: ids } })
       .catch((err) => this.opts.log?.('error', 'revocation not recorded', { err: String(err) }));
@@ -306,9 +325,9 @@ export class LeaseManager {
     }
   }
 
-  private sign(lease: Pick<LiveLease, 'id' | 'epoch' | 'rule' | 'scopes' | 'who' | 'issuedAtMs' | 'expiresAtMs' | 'renewal'>, epoch: EpochState): SignedToken {
+  private sign(lease: Pick<LiveLease, 'id' | 'epoch' | 'rule' | 'scopes' | 'gpus' | 'who' | 'issuedAtMs' | 'expiresAtMs' | 'renewal'>, epoch: EpochState): SignedToken {
     return signToken({
-      version: 1, leaseId: lease.id, epoch: lease.epoch, sessionPublicKey: this.opts.signer.publicKey(), rule: lease.rule,
+      version: 1, leaseId: lease.id, epoch: lease.epoch, sessionPublicKey: this.opts.signer.publicKey(), rule: lease.rule, gpus: lease.gpus,
       policySha256: epoch.policyDigest, scopes: lease.scopes, workload: identityProto(lease.who),
       issuedAtMs: lease.issuedAtMs, expiresAtMs: lease.expiresAtMs, renewal: lease.renewal,
     }, this.opts.signer);
@@ -320,7 +339,7 @@ export class LeaseManager {
   }
 
   private view(lease: LiveLease): LeaseView {
-    return { leaseId: lease.id, token: lease.token, expiresAtMs: lease.expiresAtMs, rule: lease.rule, scopes: lease.scopes };
+    return { leaseId: lease.id, token: lease.token, expiresAtMs: lease.expiresAtMs, rule: lease.rule, scopes: lease.scopes, gpus: lease.gpus };
   }
 
   private emit(lease: LiveLease, event: LeaseEvent): void {
@@ -332,4 +351,26 @@ export class LeaseManager {
       }
     }
   }
+}
+
+/** The GPUs a new lease covers: what the rule grants on this host, narrowed to what was asked. */
+function leaseGpus(rule: Rule, epoch: EpochState, want: string[]): string[] {
+  if (rule.gpus === undefined) {
+    if (want.length > 0) throw new AttestdError('NO_MATCHING_RULE', 'the rule grants no GPU');
+    return [];
+  }
+  if (!epoch.gpu) throw new AttestdError('NOT_TRUSTED', 'no GPU measurement in this epoch');
+  const scope = resolveRuleGpus(rule, epoch.gpu);
+  if ('code' in scope) throw new AttestdError('NO_MATCHING_RULE', scope.message);
+  let uuids = scope.uuids;
+  if (want.length > 0) {
+    const byIndex = new Map(epoch.gpu.gpus.map((g) => [String(g.index), g.uuid]));
+    const asked = want.map((w) => byIndex.get(w) ?? w.toLowerCase().replace(/^gpu-/, 'GPU-'));
+    const outside = asked.find((u) => !uuids.includes(u));
+    if (outside) throw new AttestdError('NO_MATCHING_RULE', `the rule does not grant ${outside}`);
+    uuids = [...new Set(asked)];
+  }
+  const bad = uuids.find((u) => epoch.badGpus?.includes(u));
+  if (bad) throw new AttestdError('NOT_TRUSTED', `GPU ${bad} failed appraisal`);
+  return uuids;
 }

@@ -24,6 +24,7 @@ export interface LeaseView {
   expiresAtMs: number;
   rule: string;
   scopes: string[];
+  gpus: string[];
 }
 
 export type LeaseEvent =

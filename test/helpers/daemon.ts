@@ -53,14 +53,15 @@ export interface RunningDaemon {
   stop(): Promise<void>;
 }
 
-export async function startDaemon(opts: { tcti: string; policy?: string; stateDir?: string; waitTrusted?: boolean }): Promise<RunningDaemon> {
+export async function startDaemon(opts: { tcti: string; policy?: string; stateDir?: string; waitTrusted?: boolean; args?: string[];
+  env?: Record<string, string> }): Promise<RunningDaemon> {
   const dir = await mkdtemp(join(tmpdir(), 'attestd-it-'));
   const socket = join(dir, 'attestd.sock');
   const policyPath = join(dir, 'policy.yaml');
   await writeFile(policyPath, opts.policy ?? testPolicy());
   const stateDir = opts.stateDir ?? join(dir, 'state');
   const proc = spawn(process.execPath, [DAEMON, '--tcti', opts.tcti, '--policy', policyPath, '--state-dir', stateDir,
-    '--socket', socket, '--log-level', 'debug'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    '--socket', socket, '--log-level', 'debug', ...(opts.args ?? [])], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
