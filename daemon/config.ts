@@ -21,6 +21,8 @@ export interface DaemonConfig {
   metricsListen?: string;
   /** Path of libnvidia-ml.so.1; default the loader's search. */
   nvmlLibrary?: string;
+  /** Root of configfs-tsm; default /sys/kernel/config/tsm. */
+  tsmRoot?: string;
 }
 
 export const DEFAULTS = {

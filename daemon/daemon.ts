@@ -11,6 +11,7 @@ import { Checkpointer } from './audit/checkpointer.js';
 import { createSessionKey, type SessionKey } from './native.js';
 import { TpmSource } from './evidence/tpm/source.js';
 import { GpuCollector } from './evidence/gpu/collector.js';
+import { CvmSource } from './evidence/cvm/source.js';
 import { loadPolicyFile, MAX_POLICY_BYTES, PolicyError } from './policy/load.js';
 import type { LoadedPolicy } from './policy/types.js';
 import { LeaseManager } from './lease/manager.js';
@@ -77,8 +78,9 @@ export class Daemon {
       const leases = new LeaseManager({ signer: key, audit: (b) => audit!.append(b), log,
         onDecision: (outcome, reason, count) => metrics.decision(outcome, reason, count) });
       const gpu = new GpuCollector({ nvmlLibraryPath: config.nvmlLibrary, crossCheck: true });
+      const cvm = new CvmSource({ tsmRoot: config.tsmRoot });
       const loop = new AttestationLoop({
-        tpm, gpu, audit, leases, signer: key, log,
+        tpm, gpu, cvm, audit, leases, signer: key, log,
         policy: () => box.d?.policy,
         trustedAkPublic: () => box.d?.ak?.publicArea,
         onEpoch: (e, info) => box.d?.onEpoch(e, info),

@@ -28,6 +28,8 @@ Options:
   --state-dir DIR      audit log and state (env ATTESTD_STATE_DIR; default ${DEFAULTS.stateDir})
   --log-level LEVEL    debug | info | warn | error (env ATTESTD_LOG_LEVEL; default info)
   --nvml PATH          libnvidia-ml.so.1 to load (env ATTESTD_NVML; default the system's)
+  --tsm-root DIR       configfs-tsm root for confidential-VM reports (env ATTESTD_TSM_ROOT;
+                       default /sys/kernel/config/tsm)
   --metrics ADDR       Prometheus endpoint: 127.0.0.1:PORT, [::1]:PORT or unix:/PATH
                        (env ATTESTD_METRICS; default off)
   --version            print the version
@@ -42,7 +44,7 @@ async function main(): Promise<number> {
     ({ values } = parseArgs({
       options: {
         socket: { type: 'string' }, 'socket-group': { type: 'string' }, tcti: { type: 'string' }, policy: { type: 'string' },
-        'state-dir': { type: 'string' }, 'log-level': { type: 'string' }, metrics: { type: 'string' }, config: { type: 'string' }, nvml: { type: 'string' },
+        'state-dir': { type: 'string' }, 'log-level': { type: 'string' }, metrics: { type: 'string' }, config: { type: 'string' }, nvml: { type: 'string' }, 'tsm-root': { type: 'string' },
         version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -73,6 +75,7 @@ async function main(): Promise<number> {
       logLevel: (values['log-level'] ?? env.ATTESTD_LOG_LEVEL ?? file.log_level ?? DEFAULTS.logLevel) as LogLevel,
       metricsListen: values.metrics ?? env.ATTESTD_METRICS ?? file.metrics,
       nvmlLibrary: values.nvml ?? env.ATTESTD_NVML ?? file.nvml,
+      tsmRoot: values['tsm-root'] ?? env.ATTESTD_TSM_ROOT ?? file.tsm_root,
     });
   } catch (err) {
     process.stderr.write(`attestd: ${(err as Error).message}\n`);
