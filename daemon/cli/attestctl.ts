@@ -8,6 +8,7 @@ import { status, STATUS_HELP } from './status.js';
 import { lease, LEASE_HELP } from './lease.js';
 import { run, RUN_HELP } from './run.js';
 import { policyCheck, POLICY_HELP } from './policy-check.js';
+import { policyInit, POLICY_INIT_HELP } from './policy-init.js';
 import { audit, AUDIT_HELP } from './audit.js';
 import { cvm, CVM_HELP } from './cvm.js';
 import { tpm, TPM_HELP } from './tpm.js';
@@ -20,6 +21,7 @@ Commands:
   lease acquire|renew|release|watch|verify ...
   run [--rule R] [--grace S] -- CMD [ARGS...]   run CMD while holding a lease
   policy check FILE            validate a policy file
+  policy init [--output FILE]  write a starting policy from this host's evidence
   audit verify|prove|check-inclusion|export ...   offline audit log commands
   cvm verify-snp|verify-tdx ...                   offline confidential-VM report checks
   tpm eventlog FILE                               parse a TCG event log, replay its PCRs
@@ -37,6 +39,8 @@ ${LEASE_HELP}
 ${RUN_HELP}
 
 ${POLICY_HELP}
+
+${POLICY_INIT_HELP}
 
 ${AUDIT_HELP}
 
@@ -62,6 +66,7 @@ async function main(argv: string[]): Promise<number> {
         size: { type: 'string' }, 'leaf-hash': { type: 'string' }, index: { type: 'string' }, root: { type: 'string' }, proof: { type: 'string' },
         cert: { type: 'string' }, chain: { type: 'string' }, at: { type: 'string' }, collateral: { type: 'string' },
         nonce: { type: 'string' }, rim: { type: 'string', multiple: true }, gpus: { type: 'string' },
+        tcti: { type: 'string' }, 'event-log': { type: 'string' }, ima: { type: 'string' }, nvml: { type: 'string' }, output: { type: 'string' },
       },
       allowPositionals: true,
       strict: true,
@@ -111,6 +116,9 @@ async function main(argv: string[]): Promise<number> {
       case 'tpm':
         return await tpm(rest, json);
       case 'policy':
+        if (rest[0] === 'init') {
+          return await policyInit({ tcti: values.tcti ?? process.env.ATTESTD_TCTI, eventLog: values['event-log'], ima: values.ima, nvml: values.nvml, output: values.output });
+        }
         if (rest[0] !== 'check') {
           process.stderr.write(`attestctl: unknown policy command: ${rest[0] ?? '(none)'}\n\n${POLICY_HELP}\n`);
           return EXIT.USAGE;

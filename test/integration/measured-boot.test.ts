@@ -76,3 +76,31 @@ rules:
     }
   });
 });
+
+describe('attestctl policy init', () => {
+  it('writes a policy from the host as it is, which the daemon then finds TRUSTED', async () => {
+    const { attestctl } = await import('../helpers/daemon.js');
+    const { readFileSync } = await import('node:fs');
+    const tpm = await startSwtpm();
+    const dir = mkdtempSync(join(tmpdir(), 'attestd-init-'));
+    const boot = new MeasuredBoot(tpm.tcti, join(dir, 'binary_bios_measurements'), join(dir, 'ascii_runtime_measurements'));
+    await boot.firmware(digest('grubx64.efi'));
+    await boot.bootAggregate();
+    await boot.ima('/usr/bin/bash', digest('bash'));
+    try {
+      const out = join(dir, 'policy.yaml');
+      const r = await attestctl(['policy', 'init', '--tcti', tpm.tcti, '--event-log', boot.eventLogPath, '--ima', boot.imaPath, '--output', out]);
+      expect(r.code, r.stderr).toBe(0);
+      const text = readFileSync(out, 'utf8');
+      expect(text).toContain(digest('grubx64.efi').toString('hex'));
+      expect(text).toContain('/usr/bin/bash');
+      expect((await attestctl(['policy', 'check', out])).code).toBe(0);
+      const d = await startDaemon({ tcti: tpm.tcti, policy: text });
+      await d.stop();
+      expect((await attestctl(['policy', 'init', '--tcti', tpm.tcti, '--output', out])).code).not.toBe(0); // never overwrites
+    } finally {
+      await tpm.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
