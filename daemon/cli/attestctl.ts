@@ -12,7 +12,7 @@ import { policyInit, POLICY_INIT_HELP } from './policy-init.js';
 import { audit, AUDIT_HELP } from './audit.js';
 import { cvm, CVM_HELP } from './cvm.js';
 import { tpm, TPM_HELP } from './tpm.js';
-import { gpuVerify, GPU_VERIFY_HELP } from './gpu-verify.js';
+import { gpu, GPU_HELP } from './gpu.js';
 
 const HELP = `Usage: attestctl [--socket PATH] [--json] <command> ...
 
@@ -25,7 +25,7 @@ Commands:
   audit verify|prove|check-inclusion|export ...   offline audit log commands
   cvm verify-snp|verify-tdx ...                   offline confidential-VM report checks
   tpm eventlog FILE                               parse a TCG event log, replay its PCRs
-  gpu verify REPORT --chain CHAIN.pem ...         verify an NVIDIA GPU attestation report
+  gpu inspect|parse-smi|verify-report ...         GPU measurement and attestation reports
 
 The socket is --socket, else $ATTESTD_SOCKET, else /run/attestd/attestd.sock.
 Exit codes: 0 ok, 1 failure, 2 usage, 3 daemon unreachable, 4 refused by the daemon,
@@ -48,7 +48,7 @@ ${CVM_HELP}
 
 ${TPM_HELP}
 
-${GPU_VERIFY_HELP}
+${GPU_HELP}
 `;
 
 async function main(argv: string[]): Promise<number> {
@@ -108,11 +108,7 @@ async function main(argv: string[]): Promise<number> {
       case 'cvm':
         return await cvm(rest, { json, cert: values.cert, chain: values.chain, at: values.at, collateral: values.collateral });
       case 'gpu':
-        if (rest[0] !== 'verify') {
-          process.stderr.write(`attestctl: unknown gpu command: ${rest[0] ?? '(none)'}\n\n${GPU_VERIFY_HELP}\n`);
-          return EXIT.USAGE;
-        }
-        return await gpuVerify(rest[1], { chain: values.chain, nonce: values.nonce, rim: values.rim, at: values.at, json });
+        return await gpu(rest, { json, nvml: values.nvml, chain: values.chain, nonce: values.nonce, rim: values.rim, at: values.at });
       case 'tpm':
         return await tpm(rest, json);
       case 'policy':
