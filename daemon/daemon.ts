@@ -127,13 +127,15 @@ export class Daemon {
     return this.ak ? (this.ak.key.export({ type: 'spki', format: 'pem' }) as string) : '';
   }
 
-  private onEpoch(e: EpochState, info: { seconds: number; tpmUp: boolean }): void {
+  private onEpoch(e: EpochState, info: { seconds: number; tpmUp: boolean; collateralIssuedAtMs?: number }): void {
     // A session that started without a TPM pins the first AK that produced a passing quote.
     if (!this.ak && e.pass) void this.tpm.attestationKey().then((ak) => { this.ak ??= ak; });
     this.lastEpochDoneMs = Date.now();
     if (e.pass) this.lastPassMs = e.appraisedAtMs;
     this.metrics.appraised(info.seconds, e.pass);
     this.metrics.source('tpm', info.tpmUp);
+    this.metrics.gpus(e.gpu?.gpus.map((g) => g.uuid) ?? [], e.badGpus ?? []);
+    this.metrics.collateral(info.collateralIssuedAtMs);
     const line = `${this.stateName()} epoch ${e.epoch}${e.pass ? '' : `: ${e.reasons[0]?.code ?? 'failed'}`}`;
     this.notifier.readyOnce(line);
     this.notifier.status(line);

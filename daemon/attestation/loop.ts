@@ -36,7 +36,7 @@ export interface LoopDeps {
   now?: () => number;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Told of every epoch once it is in force, with how long it took and whether the TPM answered. */
-  onEpoch?: (e: EpochState, info: { seconds: number; tpmUp: boolean }) => void;
+  onEpoch?: (e: EpochState, info: { seconds: number; tpmUp: boolean; collateralIssuedAtMs?: number }) => void;
 }
 
 export class AttestationLoop {
@@ -164,7 +164,7 @@ export class AttestationLoop {
 
     if (!pass) {
       deps.leases.applyEpoch(state);
-      deps.onEpoch?.(state, { seconds: elapsed(), tpmUp: !!tpm });
+      deps.onEpoch?.(state, { seconds: elapsed(), tpmUp: !!tpm, collateralIssuedAtMs: extra.cvm?.collateralIssuedAtMs });
       deps.log('warn', 'appraisal failed', { epoch, reasons });
       await deps.audit.append({ epoch: { result, signature } }).catch((err) =>
         deps.log('error', 'failed epoch not recorded', { epoch, err: String(err) }));
@@ -177,11 +177,11 @@ export class AttestationLoop {
       deps.log('error', 'passing epoch not recorded', { epoch, err: String(err) });
       const failed = { ...state, pass: false, validUntilMs: 0, reasons: [{ code: 'AUDIT_UNAVAILABLE', message: 'the epoch could not be recorded' }] };
       deps.leases.applyEpoch(failed);
-      deps.onEpoch?.(failed, { seconds: elapsed(), tpmUp: !!tpm });
+      deps.onEpoch?.(failed, { seconds: elapsed(), tpmUp: !!tpm, collateralIssuedAtMs: extra.cvm?.collateralIssuedAtMs });
       return;
     }
     deps.leases.applyEpoch(state);
-    deps.onEpoch?.(state, { seconds: elapsed(), tpmUp: true });
+    deps.onEpoch?.(state, { seconds: elapsed(), tpmUp: true, collateralIssuedAtMs: extra.cvm?.collateralIssuedAtMs });
     if (state.badGpus?.length) deps.log('warn', 'GPUs failed appraisal; their leases are revoked', { epoch, reasons });
     else deps.log('debug', 'appraisal passed', { epoch, under_update_window: verdict.underUpdateWindow ?? false });
   }

@@ -20,6 +20,8 @@ export class Metrics {
   private readonly decisions: Counter<'outcome' | 'reason'>;
   private readonly appraisal: Histogram<'result'>;
   private readonly sourceUp: Gauge<'source'>;
+  private readonly gpuOk: Gauge<'uuid'>;
+  private readonly collateralAge: Gauge;
 
   constructor(src: MetricsSources) {
     const registers = [this.registry];
@@ -39,6 +41,19 @@ export class Metrics {
     this.appraisal = new Histogram({ name: 'attestd_appraisal_duration_seconds', help: 'Time to collect, verify, appraise and record one epoch', labelNames: ['result'], registers,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
     this.sourceUp = new Gauge({ name: 'attestd_evidence_source_up', help: 'Whether an evidence source answered in the latest epoch', labelNames: ['source'], registers });
+    this.gpuOk = new Gauge({ name: 'attestd_gpu_ok', help: 'Per GPU: 1 when it passed the latest appraisal, 0 when it failed', labelNames: ['uuid'], registers });
+    this.collateralAge = new Gauge({ name: 'attestd_cvm_collateral_age_seconds', help: 'Age of the oldest confidential-VM collateral file', registers });
+  }
+
+  /** Per-GPU status; GPUs no longer present are dropped from the series. */
+  gpus(uuids: readonly string[], bad: readonly string[]): void {
+    this.gpuOk.reset();
+    for (const u of uuids) this.gpuOk.set({ uuid: u }, bad.includes(u) ? 0 : 1);
+  }
+
+  collateral(issuedAtMs: number | undefined): void {
+    if (issuedAtMs === undefined) this.collateralAge.reset();
+    else this.collateralAge.set(Math.max(0, (Date.now() - issuedAtMs) / 1000));
   }
 
   decision(outcome: Outcome, reason = '', count = 1): void {

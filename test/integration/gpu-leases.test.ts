@@ -44,7 +44,9 @@ describe('GPU evidence and per-GPU leases', () => {
     const cfgPath = join(dir, 'nvml.conf');
     const cfg = twoGpuConfig();
     writeFakeNvmlConfig(cfgPath, cfg);
-    const d = await startDaemon({ tcti: tpm.tcti, policy: gpuPolicy(), args: ['--nvml', fakeNvmlLibrary()], env: { FAKE_NVML_CONFIG: cfgPath } });
+    const port = 20000 + Math.floor(Math.random() * 20000);
+    const d = await startDaemon({ tcti: tpm.tcti, policy: gpuPolicy(), args: ['--nvml', fakeNvmlLibrary(), '--metrics', `127.0.0.1:${port}`],
+      env: { FAKE_NVML_CONFIG: cfgPath } });
     try {
       const ak = (await d.status()).akPublicPem;
       const c = await d.client();
@@ -74,6 +76,9 @@ describe('GPU evidence and per-GPU leases', () => {
       expect(events.get(only0.leaseId!)).not.toContain(Kind.REVOKED);
       expect((await d.status()).state).toBe(State.TRUSTED);
       await expect(c.call({ acquireLease: { gpus: ['1'] } })).rejects.toMatchObject({ code: 'NOT_TRUSTED' });
+      const metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+      expect(metrics).toContain(`attestd_gpu_ok{uuid="${GPU0}"} 1`);
+      expect(metrics).toContain(`attestd_gpu_ok{uuid="${GPU1}"} 0`);
 
       // A driver the policy does not allow: the whole host is untrusted.
       writeFakeNvmlConfig(cfgPath, { ...cfg, driverVersion: '535.00.01' });
