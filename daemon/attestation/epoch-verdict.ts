@@ -16,7 +16,7 @@ import type { Policy } from '../policy/types.js';
 import type { ClockInfo } from '../verify/tpm-attest.js';
 import { compareClock } from '../verify/clock.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
-import { bootVerdict, cvmVerdict, gpuVerdict, imaVerdict, type ImaState, type RecordedCvm } from './source-verdicts.js';
+import { bootVerdict, cvmVerdict, gpuVerdict, imaVerdict, type ImaState, type RecordedCvm, type RecordedGpuReport } from './source-verdicts.js';
 
 export interface Reason {
   code: string;
@@ -47,7 +47,7 @@ export interface EpochVerdictInput {
   boot?: { log?: Uint8Array; readError?: string };
   ima?: { state?: ImaState; newLines: Uint8Array; readError?: string };
   cvm?: { rec?: RecordedCvm; collateral: readonly CollateralFile[]; collateralIssuedAtMs?: number };
-  gpu?: { measurement?: Uint8Array; collectError?: string };
+  gpu?: { measurement?: Uint8Array; collectError?: string; reports?: RecordedGpuReport[] };
 }
 
 export interface EpochVerdict {
@@ -106,7 +106,9 @@ export function epochVerdict(input: EpochVerdictInput): EpochVerdict {
   if (policy.cvm) {
     reasons.push(...cvmVerdict(policy.cvm, input.cvm?.rec, input.cvm?.collateral ?? [], input.binding, input.nowMs, input.cvm?.collateralIssuedAtMs).reasons);
   }
-  if (policy.gpu) reasons.push(...gpuVerdict(policy.gpu, input.gpu?.measurement, input.gpu?.collectError).reasons);
+  if (policy.gpu) {
+    reasons.push(...gpuVerdict(policy.gpu, input.gpu?.measurement, input.gpu?.collectError, input.gpu?.reports, input.binding, input.nowMs).reasons);
+  }
   const { host, byGpu } = gpuReasonsByUuid(reasons);
   return {
     pass: host.length === 0, reasons, clock, chainEnded, underUpdateWindow: pcrs.underUpdateWindow && host.length === 0,

@@ -20,6 +20,8 @@ import type { Signer } from '../lease/token.js';
 import type { EpochState } from '../lease/types.js';
 import { epochVerdict, type EpochVerdict, type RecordedTpmEvidence, type Reason } from './epoch-verdict.js';
 import { EvidenceCollector, type CollectedExtra } from './collect.js';
+import type { RecordedGpuReport } from './source-verdicts.js';
+import { gpuNonce } from '../verify/gpu-report/nonce.js';
 import type { CvmSource } from '../evidence/cvm/source.js';
 
 export interface LoopDeps {
@@ -114,11 +116,21 @@ export class AttestationLoop {
     let collectionFailure: Reason | undefined;
     let verdict: EpochVerdict;
     let extra: CollectedExtra = {};
+    let gpuReports: RecordedGpuReport[] = [];
     const appraisedAtMs = now();
     if (!loaded) {
       verdict = { pass: false, reasons: [{ code: 'POLICY_INVALID', message: 'no valid policy is loaded' }] };
     } else {
       extra.cvm = await this.collector.beforeQuote(loaded.policy, binding);
+      // The GPUs' own reports, over a nonce derived from this epoch's binding.
+      if (loaded.policy.gpu?.attestation === 'required' && deps.gpu && gpu) {
+        try {
+          gpuReports = (await deps.gpu.collect({ attestationNonce: gpuNonce(binding) })).attestation
+            .map((a) => ({ uuid: a.uuid, report: a.report, certChain: a.attestationCertChain }));
+        } catch (err) {
+          deps.log('warn', 'GPU attestation reports not collected', { err: String(err) });
+        }
+      }
       try {
         const q = await deps.tpm.quote(binding, requiredSelections(loaded.policy));
         tpm = { attest: q.attest, signature: q.signature, banks: q.banks, akPublic: q.ak.publicArea };
@@ -130,7 +142,7 @@ export class AttestationLoop {
       verdict = epochVerdict({
         policy: loaded.policy, binding, nowMs: appraisedAtMs, trustedAkPublic: deps.trustedAkPublic(), tpm, collectionFailure,
         previousClock: this.clock, boot: extra.boot, ima: extra.ima, cvm: extra.cvm,
-        gpu: { measurement: gpu?.encoded, collectError: gpuError },
+        gpu: { measurement: gpu?.encoded, collectError: gpuError, reports: gpuReports },
       });
       if (verdict.clock) this.clock = verdict.clock;
       this.collector.commitIma(verdict.imaNext, extra.ima?.newLines.length ?? 0);
@@ -147,7 +159,7 @@ export class AttestationLoop {
       epoch, pass, reasons, appraisedAtMs, validUntilMs: state.validUntilMs, policySha256: state.policyDigest,
       sessionPublicKey, binding, logSize, logRoot, gpuMeasurementSha256, chainEnded: chainEnded ?? null,
       underUpdateWindow: verdict.underUpdateWindow ?? false,
-      gpu: gpu ? { measurement: gpu.encoded, crossCheckMismatches: gpu.crossCheck.performed ? gpu.crossCheck.mismatches : [] }
+      gpu: gpu ? { measurement: gpu.encoded, crossCheckMismatches: gpu.crossCheck.performed ? gpu.crossCheck.mismatches : [], reports: gpuReports }
         : gpuError ? { collectError: gpuError } : null,
       tpm: tpm ? {
         attest: tpm.attest, signature: tpm.signature, akPublic: tpm.akPublic,

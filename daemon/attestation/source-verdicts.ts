@@ -11,6 +11,8 @@ import { parseImaLines, type ImaEntry } from '../verify/ima/parse.js';
 import { replayImaPcr10, IMA_PCR } from '../verify/ima/replay.js';
 import { verifyBootAggregate } from '../verify/ima/boot-aggregate.js';
 import { decodeGpuMeasurement } from '../verify/gpu/measurement-decode.js';
+import { verifyGpuAttestation } from '../verify/gpu-report/verify.js';
+import { gpuNonce } from '../verify/gpu-report/nonce.js';
 import type { GpuMeasurement } from '../verify/gpu/measurement.js';
 import { verifyCvmEvidence, type CvmKind } from '../verify/cvm/verify.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
@@ -129,7 +131,19 @@ export function cvmVerdict(cvm: CvmPolicy, rec: RecordedCvm | undefined, collate
   return { reasons: appraiseCvm(cvm, v.facts, nowMs, collateralIssuedAtMs !== undefined ? { issuedAtMs: collateralIssuedAtMs } : undefined) };
 }
 
-export function gpuVerdict(gpu: GpuPolicy, measurement: Uint8Array | undefined, collectError: string | undefined): { reasons: Reason[]; measurement?: GpuMeasurement } {
+export interface RecordedGpuReport {
+  uuid: string;
+  report: Uint8Array;
+  certChain: Uint8Array;
+}
+
+/**
+ * The GPU measurement under the policy; with `attestation: required`, also every GPU's own
+ * report over the nonce derived from this epoch's binding (SPDM signature, device chain to
+ * the NVIDIA root, nonce). Failures of one GPU name it, so only its leases go.
+ */
+export function gpuVerdict(gpu: GpuPolicy, measurement: Uint8Array | undefined, collectError: string | undefined,
+  reports: readonly RecordedGpuReport[] = [], binding?: Uint8Array, nowMs?: number): { reasons: Reason[]; measurement?: GpuMeasurement } {
   if (!measurement) return { reasons: gpu.required ? [{ code: 'GPU_EVIDENCE_MISSING', message: `no GPU measurement: ${collectError ?? 'not collected'}` }] : [] };
   let m: GpuMeasurement;
   try {
@@ -137,5 +151,21 @@ export function gpuVerdict(gpu: GpuPolicy, measurement: Uint8Array | undefined, 
   } catch (err) {
     return { reasons: [reason(err)] };
   }
-  return { reasons: appraiseGpu(gpu, m), measurement: m };
+  const reasons = appraiseGpu(gpu, m);
+  if (gpu.attestation === 'required' && binding) {
+    const nonce = gpuNonce(binding);
+    for (const g of m.gpus) {
+      const r = reports.find((x) => x.uuid.toLowerCase() === g.uuid.toLowerCase());
+      if (!r) {
+        reasons.push({ code: 'GPU_REPORT_MISSING', message: `GPU ${g.uuid} gave no attestation report`, gpu: g.uuid });
+        continue;
+      }
+      try {
+        verifyGpuAttestation({ report: r.report, certChainPem: r.certChain, expectedNonce: nonce, at: new Date(nowMs ?? 0) });
+      } catch (err) {
+        reasons.push({ ...reason(err), message: `GPU ${g.uuid}: ${reason(err).message}`, gpu: g.uuid });
+      }
+    }
+  }
+  return { reasons, measurement: m };
 }

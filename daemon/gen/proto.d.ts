@@ -2733,6 +2733,9 @@ export namespace attestd {
                 /** GpuEvidence collectError. */
                 collectError: string;
 
+                /** GpuEvidence reports. */
+                reports: attestd.audit.v1.GpuReport.$Properties[];
+
                 /**
                  * Creates a new GpuEvidence instance using the specified properties.
                  * @param [properties] Properties to set
@@ -2781,12 +2784,99 @@ export namespace attestd {
                     /** GpuEvidence collectError */
                     collectError?: (string|null);
 
+                    /** GpuEvidence reports */
+                    reports?: (attestd.audit.v1.GpuReport.$Properties[]|null);
+
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
                 }
 
                 /** Shape of a GpuEvidence. */
                 type $Shape = attestd.audit.v1.GpuEvidence.$Properties;
+            }
+
+            /**
+             * Properties of a GpuReport.
+             * @deprecated Use attestd.audit.v1.GpuReport.$Properties instead.
+             */
+            interface IGpuReport extends attestd.audit.v1.GpuReport.$Properties {
+            }
+
+            /** Represents a GpuReport. */
+            class GpuReport {
+
+                /**
+                 * Constructs a new GpuReport.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.audit.v1.GpuReport.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** GpuReport uuid. */
+                uuid: string;
+
+                /** GpuReport report. */
+                report: Uint8Array;
+
+                /** GpuReport certChain. */
+                certChain: Uint8Array;
+
+                /**
+                 * Creates a new GpuReport instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns GpuReport instance
+                 */
+                static create(properties: attestd.audit.v1.GpuReport.$Shape): attestd.audit.v1.GpuReport & attestd.audit.v1.GpuReport.$Shape;
+                static create(properties?: attestd.audit.v1.GpuReport.$Properties): attestd.audit.v1.GpuReport;
+
+                /**
+                 * Encodes the specified GpuReport message. Does not implicitly {@link attestd.audit.v1.GpuReport.verify|verify} messages.
+                 * @param message GpuReport message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.audit.v1.GpuReport.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a GpuReport message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.GpuReport & attestd.audit.v1.GpuReport.$Shape} GpuReport
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.audit.v1.GpuReport & attestd.audit.v1.GpuReport.$Shape;
+
+                /**
+                 * Gets the type url for GpuReport
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace GpuReport {
+
+                /** Properties of a GpuReport. */
+                interface $Properties {
+
+                    /** GpuReport uuid */
+                    uuid?: (string|null);
+
+                    /** GpuReport report */
+                    report?: (Uint8Array|null);
+
+                    /** GpuReport certChain */
+                    certChain?: (Uint8Array|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a GpuReport. */
+                type $Shape = attestd.audit.v1.GpuReport.$Properties;
             }
 
             /**

@@ -6683,6 +6683,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {Uint8Array|null} [measurement] GpuEvidence measurement
                  * @property {Array.<string>|null} [crossCheckMismatches] GpuEvidence crossCheckMismatches
                  * @property {string|null} [collectError] GpuEvidence collectError
+                 * @property {Array.<attestd.audit.v1.GpuReport.$Properties>|null} [reports] GpuEvidence reports
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -6709,6 +6710,7 @@ export const attestd = $root.attestd = (() => {
                  */
                 const GpuEvidence = function (properties) {
                     this.crossCheckMismatches = [];
+                    this.reports = [];
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -6738,6 +6740,14 @@ export const attestd = $root.attestd = (() => {
                  * @instance
                  */
                 GpuEvidence.prototype.collectError = "";
+
+                /**
+                 * GpuEvidence reports.
+                 * @member {Array.<attestd.audit.v1.GpuReport.$Properties>} reports
+                 * @memberof attestd.audit.v1.GpuEvidence
+                 * @instance
+                 */
+                GpuEvidence.prototype.reports = $util.emptyArray;
 
                 /**
                  * Creates a new GpuEvidence instance using the specified properties.
@@ -6778,6 +6788,9 @@ export const attestd = $root.attestd = (() => {
                             writer.uint32(/* id 2, wireType 2 =*/18).string(message.crossCheckMismatches[i]);
                     if (message.collectError != null && $Object.hasOwnProperty.call(message, "collectError") && message.collectError !== "")
                         writer.uint32(/* id 3, wireType 2 =*/26).string(message.collectError);
+                    if (message.reports != null && message.reports.length)
+                        for (let i = 0; i < message.reports.length; ++i)
+                            $root.attestd.audit.v1.GpuReport.encode(message.reports[i], writer.uint32(/* id 4, wireType 2 =*/34).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -6848,6 +6861,14 @@ export const attestd = $root.attestd = (() => {
                                     delete message.collectError;
                                 continue;
                             }
+                        case 4: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.reports && message.reports.length))
+                                    message.reports = [];
+                                message.reports.push($root.attestd.audit.v1.GpuReport.decode(reader, reader.size(), $undefined, _depth + 1));
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -6880,6 +6901,212 @@ export const attestd = $root.attestd = (() => {
                 };
 
                 return GpuEvidence;
+            })();
+
+            v1.GpuReport = (function() {
+
+                /**
+                 * Properties of a GpuReport.
+                 * @typedef {Object} attestd.audit.v1.GpuReport.$Properties
+                 * @property {string|null} [uuid] GpuReport uuid
+                 * @property {Uint8Array|null} [report] GpuReport report
+                 * @property {Uint8Array|null} [certChain] GpuReport certChain
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a GpuReport.
+                 * @memberof attestd.audit.v1
+                 * @interface IGpuReport
+                 * @augments attestd.audit.v1.GpuReport.$Properties
+                 * @deprecated Use attestd.audit.v1.GpuReport.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a GpuReport.
+                 * @typedef {attestd.audit.v1.GpuReport.$Properties} attestd.audit.v1.GpuReport.$Shape
+                 */
+
+                /**
+                 * Constructs a new GpuReport.
+                 * @memberof attestd.audit.v1
+                 * @classdesc Represents a GpuReport.
+                 * @constructor
+                 * @param {attestd.audit.v1.GpuReport.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const GpuReport = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * GpuReport uuid.
+                 * @member {string} uuid
+                 * @memberof attestd.audit.v1.GpuReport
+                 * @instance
+                 */
+                GpuReport.prototype.uuid = "";
+
+                /**
+                 * GpuReport report.
+                 * @member {Uint8Array} report
+                 * @memberof attestd.audit.v1.GpuReport
+                 * @instance
+                 */
+                GpuReport.prototype.report = $util.newBuffer([]);
+
+                /**
+                 * GpuReport certChain.
+                 * @member {Uint8Array} certChain
+                 * @memberof attestd.audit.v1.GpuReport
+                 * @instance
+                 */
+                GpuReport.prototype.certChain = $util.newBuffer([]);
+
+                /**
+                 * Creates a new GpuReport instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.audit.v1.GpuReport
+                 * @static
+                 * @param {attestd.audit.v1.GpuReport.$Properties=} [properties] Properties to set
+                 * @returns {attestd.audit.v1.GpuReport} GpuReport instance
+                 * @type {{
+                 *   (properties: attestd.audit.v1.GpuReport.$Shape): attestd.audit.v1.GpuReport & attestd.audit.v1.GpuReport.$Shape;
+                 *   (properties?: attestd.audit.v1.GpuReport.$Properties): attestd.audit.v1.GpuReport;
+                 * }}
+                 */
+                GpuReport.create = function(properties) {
+                    return new GpuReport(properties);
+                };
+
+                /**
+                 * Encodes the specified GpuReport message. Does not implicitly {@link attestd.audit.v1.GpuReport.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.audit.v1.GpuReport
+                 * @static
+                 * @param {attestd.audit.v1.GpuReport.$Properties} message GpuReport message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                GpuReport.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.uuid != null && $Object.hasOwnProperty.call(message, "uuid") && message.uuid !== "")
+                        writer.uint32(/* id 1, wireType 2 =*/10).string(message.uuid);
+                    if (message.report != null && $Object.hasOwnProperty.call(message, "report") && message.report.length)
+                        writer.uint32(/* id 2, wireType 2 =*/18).bytes(message.report);
+                    if (message.certChain != null && $Object.hasOwnProperty.call(message, "certChain") && message.certChain.length)
+                        writer.uint32(/* id 3, wireType 2 =*/26).bytes(message.certChain);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes a GpuReport message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.audit.v1.GpuReport
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.GpuReport & attestd.audit.v1.GpuReport.$Shape} GpuReport
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                GpuReport.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.audit.v1.GpuReport();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.uuid = value;
+                                else
+                                    delete message.uuid;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.report = value;
+                                else
+                                    delete message.report;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.certChain = value;
+                                else
+                                    delete message.certChain;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for GpuReport
+                 * @function getTypeUrl
+                 * @memberof attestd.audit.v1.GpuReport
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                GpuReport.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.audit.v1.GpuReport";
+                };
+
+                return GpuReport;
             })();
 
             v1.Reason = (function() {

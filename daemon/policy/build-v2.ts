@@ -173,6 +173,7 @@ export function gpuPolicy(raw: Obj): GpuPolicy {
     ccMode: field<'on' | 'off' | 'any'>(raw, 'cc_mode') ?? 'any',
     devTools: field<'forbidden' | 'allowed'>(raw, 'dev_tools') ?? 'forbidden',
     ecc: field<'required' | 'any'>(raw, 'ecc') ?? 'any',
+    attestation: field<'required' | 'off'>(raw, 'attestation') ?? 'off',
   };
   const drivers = field<string[]>(raw, 'driver_versions');
   if (drivers !== undefined) out.driverVersions = [...new Set(drivers)];

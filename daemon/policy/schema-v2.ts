@@ -229,6 +229,7 @@ export const GPU_SCHEMA: Schema = {
     cc_mode: choice(['on', 'off', 'any']),
     dev_tools: choice(['forbidden', 'allowed']),
     ecc: choice(['required', 'any']),
+    attestation: choice(['required', 'off']),
     module_digests: namedDigests('^[A-Za-z0-9_-]{1,64}$', 'a kernel module name such as nvidia', 'module'),
     firmware_digests: namedDigests('^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,127}$', 'a firmware file name such as gsp_ga10x.bin', 'firmware'),
   },

@@ -136,6 +136,11 @@ export interface GpuPolicy {
   ccMode: 'on' | 'off' | 'any';
   devTools: 'forbidden' | 'allowed';
   ecc: 'required' | 'any';
+  /**
+   * required: every GPU's own attestation report, over a nonce derived from the epoch binding,
+   * must verify (SPDM signature, device chain to the NVIDIA root, nonce).
+   */
+  attestation: 'required' | 'off';
   /** Kernel module name -> allowed SHA-256 digests of its file. */
   moduleDigests?: Map<string, Buffer[]>;
   /** Firmware file name (no folder) -> allowed SHA-256 digests. */

@@ -97,3 +97,39 @@ describe('GPU evidence and per-GPU leases', () => {
     }
   });
 });
+
+describe('GPU attestation reports in epochs', () => {
+  it('asks each GPU for a report over the binding-derived nonce, fails the GPU whose report does not verify, and records it', async () => {
+    const { gpuNonce } = await import('../../daemon/verify/gpu-report/nonce.js');
+    const { decode, payloads } = await import('../helpers/audit-log.js');
+    const tpm = await startSwtpm();
+    const dir = mkdtempSync(join(tmpdir(), 'attestd-gpuatt-'));
+    const cfgPath = join(dir, 'nvml.conf');
+    writeFakeNvmlConfig(cfgPath, twoGpuConfig());
+    const policy = gpuPolicy().replace('  cc_mode: on\n', '  cc_mode: on\n  attestation: required\n');
+    const d = await startDaemon({ tcti: tpm.tcti, policy, waitTrusted: false, args: ['--nvml', fakeNvmlLibrary()], env: { FAKE_NVML_CONFIG: cfgPath } });
+    try {
+      // The fake NVML's reports are not signed by an NVIDIA device: every GPU fails on its own,
+      // the host stays TRUSTED, and no lease can name a GPU.
+      const s = await d.waitFor((st) => st.state === State.TRUSTED && st.epoch >= 2, 5000);
+      const ak = s.akPublicPem;
+      const c = await d.client();
+      await expect(c.call({ acquireLease: {} })).rejects.toMatchObject({ code: 'NOT_TRUSTED' });
+      c.close();
+      d.proc.kill('SIGTERM');
+      await d.exited;
+      const audit = join(d.stateDir, 'audit');
+      const epochs = (await payloads(audit)).map(decode).filter((r) => r.epoch).map((r) => attestd.audit.v1.EpochResult.decode(r.epoch!.result!));
+      const e = epochs.find((x) => (x.gpu?.reports?.length ?? 0) > 0)!;
+      expect(e.gpu!.reports).toHaveLength(2);
+      expect(Buffer.from(e.gpu!.reports![0]!.report!).includes(gpuNonce(Buffer.from(e.binding!)))).toBe(true);
+      expect(e.reasons.some((r) => r.code?.startsWith('GPU_REPORT'))).toBe(true);
+      const v = await verifyDir(audit, akKey(ak));
+      if (!v.ok) throw v.failure;
+    } finally {
+      await d.stop();
+      await tpm.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -219,7 +219,8 @@ export class LogVerifier {
         cvm: r.cvm ? { rec: { kind: (r.cvm.kind || undefined) as CvmKind | undefined, report: r.cvm.report && r.cvm.report.length ? Buffer.from(r.cvm.report) : undefined,
           certTable: r.cvm.certTableSha256 && r.cvm.certTableSha256.length ? s.certTable : undefined, collectError: r.cvm.collectError || undefined },
         collateral: this.collateral } : undefined,
-        gpu: { measurement: gpuBytes.length ? gpuBytes : undefined, collectError: r.gpu?.collectError || undefined } })
+        gpu: { measurement: gpuBytes.length ? gpuBytes : undefined, collectError: r.gpu?.collectError || undefined,
+          reports: (r.gpu?.reports ?? []).map((g) => ({ uuid: g.uuid ?? '', report: Buffer.from(g.report ?? []), certChain: Buffer.from(g.certChain ?? []) })) } })
       : { pass: false, reasons: [{ code: 'POLICY_INVALID', message: '' }] } as EpochVerdict;
     if (verdict.clock) s.clock = verdict.clock;
     if (verdict.imaNext) s.ima = verdict.imaNext;
