@@ -23,6 +23,8 @@ export interface DaemonConfig {
   nvmlLibrary?: string;
   /** Root of configfs-tsm; default /sys/kernel/config/tsm. */
   tsmRoot?: string;
+  /** Folder of TPM vendor CA certificates (PEM or DER) to verify the EK certificate with. */
+  ekCaDir?: string;
 }
 
 export const DEFAULTS = {

@@ -3,7 +3,9 @@
  * manager, the attestation loop and the socket server, and owns their start and stop order.
  */
 import { createHash } from 'node:crypto';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { verifyEkCertificate } from './verify/ek-cert.js';
 import { hostname } from 'node:os';
 import { attestd } from './gen/proto.js';
 import { AuditLog } from './audit/log.js';
@@ -12,6 +14,7 @@ import { createSessionKey, type SessionKey } from './native.js';
 import { TpmSource } from './evidence/tpm/source.js';
 import { GpuCollector } from './evidence/gpu/collector.js';
 import { CvmSource } from './evidence/cvm/source.js';
+import { collectHostInventory } from './evidence/gpu/host-inventory.js';
 import { loadPolicyFile, MAX_POLICY_BYTES, PolicyError } from './policy/load.js';
 import type { LoadedPolicy } from './policy/types.js';
 import { LeaseManager } from './lease/manager.js';
@@ -79,8 +82,13 @@ export class Daemon {
         onDecision: (outcome, reason, count) => metrics.decision(outcome, reason, count) });
       const gpu = new GpuCollector({ nvmlLibraryPath: config.nvmlLibrary, crossCheck: true });
       const cvm = new CvmSource({ tsmRoot: config.tsmRoot });
+      let inventory: string | undefined;
+      void collectHostInventory().then((i) => (inventory = JSON.stringify(i)), (err) => {
+        log('warn', 'host inventory not collected', { err: String(err) });
+        inventory = '';
+      });
       const loop = new AttestationLoop({
-        tpm, gpu, cvm, audit, leases, signer: key, log,
+        tpm, gpu, cvm, audit, leases, signer: key, log, inventory: () => inventory,
         policy: () => box.d?.policy,
         trustedAkPublic: () => box.d?.ak?.publicArea,
         onEpoch: (e, info) => box.d?.onEpoch(e, info),
@@ -103,9 +111,10 @@ export class Daemon {
       leases.setPolicy(policy);
       d.ak = await tpm.attestationKey();
       if (!d.ak) log('warn', 'TPM not reachable at start; running UNTRUSTED until it answers', { tcti: config.tcti });
+      const ek = await ekEvidence(tpm, config.ekCaDir, log);
       await audit.append({ sessionStart: {
         sessionPublicKey: key.publicKey(), akPublic: d.ak?.publicArea ?? Buffer.alloc(0), akPublicPem: d.akPem(),
-        tcti: config.tcti, version: VERSION, pid: process.pid,
+        tcti: config.tcti, version: VERSION, pid: process.pid, ekCertificates: ek.certs, ekVerification: ek.verification,
       } });
       await d.recordPolicy(policy, undefined);
       await server.listen();
@@ -224,6 +233,32 @@ export class Daemon {
       this.log('info', 'attestd stopped');
     })();
     return this.stopping;
+  }
+}
+
+/**
+ * The TPM's EK certificates, verified against the configured vendor CA bundle when there is
+ * one. Recorded at session start for the auditor; an EK that does not chain is logged loudly
+ * but does not stop the daemon (the AK is what quotes; binding the AK to the EK by credential
+ * activation is outside this check).
+ */
+async function ekEvidence(tpm: TpmSource, caDir: string | undefined, log: LogFn): Promise<{ certs: Buffer[]; verification: string }> {
+  let certs: Buffer[] = [];
+  try {
+    const ek = await tpm.ekCertificates();
+    certs = [ek.rsa, ek.ecc, ek.eccP384].filter((c): c is Buffer => c !== undefined);
+  } catch (err) {
+    log('warn', 'EK certificates not readable', { err: String(err) });
+  }
+  if (!caDir || certs.length === 0) return { certs, verification: '' };
+  try {
+    const bundle = await Promise.all((await readdir(caDir)).map((n) => readFile(join(caDir, n))));
+    const v = verifyEkCertificate(certs[0]!, bundle, new Date(), { trustIntermediates: true });
+    log('info', 'EK certificate verified', { ek_subject: v.subject, ek_chain: v.chain });
+    return { certs, verification: `verified: ${v.chain.join(' -> ')}` };
+  } catch (err) {
+    log('error', 'EK certificate does not chain to the configured TPM vendor CAs', { err: String(err) });
+    return { certs, verification: `failed: ${(err as Error).message}` };
   }
 }
 

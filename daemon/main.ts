@@ -28,6 +28,7 @@ Options:
   --state-dir DIR      audit log and state (env ATTESTD_STATE_DIR; default ${DEFAULTS.stateDir})
   --log-level LEVEL    debug | info | warn | error (env ATTESTD_LOG_LEVEL; default info)
   --nvml PATH          libnvidia-ml.so.1 to load (env ATTESTD_NVML; default the system's)
+  --ek-ca DIR          TPM vendor CA certificates to verify the EK certificate with (env ATTESTD_EK_CA)
   --tsm-root DIR       configfs-tsm root for confidential-VM reports (env ATTESTD_TSM_ROOT;
                        default /sys/kernel/config/tsm)
   --metrics ADDR       Prometheus endpoint: 127.0.0.1:PORT, [::1]:PORT or unix:/PATH
@@ -44,7 +45,7 @@ async function main(): Promise<number> {
     ({ values } = parseArgs({
       options: {
         socket: { type: 'string' }, 'socket-group': { type: 'string' }, tcti: { type: 'string' }, policy: { type: 'string' },
-        'state-dir': { type: 'string' }, 'log-level': { type: 'string' }, metrics: { type: 'string' }, config: { type: 'string' }, nvml: { type: 'string' }, 'tsm-root': { type: 'string' },
+        'state-dir': { type: 'string' }, 'log-level': { type: 'string' }, metrics: { type: 'string' }, config: { type: 'string' }, nvml: { type: 'string' }, 'tsm-root': { type: 'string' }, 'ek-ca': { type: 'string' },
         version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -76,6 +77,7 @@ async function main(): Promise<number> {
       metricsListen: values.metrics ?? env.ATTESTD_METRICS ?? file.metrics,
       nvmlLibrary: values.nvml ?? env.ATTESTD_NVML ?? file.nvml,
       tsmRoot: values['tsm-root'] ?? env.ATTESTD_TSM_ROOT ?? file.tsm_root,
+      ekCaDir: values['ek-ca'] ?? env.ATTESTD_EK_CA ?? file.ek_ca,
     });
   } catch (err) {
     process.stderr.write(`attestd: ${(err as Error).message}\n`);

@@ -30,7 +30,6 @@ fi
 stamp=dist/.stamp
 if [ ! -f "$stamp" ] || [ -n "$(find daemon scripts/bench tsconfig.json -newer "$stamp" -print -quit)" ]; then
   echo "attestd: compiling TypeScript" >&2
-  rm -rf dist
   npx --no-install tsc -p tsconfig.json
   touch "$stamp"
 fi

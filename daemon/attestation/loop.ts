@@ -26,6 +26,8 @@ import type { CvmSource } from '../evidence/cvm/source.js';
 
 export interface LoopDeps {
   tpm: TpmSource;
+  /** Host inventory JSON once it is ready (collected in the background), for the record. */
+  inventory?: () => string | undefined;
   /** Confidential-VM reports, when the policy asks for them. */
   cvm?: CvmSource;
   /** GPU and driver measurement, bound into every quote; absent to bind the empty measurement. */
@@ -51,6 +53,7 @@ export class AttestationLoop {
   private stopped = false;
 
   private readonly collector: EvidenceCollector;
+  private inventoryRecorded = false;
 
   constructor(private readonly deps: LoopDeps) {
     this.collector = new EvidenceCollector(deps.cvm);
@@ -81,6 +84,15 @@ export class AttestationLoop {
         const interval = this.deps.policy()?.policy.intervalMs ?? 2000;
         this.timer = setTimeout(() => this.trigger(), interval);
       });
+  }
+
+  /** The inventory for the first epoch that can carry it; nothing after. */
+  private takeInventory(): string {
+    if (this.inventoryRecorded) return '';
+    const inv = this.deps.inventory?.();
+    if (inv === undefined) return '';
+    this.inventoryRecorded = true;
+    return inv;
   }
 
   async stop(): Promise<void> {
@@ -166,6 +178,7 @@ export class AttestationLoop {
         banks: tpm.banks.map((b) => ({ alg: b.alg, values: [...b.values].sort((x, y) => x[0] - y[0]).map(([index, value]) => ({ index, value })) })),
       } : null,
       ...this.collector.record(extra),
+      hostInventory: this.takeInventory(),
     }).finish();
     const signature = deps.signer.sign(Buffer.concat([EPOCH_RESULT_CONTEXT, result]));
     if (chainEnded) {

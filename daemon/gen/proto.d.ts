@@ -2004,6 +2004,12 @@ export namespace attestd {
                 /** SessionStart pid. */
                 pid: number;
 
+                /** SessionStart ekCertificates. */
+                ekCertificates: Uint8Array[];
+
+                /** SessionStart ekVerification. */
+                ekVerification: string;
+
                 /**
                  * Creates a new SessionStart instance using the specified properties.
                  * @param [properties] Properties to set
@@ -2060,6 +2066,12 @@ export namespace attestd {
 
                     /** SessionStart pid */
                     pid?: (number|null);
+
+                    /** SessionStart ekCertificates */
+                    ekCertificates?: (Uint8Array[]|null);
+
+                    /** SessionStart ekVerification */
+                    ekVerification?: (string|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
@@ -2316,6 +2328,9 @@ export namespace attestd {
                 /** EpochResult chainEnded. */
                 chainEnded?: (attestd.audit.v1.Reason.$Properties|null);
 
+                /** EpochResult hostInventory. */
+                hostInventory: string;
+
                 /**
                  * Creates a new EpochResult instance using the specified properties.
                  * @param [properties] Properties to set
@@ -2408,6 +2423,9 @@ export namespace attestd {
 
                     /** EpochResult chainEnded */
                     chainEnded?: (attestd.audit.v1.Reason.$Properties|null);
+
+                    /** EpochResult hostInventory */
+                    hostInventory?: (string|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];

@@ -4761,6 +4761,8 @@ export const attestd = $root.attestd = (() => {
                  * @property {string|null} [tcti] SessionStart tcti
                  * @property {string|null} [version] SessionStart version
                  * @property {number|null} [pid] SessionStart pid
+                 * @property {Array.<Uint8Array>|null} [ekCertificates] SessionStart ekCertificates
+                 * @property {string|null} [ekVerification] SessionStart ekVerification
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -4786,6 +4788,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
                 const SessionStart = function (properties) {
+                    this.ekCertificates = [];
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -4841,6 +4844,22 @@ export const attestd = $root.attestd = (() => {
                 SessionStart.prototype.pid = 0;
 
                 /**
+                 * SessionStart ekCertificates.
+                 * @member {Array.<Uint8Array>} ekCertificates
+                 * @memberof attestd.audit.v1.SessionStart
+                 * @instance
+                 */
+                SessionStart.prototype.ekCertificates = $util.emptyArray;
+
+                /**
+                 * SessionStart ekVerification.
+                 * @member {string} ekVerification
+                 * @memberof attestd.audit.v1.SessionStart
+                 * @instance
+                 */
+                SessionStart.prototype.ekVerification = "";
+
+                /**
                  * Creates a new SessionStart instance using the specified properties.
                  * @function create
                  * @memberof attestd.audit.v1.SessionStart
@@ -4884,6 +4903,11 @@ export const attestd = $root.attestd = (() => {
                         writer.uint32(/* id 5, wireType 2 =*/42).string(message.version);
                     if (message.pid != null && $Object.hasOwnProperty.call(message, "pid") && message.pid !== 0)
                         writer.uint32(/* id 6, wireType 0 =*/48).uint32(message.pid);
+                    if (message.ekCertificates != null && message.ekCertificates.length)
+                        for (let i = 0; i < message.ekCertificates.length; ++i)
+                            writer.uint32(/* id 7, wireType 2 =*/58).bytes(message.ekCertificates[i]);
+                    if (message.ekVerification != null && $Object.hasOwnProperty.call(message, "ekVerification") && message.ekVerification !== "")
+                        writer.uint32(/* id 8, wireType 2 =*/66).string(message.ekVerification);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -4980,6 +5004,23 @@ export const attestd = $root.attestd = (() => {
                                     message.pid = value;
                                 else
                                     delete message.pid;
+                                continue;
+                            }
+                        case 7: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.ekCertificates && message.ekCertificates.length))
+                                    message.ekCertificates = [];
+                                message.ekCertificates.push(reader.bytes());
+                                continue;
+                            }
+                        case 8: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.ekVerification = value;
+                                else
+                                    delete message.ekVerification;
                                 continue;
                             }
                         }
@@ -5471,6 +5512,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {attestd.audit.v1.GpuEvidence.$Properties|null} [gpu] EpochResult gpu
                  * @property {boolean|null} [underUpdateWindow] EpochResult underUpdateWindow
                  * @property {attestd.audit.v1.Reason.$Properties|null} [chainEnded] EpochResult chainEnded
+                 * @property {string|null} [hostInventory] EpochResult hostInventory
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -5648,6 +5690,14 @@ export const attestd = $root.attestd = (() => {
                 EpochResult.prototype.chainEnded = null;
 
                 /**
+                 * EpochResult hostInventory.
+                 * @member {string} hostInventory
+                 * @memberof attestd.audit.v1.EpochResult
+                 * @instance
+                 */
+                EpochResult.prototype.hostInventory = "";
+
+                /**
                  * Creates a new EpochResult instance using the specified properties.
                  * @function create
                  * @memberof attestd.audit.v1.EpochResult
@@ -5716,6 +5766,8 @@ export const attestd = $root.attestd = (() => {
                         writer.uint32(/* id 17, wireType 0 =*/136).bool(message.underUpdateWindow);
                     if (message.chainEnded != null && $Object.hasOwnProperty.call(message, "chainEnded"))
                         $root.attestd.audit.v1.Reason.encode(message.chainEnded, writer.uint32(/* id 18, wireType 2 =*/146).fork(), _depth + 1).ldelim();
+                    if (message.hostInventory != null && $Object.hasOwnProperty.call(message, "hostInventory") && message.hostInventory !== "")
+                        writer.uint32(/* id 19, wireType 2 =*/154).string(message.hostInventory);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -5901,6 +5953,15 @@ export const attestd = $root.attestd = (() => {
                                 if (wireType !== 2)
                                     break;
                                 message.chainEnded = $root.attestd.audit.v1.Reason.decode(reader, reader.size(), $undefined, _depth + 1, message.chainEnded);
+                                continue;
+                            }
+                        case 19: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.hostInventory = value;
+                                else
+                                    delete message.hostInventory;
                                 continue;
                             }
                         }

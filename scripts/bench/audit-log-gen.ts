@@ -7,9 +7,10 @@
  * epoch binding over the log root at that moment and whose PCR digest covers the PCR values
  * the policy (policies/dev.yaml) requires. Token signing runs on two worker threads.
  *
- * The log is cached in os.tmpdir()/attestd-bench-audit-<LOG_VERSION>-<records> and reused
- * while meta.json (written last) is there; caches of other versions are removed. Delete the
- * folder to force a new log; change LOG_VERSION when the generator changes what it writes.
+ * The log is cached in os.tmpdir()/attestd-bench-audit-<LOG_VERSION>-<records>-<code hash>
+ * and reused while meta.json (written last) is there. The code hash covers the generator, the
+ * record encoding and framing, and the policy, so a change to any of them makes a new log;
+ * caches under any other name are removed. Delete the folder to force a new log.
  */
 import { createHash, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -69,7 +70,7 @@ interface Meta {
 
 /** The cached log, or a new one. Progress goes to `progress`. */
 export async function generatedLog(records: number, progress: (line: string) => void): Promise<GeneratedLog> {
-  const name = `${CACHE_PREFIX}${LOG_VERSION}-${records}`;
+  const name = `${CACHE_PREFIX}${LOG_VERSION}-${records}-${codeHash()}`;
   for (const entry of await readdir(tmpdir())) {
     if (entry.startsWith(CACHE_PREFIX) && entry !== name) {
       progress(`removing stale audit-log cache ${join(tmpdir(), entry)}`);
@@ -77,7 +78,8 @@ export async function generatedLog(records: number, progress: (line: string) => 
     }
   }
   const dir = join(tmpdir(), name);
-  const meta = await readFile(join(dir, META), 'utf8').then((t) => JSON.parse(t) as Meta, () => undefined);
+  // No meta.json, or a torn one: the generation did not finish.
+  const meta = await readFile(join(dir, META), 'utf8').then((t) => JSON.parse(t) as Meta).catch(() => undefined);
   if (meta && meta.version === LOG_VERSION && meta.records === records) return describe(dir, meta);
   await rm(dir, { recursive: true, force: true });
   progress(`generating a ${records.toLocaleString('en-US')}-record audit log in ${dir} (once; cached for later runs)`);
@@ -85,6 +87,17 @@ export async function generatedLog(records: number, progress: (line: string) => 
   const made = await generate(dir, records, progress);
   await writeFile(join(dir, META), JSON.stringify(made));
   return { ...(await describe(dir, made)), generatedSeconds: msSince(start) / 1000 };
+}
+
+/** What the log's bytes depend on besides chance: this generator, the encoders, the policy. */
+function codeHash(): string {
+  const h = createHash('sha256');
+  for (const f of ['./audit-log-gen.js', './audit-log-plan.js', './audit-log-worker.js', '../../daemon/gen/proto.js',
+    '../../daemon/audit/log.js', '../../daemon/audit/frame.js', '../../daemon/lease/token.js']) {
+    h.update(readFileSync(new URL(f, import.meta.url)));
+  }
+  h.update(readFileSync(join(ROOT, 'policies', 'dev.yaml')));
+  return h.digest('hex').slice(0, 12);
 }
 
 async function describe(dir: string, meta: Meta): Promise<GeneratedLog> {

@@ -152,3 +152,35 @@ describe('EK certificates of a plain swtpm', () => {
     expect(certs.rsa).toBeUndefined();
   });
 });
+
+describe('EK certificate and host inventory at session start', () => {
+  it('records the EK certificate verified against the vendor CA folder, and the host inventory in an early epoch', async () => {
+    const { startManufacturedSwtpm } = await import('../helpers/swtpm.js');
+    const { startDaemon } = await import('../helpers/daemon.js');
+    const { decode, payloads } = await import('../helpers/audit-log.js');
+    const { attestd } = await import('../../daemon/gen/proto.js');
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const tpm = await startManufacturedSwtpm({ ekCerts: true });
+    const ca = mkdtempSync(join(tmpdir(), 'attestd-ekca-'));
+    writeFileSync(join(ca, 'issuer.pem'), tpm.localCa!.issuerPem);
+    writeFileSync(join(ca, 'root.pem'), tpm.localCa!.rootPem);
+    const d = await startDaemon({ tcti: tpm.tcti, args: ['--ek-ca', ca] });
+    try {
+      await d.waitFor((s) => s.epoch >= 3, 10_000);
+      d.proc.kill('SIGTERM');
+      await d.exited;
+      const recs = (await payloads(join(d.stateDir, 'audit'))).map(decode);
+      const start = recs.find((r) => r.sessionStart)!.sessionStart!;
+      expect(start.ekCertificates!.length).toBeGreaterThan(0);
+      expect(start.ekVerification).toMatch(/^verified: /);
+      const inv = recs.filter((r) => r.epoch).map((r) => attestd.audit.v1.EpochResult.decode(r.epoch!.result!)).find((e) => e.hostInventory);
+      expect(JSON.parse(inv!.hostInventory!)).toHaveProperty('os');
+    } finally {
+      await d.stop();
+      await tpm.dispose();
+      rmSync(ca, { recursive: true, force: true });
+    }
+  });
+});
