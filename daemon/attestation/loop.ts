@@ -144,7 +144,7 @@ export class AttestationLoop {
         }
       }
       try {
-        const q = await deps.tpm.quote(binding, requiredSelections(loaded.policy));
+        const q = await deps.tpm.quote(binding, await deps.tpm.selections(requiredSelections(loaded.policy), loaded.policy.allowSha1));
         tpm = { attest: q.attest, signature: q.signature, banks: q.banks, akPublic: q.ak.publicArea };
         extra = { ...extra, ...(await this.collector.afterQuote(loaded.policy, q.banks)) };
       } catch (err) {

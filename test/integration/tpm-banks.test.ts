@@ -111,3 +111,33 @@ describe('PCR banks of a swtpm manufactured with sha256 and sha384', () => {
     expect(await codeOf(tpm.quote(randomBytes(8), [{ alg: 'sha1', pcrs: [0] }]))).toBe('TPM_COMMAND_FAILED');
   });
 });
+
+describe('the daemon quotes every allocated bank', () => {
+  it('records the policy PCRs in each allocated bank but SHA-1, and SHA-1 too once the policy opts in', async () => {
+    const { startSwtpm: start } = await import('../helpers/swtpm.js');
+    const { startDaemon, testPolicy } = await import('../helpers/daemon.js');
+    const { decode, payloads } = await import('../helpers/audit-log.js');
+    const { attestd } = await import('../../daemon/gen/proto.js');
+    const { join } = await import('node:path');
+    const banksOf = async (policy: string) => {
+      const tpm = await start();
+      const d = await startDaemon({ tcti: tpm.tcti, policy });
+      try {
+        d.proc.kill('SIGTERM');
+        await d.exited;
+        const e = (await payloads(join(d.stateDir, 'audit'))).map(decode).filter((r) => r.epoch)
+          .map((r) => attestd.audit.v1.EpochResult.decode(r.epoch!.result!)).find((x) => x.pass)!;
+        return e.tpm!.banks.map((b) => b.alg);
+      } finally {
+        await d.stop();
+        await tpm.dispose();
+      }
+    };
+    const plain = await banksOf(testPolicy());
+    expect(plain).toContain('sha256');
+    expect(plain).toContain('sha384');
+    expect(plain).not.toContain('sha1');
+    const withSha1 = await banksOf(testPolicy().replace('version: 1\n', 'version: 1\nallow_sha1: true\n'));
+    expect(withSha1).toContain('sha1');
+  });
+});

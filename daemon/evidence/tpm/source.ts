@@ -15,6 +15,7 @@ export interface TpmQuoteEvidence extends QuoteResult {
 
 export class TpmSource {
   private tpm: Tpm | undefined;
+  private banks: HashAlg[] | undefined;
 
   constructor(readonly tcti: string) {}
 
@@ -36,7 +37,25 @@ export class TpmSource {
    * caller picks which to quote: SHA-1 only when its policy opts in.
    */
   pcrBanks(): Promise<HashAlg[]> {
-    return this.withTpm((tpm) => tpm.pcrBanks());
+    // Allocation changes only with a TPM reconfiguration and reboot: asked once per connection.
+    if (this.banks && this.tpm) return Promise.resolve(this.banks);
+    return this.withTpm(async (tpm) => (this.banks = await tpm.pcrBanks()));
+  }
+
+  /**
+   * What to quote: the policy's PCRs in every allocated bank (SHA-1 only when the policy opts
+   * in), so each epoch records every bank; the policy's own banks are always asked for, even
+   * if the TPM were to lack them (the quote then fails, naming the missing bank).
+   */
+  async selections(policyWants: PcrSelection[], allowSha1: boolean): Promise<PcrSelection[]> {
+    const pcrs = [...new Set(policyWants.flatMap((s) => s.pcrs))].sort((a, b) => a - b);
+    const banks = new Set(policyWants.map((s) => s.alg));
+    for (const b of await this.pcrBanks()) if (b !== 'sha1' || allowSha1) banks.add(b);
+    const order: HashAlg[] = ['sha1', 'sha256', 'sha384', 'sha512'];
+    return order.filter((b) => banks.has(b)).map((alg) => {
+      const own = policyWants.find((s) => s.alg === alg);
+      return { alg, pcrs: own ? [...new Set([...own.pcrs, ...pcrs])].sort((a, b) => a - b) : pcrs };
+    });
   }
 
   /** EK certificates from NV, unverified (see Tpm.ekCertificates); throws AttestdError (TPM_*). */
@@ -68,6 +87,7 @@ export class TpmSource {
   private async drop(): Promise<void> {
     const tpm = this.tpm;
     this.tpm = undefined;
+    this.banks = undefined;
     await tpm?.close().catch(() => undefined);
   }
 
