@@ -104,7 +104,7 @@ async function main(argv: string[]): Promise<number> {
       }
       case 'audit':
         return await audit(rest, { json, ak: values.ak, dir: values.dir, size: values.size, leafHash: values['leaf-hash'],
-          index: values.index, root: values.root, proof: values.proof });
+          index: values.index, root: values.root, proof: values.proof, collateral: values.collateral });
       case 'cvm':
         return await cvm(rest, { json, cert: values.cert, chain: values.chain, at: values.at, collateral: values.collateral });
       case 'gpu':

@@ -1,15 +1,13 @@
 /** attestctl audit verify DIR --ak AK.pem: the offline verifier over a copied log folder. */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LogVerifier } from '../verify/audit/log-verifier.js';
 import { AuditFailure, type Summary } from '../verify/audit/report.js';
-import { framesOf, readSegments } from '../audit/reader.js';
-import { CHECKPOINT_FILE } from '../audit/segments.js';
+import { verifyLogDir } from '../audit/verify-dir.js';
 import { EXIT } from './exit-codes.js';
 import { printJson } from './output.js';
 
-export const AUDIT_VERIFY_HELP = `Usage: attestctl audit verify DIR --ak AK.pem [--json]
+export const AUDIT_VERIFY_HELP = `Usage: attestctl audit verify DIR --ak AK.pem [--collateral DIR] [--json]
 
 Checks a copy of an attestd audit log folder (STATE_DIR/audit) with nothing but the TPM
 attestation key's public key (PEM, as \`attestctl status --json\` shows it): record framing
@@ -17,11 +15,12 @@ and CRCs, sequence, the Merkle root against every checkpoint and the published c
 checkpoint signatures, the chain from each session key to the attestation key through the
 quotes that bound it, every quote and PCR digest, every epoch result and lease token
 signature; then it re-runs each appraisal on the recorded evidence under the recorded policy
-and confirms every grant and renewal happened under a passing, fresh epoch.
+and confirms every grant and renewal happened under a passing, fresh epoch. --collateral names
+the confidential-VM collateral (TDX certificates, CRLs, TCB info, QE identity) the host used.
 Exit codes: 0 verified, 8 verification failed (the first failing record is printed),
 2 usage, 1 the folder or key could not be read.`;
 
-export async function auditVerify(dir: string | undefined, akPath: string | undefined, json: boolean): Promise<number> {
+export async function auditVerify(dir: string | undefined, akPath: string | undefined, json: boolean, collateralDir?: string): Promise<number> {
   if (!dir || !akPath) {
     process.stderr.write(`attestctl: audit verify needs DIR and --ak AK.pem\n\n${AUDIT_VERIFY_HELP}\n`);
     return EXIT.USAGE;
@@ -34,17 +33,10 @@ export async function auditVerify(dir: string | undefined, akPath: string | unde
     return EXIT.FAILURE;
   }
   const started = Date.now();
-  const v = new LogVerifier(key);
   let summary: Summary;
   try {
-    for await (const seg of readSegments(dir)) {
-      for (const f of framesOf(seg)) {
-        if ('payload' in f) v.record(f.payload, { segment: f.segment, offset: f.offset });
-        else v.damaged({ segment: f.segment, offset: f.offset }, f.why);
-      }
-    }
-    const published = await readFile(join(dir, CHECKPOINT_FILE), 'utf8').catch(() => undefined);
-    summary = v.finish(published);
+    const collateral = collateralDir ? await Promise.all((await readdir(collateralDir)).map(async (name) => ({ name, bytes: await readFile(join(collateralDir, name)) }))) : [];
+    summary = await verifyLogDir(dir, key, collateral);
   } catch (err) {
     if (err instanceof AuditFailure) {
       if (json) printJson({ verified: false, check: err.check, message: err.message, ...err.where });

@@ -16,6 +16,7 @@ export interface AuditOptions {
   index?: string;
   root?: string;
   proof?: string;
+  collateral?: string;
 }
 
 export async function audit(args: string[], o: AuditOptions): Promise<number> {
@@ -23,7 +24,7 @@ export async function audit(args: string[], o: AuditOptions): Promise<number> {
   const dir = o.dir ?? process.env.ATTESTD_AUDIT_DIR ?? DEFAULT_AUDIT_DIR;
   switch (sub) {
     case 'verify':
-      return auditVerify(rest[0], o.ak, o.json);
+      return auditVerify(rest[0], o.ak, o.json, o.collateral);
     case 'prove':
       return auditProve(rest, { dir, size: o.size, json: o.json });
     case 'check-inclusion':

@@ -1,11 +1,11 @@
 /** Helpers to read, change and re-frame audit logs for tamper tests. */
-import { mkdtemp, readFile, readdir, writeFile, cp } from 'node:fs/promises';
+import { mkdtemp, readdir, writeFile, cp } from 'node:fs/promises';
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { framesOf, readSegments } from '../../daemon/audit/reader.js';
 import { encodeFrame } from '../../daemon/audit/frame.js';
-import { LogVerifier } from '../../daemon/verify/audit/log-verifier.js';
+import { verifyLogDir } from '../../daemon/audit/verify-dir.js';
 import { AuditFailure, type Summary } from '../../daemon/verify/audit/report.js';
 import { CHECKPOINT_FILE } from '../../daemon/audit/segments.js';
 import { attestd } from '../../daemon/gen/proto.js';
@@ -49,16 +49,8 @@ export type VerifyResult = { ok: true; summary: Summary } | { ok: false; failure
 
 /** Runs the verifier over a folder the way `attestctl audit verify` does. */
 export async function verifyDir(dir: string, ak: KeyObject): Promise<VerifyResult> {
-  const v = new LogVerifier(ak);
   try {
-    for await (const seg of readSegments(dir)) {
-      for (const f of framesOf(seg)) {
-        if ('payload' in f) v.record(f.payload, { segment: f.segment, offset: f.offset });
-        else v.damaged({ segment: f.segment, offset: f.offset }, f.why);
-      }
-    }
-    const published = await readFile(join(dir, CHECKPOINT_FILE), 'utf8').catch(() => undefined);
-    return { ok: true, summary: v.finish(published) };
+    return { ok: true, summary: await verifyLogDir(dir, ak) };
   } catch (err) {
     if (err instanceof AuditFailure) return { ok: false, failure: err };
     throw err;

@@ -34,17 +34,17 @@ export class MeasuredBoot {
   }
 
   /** Extends the TPM and, unless `unlogged`, logs the event. */
-  async event(pcr: number, type: number, data: Buffer, digest = sha256(data), unlogged = false): Promise<void> {
+  async event(pcr: number, type: number, data: Buffer, digest: Uint8Array = sha256(data), unlogged = false): Promise<void> {
     if (!unlogged) {
       appendFileSync(this.eventLogPath, Buffer.concat([u32(pcr), u32(type), u32(1), Buffer.from([0x0b, 0x00]), digest, u32(data.length), data]));
     }
     this.pcrs.set(pcr, sha256(Buffer.concat([this.pcr(pcr), digest])));
-    const r = await tpm2(['pcrextend', `${pcr}:sha256=${digest.toString('hex')}`], this.tcti);
+    const r = await tpm2(["pcrextend", `${pcr}:sha256=${Buffer.from(digest).toString("hex")}`], this.tcti);
     if (r.code !== 0) throw new Error(`pcrextend failed: ${r.stderr}`);
   }
 
   /** The firmware part of a boot: S-CRTM version, one boot application, separators for PCRs 0-7. */
-  async firmware(appDigest: Buffer): Promise<void> {
+  async firmware(appDigest: Uint8Array): Promise<void> {
     await this.event(0, EV.S_CRTM_VERSION, Buffer.from('1.0\0', 'utf16le'));
     await this.event(4, EV.EFI_BOOT_SERVICES_APPLICATION, Buffer.alloc(32), appDigest);
     for (let i = 0; i <= 7; i++) await this.event(i, EV.SEPARATOR, Buffer.alloc(4));

@@ -127,7 +127,7 @@ describe('the daemon quotes every allocated bank', () => {
         await d.exited;
         const e = (await payloads(join(d.stateDir, 'audit'))).map(decode).filter((r) => r.epoch)
           .map((r) => attestd.audit.v1.EpochResult.decode(r.epoch!.result!)).find((x) => x.pass)!;
-        return e.tpm!.banks.map((b) => b.alg);
+        return (e.tpm!.banks ?? []).map((b) => b.alg);
       } finally {
         await d.stop();
         await tpm.dispose();

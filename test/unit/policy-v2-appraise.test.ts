@@ -269,7 +269,7 @@ describe('appraiseGpu', () => {
     expect(appraiseGpu(gpu, m).map((r) => `${r.code}${r.gpu ? `@${r.gpu.slice(4, 8)}` : ''}`)).toEqual([
       'GPU_VBIOS_NOT_ALLOWED@5e3c', 'GPU_DEV_TOOLS', 'GPU_MODULE_MISSING', 'GPU_FIRMWARE_DIGEST',
     ]);
-    const off: GpuPolicy = { required: true, ccMode: 'off', devTools: 'allowed', ecc: 'any' };
+    const off: GpuPolicy = { required: true, ccMode: 'off', devTools: 'allowed', ecc: 'any', attestation: 'off' };
     expect(appraiseGpu(off, measurement({ gpus: [device(0, GPU0, { ccMode: 'n/a' }), device(1, GPU1, { ccMode: 'on' })] }))).toEqual([
       { code: 'GPU_CC_MODE', message: `GPU 1 (${GPU1}, NVIDIA H100 80GB HBM3) confidential-computing mode is on; policy requires off`, gpu: GPU1 },
     ]);

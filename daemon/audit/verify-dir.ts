@@ -1,0 +1,25 @@
+/**
+ * Reads a log folder and runs the offline verifier over it, record by record, then over the
+ * published checkpoint. The one path both `attestctl audit verify` and the tests take.
+ */
+import type { KeyObject } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LogVerifier } from '../verify/audit/log-verifier.js';
+import type { Summary } from '../verify/audit/report.js';
+import type { CollateralFile } from '../verify/tdx/collateral.js';
+import { framesOf, readSegments } from './reader.js';
+import { CHECKPOINT_FILE } from './segments.js';
+
+/** Resolves with the summary; rejects with AuditFailure naming the first failing record, or an I/O error. */
+export async function verifyLogDir(dir: string, akKey: KeyObject, collateral: readonly CollateralFile[] = []): Promise<Summary> {
+  const v = new LogVerifier(akKey, collateral);
+  for await (const seg of readSegments(dir)) {
+    for (const f of framesOf(seg)) {
+      if ('payload' in f) v.record(f.payload, { segment: f.segment, offset: f.offset });
+      else v.damaged({ segment: f.segment, offset: f.offset }, f.why);
+    }
+  }
+  const published = await readFile(join(dir, CHECKPOINT_FILE), 'utf8').catch(() => undefined);
+  return v.finish(published);
+}
