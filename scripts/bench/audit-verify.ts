@@ -14,9 +14,8 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { Session, type Profiler } from 'node:inspector/promises';
 import { join } from 'node:path';
-import { framesOf, readSegments } from '../../daemon/audit/reader.js';
-import { CHECKPOINT_FILE } from '../../daemon/audit/segments.js';
-import { LogVerifier } from '../../daemon/verify/audit/log-verifier.js';
+import { readSegments } from '../../daemon/audit/reader.js';
+import { verifyLogDir } from '../../daemon/audit/verify-dir.js';
 import { AuditFailure, type Summary } from '../../daemon/verify/audit/report.js';
 import { generatedLog, type GeneratedLog } from './audit-log-gen.js';
 import type { Benchmark, Outcome } from './report.js';
@@ -40,17 +39,9 @@ async function sha256Pass(dir: string, names: string[]): Promise<number> {
   return msSince(start) / 1000;
 }
 
-/** daemon/cli/audit-verify.ts, minus its printing. */
-async function verifyLikeAttestctl(log: GeneratedLog): Promise<Summary> {
-  const v = new LogVerifier(log.akPublicKey);
-  for await (const seg of readSegments(log.dir)) {
-    for (const f of framesOf(seg)) {
-      if ('payload' in f) v.record(f.payload, { segment: f.segment, offset: f.offset });
-      else v.damaged({ segment: f.segment, offset: f.offset }, f.why);
-    }
-  }
-  const published = await readFile(join(log.dir, CHECKPOINT_FILE), 'utf8').catch(() => undefined);
-  return v.finish(published);
+/** What `attestctl audit verify` runs, minus its printing. */
+function verifyLikeAttestctl(log: GeneratedLog): Promise<Summary> {
+  return verifyLogDir(log.dir, log.akPublicKey);
 }
 
 /** Where each profile sample is counted: the outermost frame that matches a part, else its leaf. */
