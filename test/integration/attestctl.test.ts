@@ -53,7 +53,7 @@ describe('attestctl', () => {
 
   it('run gives the child its lease id and passes its exit code through', async () => {
     const r = await attestctl(['run', '--', 'sh', '-c', 'test -n "$ATTESTD_LEASE_ID" && exit 7'], env().d.socket);
-    expect(r.code).toBe(7);
+    expect(r.code, r.stderr).toBe(7);
   });
 
   it('policy check: valid exits 0; invalid exits 5 with file:line:column: field', async () => {

@@ -71,7 +71,7 @@ describe('policy version 2: valid documents', () => {
     expect(p.boot).toEqual({ eventLog: '/sys/kernel/security/tpm0/binary_bios_measurements', bank: 'sha256', secureBoot: 'required', forbidTestKeys: true, allowAfterSeparator: [] });
     expect(p.ima).toEqual({ list: '/sys/kernel/security/ima/ascii_runtime_measurements', bank: 'sha256', allow: [], exclude: [], allowUnknownPaths: false, allowViolations: false });
     expect(p.cvm).toEqual({ required: true, type: 'any' });
-    expect(p.gpu).toEqual({ required: true, ccMode: 'any', devTools: 'forbidden', ecc: 'any' });
+    expect(p.gpu).toEqual({ required: true, ccMode: 'any', devTools: 'forbidden', ecc: 'any', attestation: 'off' });
   });
 
   it('a tdx section maps every field', () => {
