@@ -165,6 +165,7 @@ export class AttestationLoop {
       validUntilMs: pass && loaded ? appraisedAtMs + loaded.policy.maxAgeMs : 0,
       policyDigest: loaded?.digest ?? Buffer.alloc(32),
       badGpus: verdict.badGpus ?? [],
+      underUpdateWindow: verdict.underUpdateWindow ?? false,
       gpu: gpu?.measurement,
     };
     const result = attestd.audit.v1.EpochResult.encode({

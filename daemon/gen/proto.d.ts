@@ -3279,6 +3279,9 @@ export namespace attestd {
                 /** LeaseDecision leaseIds. */
                 leaseIds: string[];
 
+                /** LeaseDecision underUpdateWindow. */
+                underUpdateWindow: boolean;
+
                 /**
                  * Creates a new LeaseDecision instance using the specified properties.
                  * @param [properties] Properties to set
@@ -3350,6 +3353,9 @@ export namespace attestd {
 
                     /** LeaseDecision leaseIds */
                     leaseIds?: (string[]|null);
+
+                    /** LeaseDecision underUpdateWindow */
+                    underUpdateWindow?: (boolean|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];

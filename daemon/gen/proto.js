@@ -7992,6 +7992,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {number|null} [expiresAtMs] LeaseDecision expiresAtMs
                  * @property {number|null} [count] LeaseDecision count
                  * @property {Array.<string>|null} [leaseIds] LeaseDecision leaseIds
+                 * @property {boolean|null} [underUpdateWindow] LeaseDecision underUpdateWindow
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -8113,6 +8114,14 @@ export const attestd = $root.attestd = (() => {
                 LeaseDecision.prototype.leaseIds = $util.emptyArray;
 
                 /**
+                 * LeaseDecision underUpdateWindow.
+                 * @member {boolean} underUpdateWindow
+                 * @memberof attestd.audit.v1.LeaseDecision
+                 * @instance
+                 */
+                LeaseDecision.prototype.underUpdateWindow = false;
+
+                /**
                  * Creates a new LeaseDecision instance using the specified properties.
                  * @function create
                  * @memberof attestd.audit.v1.LeaseDecision
@@ -8167,6 +8176,8 @@ export const attestd = $root.attestd = (() => {
                     if (message.leaseIds != null && message.leaseIds.length)
                         for (let i = 0; i < message.leaseIds.length; ++i)
                             writer.uint32(/* id 11, wireType 2 =*/90).string(message.leaseIds[i]);
+                    if (message.underUpdateWindow != null && $Object.hasOwnProperty.call(message, "underUpdateWindow") && message.underUpdateWindow !== false)
+                        writer.uint32(/* id 12, wireType 0 =*/96).bool(message.underUpdateWindow);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -8301,6 +8312,15 @@ export const attestd = $root.attestd = (() => {
                                 if (!(message.leaseIds && message.leaseIds.length))
                                     message.leaseIds = [];
                                 message.leaseIds.push(reader.stringVerify());
+                                continue;
+                            }
+                        case 12: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.bool())
+                                    message.underUpdateWindow = value;
+                                else
+                                    delete message.underUpdateWindow;
                                 continue;
                             }
                         }

@@ -148,7 +148,7 @@ export class LeaseManager {
     // Visible to revokeAll while the grant is being made durable.
     this.leases.set(lease.id, lease);
     try {
-      await this.opts.audit({ leaseDecision: this.decision(Kind.GRANT, lease) });
+      await this.opts.audit({ leaseDecision: { ...this.decision(Kind.GRANT, lease), underUpdateWindow: epoch.underUpdateWindow ?? false } });
     } catch (err) {
       this.leases.delete(lease.id);
       this.opts.log?.('error', 'lease grant not recorded', { err: String(err), lease_id: lease.id });
@@ -187,7 +187,7 @@ export class LeaseManager {
       expiresAtMs: Math.min(now + lease.ttlMs, epoch.validUntilMs) };
     next.token = this.sign(next, epoch);
     try {
-      await this.opts.audit({ leaseDecision: this.decision(Kind.RENEW, next) });
+      await this.opts.audit({ leaseDecision: { ...this.decision(Kind.RENEW, next), underUpdateWindow: epoch.underUpdateWindow ?? false } });
     } catch (err) {
       this.opts.log?.('error', 'lease renewal not recorded', { err: String(err), lease_id: leaseId });
       throw new AttestdError('AUDIT_UNAVAILABLE', 'the decision could not be recorded', { cause: err });

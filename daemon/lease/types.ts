@@ -13,6 +13,8 @@ export interface EpochState {
   policyDigest: Buffer;
   /** GPUs that failed on their own this epoch: leases naming them are revoked. */
   badGpus?: string[];
+  /** Passed only thanks to the policy's update window: grants under it are marked. */
+  underUpdateWindow?: boolean;
   /** The GPU measurement of this epoch, to resolve rules' GPU scopes. */
   gpu?: GpuMeasurement;
 }

@@ -244,7 +244,7 @@ export class LogVerifier {
       this.counts.passingEpochs++;
       if (!policy || r.validUntilMs !== r.appraisedAtMs + policy.policy.maxAgeMs) this.fail('reappraisal', `epoch ${r.epoch} validity is not appraisal time plus max_age`);
     }
-    s.epochs.set(r.epoch, { pass: r.pass, validUntilMs: r.validUntilMs, policyDigest: Buffer.from(r.policySha256) });
+    s.epochs.set(r.epoch, { pass: r.pass, validUntilMs: r.validUntilMs, policyDigest: Buffer.from(r.policySha256), underUpdateWindow: r.underUpdateWindow });
     s.current = r.epoch;
   }
 
@@ -273,6 +273,9 @@ export class LogVerifier {
     if (claims.expiresAtMs > e.validUntilMs) this.fail('lease-validity', `lease ${d.leaseId} expires after its epoch's validity`);
     if (timeMs < claims.issuedAtMs) this.fail('lease-validity', `lease ${d.leaseId} recorded before it was issued`);
     if (!e.policyDigest.equals(Buffer.from(claims.policySha256))) this.fail('lease-token', `lease ${d.leaseId} names another policy than its epoch`);
+    if (e.underUpdateWindow !== d.underUpdateWindow) {
+      this.fail('lease-validity', `lease ${d.leaseId} is${d.underUpdateWindow ? '' : ' not'} marked as granted under the update window, unlike its epoch`);
+    }
   }
 
   private checkpoint(c: attestd.audit.v1.Checkpoint): void {

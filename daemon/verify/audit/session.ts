@@ -9,6 +9,7 @@ export interface EpochSeen {
   pass: boolean;
   validUntilMs: number;
   policyDigest: Buffer;
+  underUpdateWindow: boolean;
 }
 
 export class Session {
