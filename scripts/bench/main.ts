@@ -16,9 +16,15 @@ import { memoryBench } from './memory.js';
 import { revocationBench } from './revocation.js';
 import { auditAppendBench } from './audit-append.js';
 import { auditVerifyBench } from './audit-verify.js';
+import { eventLogBench } from './evidence-eventlog.js';
+import { imaBench } from './evidence-ima.js';
+import { epochBench } from './evidence-epoch.js';
+import { gpuBench } from './evidence-gpu.js';
+import { cvmBench } from './evidence-cvm.js';
 import { msSince, nowNs } from './stats.js';
 
-const BENCHMARKS: Benchmark[] = [leaseBench, signBench, quoteBench, memoryBench, revocationBench, auditAppendBench, auditVerifyBench];
+const BENCHMARKS: Benchmark[] = [leaseBench, signBench, quoteBench, memoryBench, revocationBench, auditAppendBench, auditVerifyBench,
+  eventLogBench, imaBench, epochBench, gpuBench, cvmBench];
 
 const HELP = `Usage: npm run bench -- [--json] [--only ID[,ID...]]
 

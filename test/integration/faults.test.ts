@@ -6,6 +6,7 @@ import { startSwtpm, tpm2 } from '../helpers/swtpm.js';
 import { startDaemon, testPolicy, State } from '../helpers/daemon.js';
 import { canMount, mountSmallFs } from '../helpers/tmpfs.js';
 import { attestd } from '../../daemon/gen/proto.js';
+import { akKey, verifyDir } from '../helpers/audit-log.js';
 
 const Kind = attestd.lease.v1.LeaseEvent.Kind;
 
@@ -106,6 +107,12 @@ describe.skipIf(!canMount())('audit faults', () => {
       await d.waitFor((st) => st.state === State.TRUSTED, 5000);
       expect((await c.call({ acquireLease: {} })).acquireLease!.lease!.leaseId).toHaveLength(32);
       c.close();
+      // The log survived the full disk whole: it verifies offline.
+      const ak = (await d.status()).akPublicPem;
+      d.proc.kill('SIGTERM');
+      await d.exited;
+      const v = await verifyDir(join(d.stateDir, 'audit'), akKey(ak));
+      if (!v.ok) throw v.failure;
     } finally {
       await d.stop();
       fs.unmount();
