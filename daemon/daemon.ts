@@ -27,8 +27,8 @@ import { auditDir, groupId, type DaemonConfig } from './config.js';
 import type { LogFn } from './logger.js';
 import { Notifier } from './systemd/notify.js';
 import { listenFdFromSystemd } from './systemd/listen-fds.js';
-import { Metrics } from './metrics/metrics.js';
-import { parseMetricsListen, serveMetrics } from './metrics/server.js';
+import { NO_METRICS, type MetricsSink } from './metrics/sink.js';
+import { parseMetricsListen } from './metrics/server.js';
 import type { Server as HttpServer } from 'node:http';
 
 const State = attestd.lease.v1.GetStatusResponse.State;
@@ -56,7 +56,7 @@ export class Daemon {
     private readonly loop: AttestationLoop,
     private readonly server: ApiServer,
     private readonly notifier: Notifier,
-    private readonly metrics: Metrics,
+    private readonly metrics: MetricsSink,
   ) {}
 
   /**
@@ -73,10 +73,15 @@ export class Daemon {
       const tpm = new TpmSource(config.tcti);
       const sessionKeyObject = ed25519PublicKey(key.publicKey());
       const box: { d?: Daemon } = {};
-      const metrics = new Metrics({
-        state: () => box.d?.stateName() ?? 'STARTING', epoch: () => box.d?.leases.epoch?.epoch ?? 0,
-        activeLeases: () => box.d?.leases.activeCount ?? 0, lastPassMs: () => box.d?.lastPassMs ?? 0,
-      });
+      let metrics: MetricsSink = NO_METRICS;
+      let exported: import('./metrics/metrics.js').Metrics | undefined;
+      if (config.metricsListen) {
+        const { Metrics } = await import('./metrics/metrics.js');
+        metrics = exported = new Metrics({
+          state: () => box.d?.stateName() ?? 'STARTING', epoch: () => box.d?.leases.epoch?.epoch ?? 0,
+          activeLeases: () => box.d?.leases.activeCount ?? 0, lastPassMs: () => box.d?.lastPassMs ?? 0,
+        });
+      }
       const notifier = new Notifier(process.env, (err) => log('warn', 'sd_notify failed', { err: String(err) }));
       const leases = new LeaseManager({ signer: key, audit: (b) => audit!.append(b), log,
         onDecision: (outcome, reason, count) => metrics.decision(outcome, reason, count) });
@@ -120,7 +125,10 @@ export class Daemon {
       await server.listen();
       d.sweeper = setInterval(() => leases.sweep(), SWEEP_MS);
       checkpoints.start();
-      if (config.metricsListen) d.metricsServer = await serveMetrics(metrics, parseMetricsListen(config.metricsListen));
+      if (config.metricsListen && exported) {
+        const { serveMetrics } = await import('./metrics/server.js');
+        d.metricsServer = await serveMetrics(exported, parseMetricsListen(config.metricsListen));
+      }
       loop.start();
       notifier.startWatchdog(() => d.loopIsFresh());
       log('info', 'attestd started', { socket: config.socketPath, tcti: config.tcti, policy: config.policyPath, state_dir: config.stateDir });

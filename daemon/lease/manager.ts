@@ -14,7 +14,7 @@ import type { AuditBody } from '../audit/log.js';
 import type { EpochState, LeaseEvent, LeaseView } from './types.js';
 import { identityProto, sameWorkload, selectRule } from './identity.js';
 import { TimeBuckets } from './time-buckets.js';
-import type { Outcome } from '../metrics/metrics.js';
+import type { Outcome } from '../metrics/sink.js';
 import type { Rule } from '../policy/types.js';
 import { resolveRuleGpus } from '../policy/gpu-scope.js';
 

@@ -4,18 +4,11 @@
  * codes, evidence sources), never ids or paths.
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { MetricsSink, MetricsSources, Outcome } from './sink.js';
 
-export type Outcome = 'granted' | 'denied' | 'renewed' | 'renew_denied' | 'released' | 'revoked' | 'expired';
+export type { Outcome };
 
-export interface MetricsSources {
-  state(): 'STARTING' | 'TRUSTED' | 'UNTRUSTED';
-  epoch(): number;
-  activeLeases(): number;
-  /** Unix ms of the latest passing appraisal, 0 if none. */
-  lastPassMs(): number;
-}
-
-export class Metrics {
+export class Metrics implements MetricsSink {
   readonly registry = new Registry();
   private readonly decisions: Counter<'outcome' | 'reason'>;
   private readonly appraisal: Histogram<'result'>;

@@ -4,7 +4,10 @@
  * evidence: nothing here is bound into the quote, because values such as free memory change
  * every second and the GPU facts that matter are measured through NVML.
  */
-import si from 'systeminformation';
+import type Si from 'systeminformation';
+import { lazyRequire } from '../../lazy-require.js';
+
+const systeminformation = lazyRequire<typeof Si>('systeminformation');
 import { AttestdError } from '../../errors.js';
 
 export interface HostInventory {
@@ -26,6 +29,7 @@ function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
 }
 
 async function gather(): Promise<HostInventory> {
+  const si = systeminformation();
   const [os, cpu, mem, graphics] = await Promise.all([si.osInfo(), si.cpu(), si.mem(), si.graphics()]);
   return {
     os: { platform: os.platform, distro: os.distro, release: os.release, kernel: os.kernel, arch: os.arch, hostname: os.hostname },

@@ -11,7 +11,10 @@
  */
 import { createHash, verify as cryptoVerify, type KeyLike, type KeyObject } from 'node:crypto';
 import type { Element } from '@xmldom/xmldom';
-import { C14nCanonicalization, SignedXml } from 'xml-crypto';
+import type * as XmlCrypto from 'xml-crypto';
+import { lazyRequire } from '../../lazy-require.js';
+
+const xmlCrypto = lazyRequire<typeof XmlCrypto>('xml-crypto');
 import { EnvelopedSignature } from 'xml-crypto/lib/enveloped-signature.js';
 import { AttestdError } from '../../errors.js';
 import { NVIDIA_RIM_ROOT_SPKI_SHA256, verifyChain } from './chain.js';
@@ -117,6 +120,7 @@ function signatureShape(root: Element): { signature: Element; certs: Buffer[] } 
 
 /** Runs xml-crypto with only the algorithms the shape check allowed. */
 function checkXmlSignature(text: string, signature: Element, key: KeyObject): string {
+  const { SignedXml, C14nCanonicalization } = xmlCrypto();
   const sig = new SignedXml({ publicCert: key });
   sig.CanonicalizationAlgorithms = { [C14N11]: C14nCanonicalization, [ENVELOPED]: EnvelopedSignature };
   sig.HashAlgorithms = { [SHA384]: Sha384 };

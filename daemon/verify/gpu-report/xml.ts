@@ -4,7 +4,11 @@
  * external, and nothing is ever fetched), and every parser complaint is fatal. The parser,
  * @xmldom/xmldom, resolves no external resources itself; the DTD ban is the belt to that.
  */
-import { DOMParser, type Document, type Element } from '@xmldom/xmldom';
+import type { Document, Element } from '@xmldom/xmldom';
+import type * as XmlDom from '@xmldom/xmldom';
+import { lazyRequire } from '../../lazy-require.js';
+
+const xmldom = lazyRequire<typeof XmlDom>('@xmldom/xmldom');
 import { AttestdError } from '../../errors.js';
 
 /** NVIDIA RIMs are about 20 KiB; anything many times that is not a RIM. */
@@ -39,7 +43,7 @@ export function rimText(xml: string | Uint8Array): string {
 export function parseXml(text: string): Document {
   let doc: Document;
   try {
-    doc = new DOMParser({
+    doc = new (xmldom().DOMParser)({
       onError: (level, message) => {
         throw invalid(`XML ${level}: ${String(message).slice(0, 200)}`);
       },

@@ -11,7 +11,10 @@
  * nvidia-smi does not report NVML's version or the confidential-computing state: those are
  * '' and 'n/a' here. Values nvidia-smi prints as "N/A" or "Not Supported" become '' or 'n/a'.
  */
-import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import type * as Fxp from 'fast-xml-parser';
+import { lazyRequire } from '../../lazy-require.js';
+
+const fxp = lazyRequire<typeof Fxp>('fast-xml-parser');
 import { AttestdError } from '../../errors.js';
 import { validateMeasurement } from './measurement-check.js';
 import { CC_STATE_NOT_AVAILABLE, type GpuDevice, type GpuMeasurement, LIMITS, type Toggle } from './measurement.js';
@@ -23,7 +26,8 @@ const NOT_AVAILABLE = new Set(['n/a', '[n/a]', 'not supported', '[not supported]
 const XML_ESCAPES: Record<string, string> = { '&lt;': '<', '&gt;': '>', '&amp;': '&', '&quot;': '"', '&apos;': "'" };
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-const parser = new XMLParser({
+let parserInstance: Fxp.XMLParser | undefined;
+const parser = () => (parserInstance ??= new (fxp().XMLParser)({
   processEntities: false,
   htmlEntities: false,
   ignoreAttributes: false,
@@ -35,7 +39,7 @@ const parser = new XMLParser({
   ignorePiTags: true,
   maxNestedTags: 64,
   isArray: (_name: string, jpath: unknown) => jpath === 'nvidia_smi_log.gpu',
-});
+}));
 
 type Node = Record<string, unknown>;
 
@@ -114,16 +118,16 @@ function toText(xml: string | Uint8Array): string {
 }
 
 function parseTree(xml: string): Node {
-  let valid: ReturnType<typeof XMLValidator.validate>;
+  let valid: ReturnType<typeof Fxp.XMLValidator.validate>;
   try {
-    valid = XMLValidator.validate(xml);
+    valid = fxp().XMLValidator.validate(xml);
   } catch (err) {
     return fail('output could not be checked', err);
   }
   if (valid !== true) fail(`output is not well-formed XML (line ${valid.err.line}: ${valid.err.code})`);
   let tree: unknown;
   try {
-    tree = parser.parse(xml);
+    tree = parser().parse(xml);
   } catch (err) {
     // Also the parser's own refusals: nesting too deep, names like __proto__.
     return fail(`output could not be parsed: ${err instanceof Error ? err.message.slice(0, 120) : 'unknown error'}`, err);
