@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# npm start: runs attestd in the foreground for development. Installs what is missing,
-# starts a software TPM with its state under $ATTESTD_STATE_DIR (default .attestd/), and
-# serves leases on $ATTESTD_STATE_DIR/attestd.sock with the dev policy.
-# To use another TPM: ATTESTD_TCTI=device:/dev/tpmrm0 ATTESTD_POLICY=your-policy.yaml npm start
+# npm start: runs attestd in the foreground for development. Installs what is missing and
+# serves leases on $ATTESTD_STATE_DIR/attestd.sock (default .attestd/). Without a TPM device
+# it starts a software TPM with its state under the same folder and uses the dev policy; on a
+# host with /dev/tpmrm0 it uses that TPM and, unless ATTESTD_POLICY names one, a starting
+# policy written once from the host's present state by `attestctl policy init`.
+# To choose: ATTESTD_TCTI=... ATTESTD_POLICY=your-policy.yaml npm start
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/prepare.sh
@@ -11,6 +13,17 @@ state=${ATTESTD_STATE_DIR:-.attestd}
 mkdir -p "$state"
 state=$(cd "$state" && pwd)
 policy=${ATTESTD_POLICY:-policies/dev.yaml}
+
+if [ -z "${ATTESTD_TCTI:-}" ] && [ -c /dev/tpmrm0 ]; then
+  ATTESTD_TCTI=device:/dev/tpmrm0
+  if [ -z "${ATTESTD_POLICY:-}" ]; then
+    policy=$state/policy.yaml
+    if [ ! -f "$policy" ]; then
+      node dist/daemon/cli/attestctl.js policy init --tcti "$ATTESTD_TCTI" --output "$policy"
+      echo "attestd: wrote $policy from this host's present state; review it before trusting it" >&2
+    fi
+  fi
+fi
 
 if [ -z "${ATTESTD_TCTI:-}" ]; then
   tcti=$(bash scripts/swtpm.sh "$state/swtpm")
