@@ -36,9 +36,17 @@ let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => {
+  const killAll = () => {
     for (const child of live) child.kill('SIGKILL');
-  });
+  };
+  process.on('exit', killAll);
+  // A test worker ended by a signal runs no 'exit' handlers: clean up, then die of it.
+  for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) {
+    process.once(sig, () => {
+      killAll();
+      process.kill(process.pid, sig);
+    });
+  }
 }
 
 const START_TIMEOUT_MS = 5000;
