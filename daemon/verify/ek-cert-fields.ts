@@ -8,7 +8,7 @@
  * malformed is EK_CERT_INVALID.
  */
 import type { X509Certificate } from 'node:crypto';
-import { Der, TAG, type DerNode } from './snp/der.js';
+import { Der, TAG, type DerNode } from './der.js';
 
 const MAX_ATTRIBUTE_CHARS = 256;
 

@@ -12,7 +12,7 @@
 import { X509Certificate, type KeyObject } from 'node:crypto';
 import { AttestdError } from '../errors.js';
 import { readTpmInfo, validity, type TpmDeviceInfo } from './ek-cert-fields.js';
-import { Der } from './snp/der.js';
+import { Der } from './der.js';
 
 export { readTpmInfo, type TpmDeviceInfo } from './ek-cert-fields.js';
 

@@ -132,7 +132,7 @@ describe('PCK extensions, CRLs and TCB levels', () => {
     const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const der = (tag: number, ...parts: Buffer[]): Buffer => {
       const body = Buffer.concat(parts);
-      const len = body.length < 128 ? Buffer.from([body.length]) : Buffer.from([0x82, body.length >> 8, body.length & 0xff]);
+      const len = body.length < 128 ? Buffer.from([body.length]) : body.length < 256 ? Buffer.from([0x81, body.length]) : Buffer.from([0x82, body.length >> 8, body.length & 0xff]);
       return Buffer.concat([Buffer.from([tag]), len, body]);
     };
     const alg = der(0x30, Buffer.from('06082a8648ce3d040302', 'hex'));

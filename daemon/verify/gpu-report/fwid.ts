@@ -9,7 +9,7 @@
  * verifier tie the signing key to the firmware that reported the measurements.
  */
 import { AttestdError } from '../../errors.js';
-import { Der, TAG, type Node } from './der.js';
+import { Der, TAG, type DerNode } from '../der.js';
 import type { Certificate } from './x509.js';
 
 export const OID_DICE_TCB_INFO = '2.23.133.5.4.1';
@@ -32,25 +32,25 @@ export interface DiceTcbInfo {
   svn?: number;
 }
 
-function fwidOf(d: Der, node: Node): Fwid {
+function fwidOf(d: Der<Buffer>, node: DerNode): Fwid {
   const [alg, digest, ...extra] = d.children(d.expect(node, TAG.SEQUENCE, 'FWID'));
   if (!alg || !digest || extra.length > 0) d.fail('an FWID is not { hashAlg, digest }');
   const hashAlg = d.oid(alg);
-  const bytes = d.bytes(d.expect(digest, TAG.OCTET_STRING, 'FWID digest'));
+  const bytes = d.content(d.expect(digest, TAG.OCTET_STRING, 'FWID digest'));
   if (hashAlg === OID_SHA384 && bytes.length !== 48) d.fail('a SHA-384 FWID is not 48 bytes');
   if (bytes.length === 0 || bytes.length > 64) d.fail('an FWID digest has a bad length');
   return { hashAlg, digestHex: bytes.toString('hex') };
 }
 
-function parseHopperLayout(d: Der, items: Node[], oid: string): DiceTcbInfo {
+function parseHopperLayout(d: Der<Buffer>, items: DerNode[], oid: string): DiceTcbInfo {
   const [version, spki, fwid, ...extra] = items;
   if (!version || !spki || !fwid || extra.length > 0) d.fail('the DICE extension is not { version, key, FWID }');
-  d.smallInt(version);
+  d.smallUint(version);
   d.expect(spki, TAG.SEQUENCE, 'DICE extension key');
   return { oid, fwids: [fwidOf(d, fwid)] };
 }
 
-function parseDiceTcbInfo(d: Der, items: Node[], oid: string): DiceTcbInfo {
+function parseDiceTcbInfo(d: Der<Buffer>, items: DerNode[], oid: string): DiceTcbInfo {
   const out: DiceTcbInfo = { oid, fwids: [] };
   let last = -1;
   for (const item of items) {
@@ -58,11 +58,11 @@ function parseDiceTcbInfo(d: Der, items: Node[], oid: string): DiceTcbInfo {
     const field = item.tag & 0x1f;
     if (field <= last) d.fail('DiceTcbInfo fields are out of order');
     last = field;
-    const text = (): string => d.bytes(item).toString('utf8').slice(0, 128);
+    const text = (): string => d.content(item).toString('utf8').slice(0, 128);
     if (field === 0) out.vendor = text();
     else if (field === 1) out.model = text();
     else if (field === 3) {
-      const b = d.bytes(item);
+      const b = d.content(item);
       if (b.length === 0 || b.length > 4) d.fail('DiceTcbInfo svn is out of range');
       out.svn = b.reduce((v, byte) => v * 256 + byte, 0);
     } else if (field === 6) {
@@ -85,7 +85,7 @@ export function diceTcbInfo(leaf: Certificate): DiceTcbInfo | undefined {
   const value = blackwell ?? hopper;
   if (!value) return undefined;
   const oid = blackwell ? OID_DICE_TCB_INFO_BLACKWELL : OID_DICE_TCB_INFO;
-  const d: Der = new Der(value, 'GPU_CERT_CHAIN_INVALID');
+  const d: Der<Buffer> = new Der(value, 'GPU_CERT_CHAIN_INVALID');
   const seq = d.expect(d.read(0), TAG.SEQUENCE, 'DICE extension');
   if (seq.end !== value.length) d.fail('the DICE extension has trailing bytes');
   const items = d.children(seq);

@@ -6,7 +6,7 @@
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { AttestdError, type ErrorCode } from '../../errors.js';
-import { Der, TAG, type Node } from './der.js';
+import { Der, TAG, type DerNode } from '../der.js';
 
 const OID = {
   ECDSA_SHA384: '1.2.840.10045.4.3.3',
@@ -46,32 +46,32 @@ export interface Certificate {
   keyUsage: number | undefined;
 }
 
-function commonNameOf(d: Der, name: Node): string {
+function commonNameOf(d: Der<Buffer>, name: DerNode): string {
   for (const rdn of d.children(name)) {
     for (const atv of d.children(rdn)) {
       const [type, value] = d.children(atv);
-      if (type && value && d.oid(type) === OID.COMMON_NAME) return d.bytes(value).toString('utf8').slice(0, 128);
+      if (type && value && d.oid(type) === OID.COMMON_NAME) return d.content(value).toString('utf8').slice(0, 128);
     }
   }
   return '';
 }
 
 function parseBasicConstraints(value: Buffer, code: ErrorCode): { isCa: boolean; pathLen: number | undefined } {
-  const d: Der = new Der(value, code);
+  const d: Der<Buffer> = new Der(value, code);
   const seq = d.expect(d.read(0), TAG.SEQUENCE, 'basicConstraints');
   if (seq.end !== value.length) d.fail('basicConstraints has trailing bytes');
   let isCa = false;
   let pathLen: number | undefined;
   for (const item of d.children(seq)) {
     if (item.tag === TAG.BOOLEAN) isCa = d.boolean(item);
-    else if (item.tag === TAG.INTEGER) pathLen = d.smallInt(item);
+    else if (item.tag === TAG.INTEGER) pathLen = d.smallUint(item);
     else d.fail('basicConstraints holds an unexpected element');
   }
   return { isCa, pathLen };
 }
 
 function parseKeyUsage(value: Buffer, code: ErrorCode): number {
-  const d: Der = new Der(value, code);
+  const d: Der<Buffer> = new Der(value, code);
   const bits = d.bitString(d.read(0));
   // Bit 0 (digitalSignature) is the most significant bit of the first byte.
   let out = 0;
@@ -84,7 +84,7 @@ function parseKeyUsage(value: Buffer, code: ErrorCode): number {
 export function parseCertificate(input: Uint8Array, code: ErrorCode): Certificate {
   if (input.length > MAX_CERT_BYTES) throw new AttestdError(code, `a certificate is ${input.length} bytes, over ${MAX_CERT_BYTES}`);
   const der = Buffer.from(input);
-  const d: Der = new Der(der, code);
+  const d: Der<Buffer> = new Der(der, code);
   const top = d.expect(d.read(0), TAG.SEQUENCE, 'Certificate');
   if (top.end !== der.length) d.fail('the certificate has trailing bytes');
   const [tbsNode, algNode, sigNode, ...extra] = d.children(top);
@@ -96,7 +96,7 @@ export function parseCertificate(input: Uint8Array, code: ErrorCode): Certificat
   let i = 0;
   if (tbs[0]?.tag === 0xa0) {
     const [version] = d.children(tbs[0]);
-    if (!version || d.smallInt(version) !== 2) d.fail('the certificate is not X.509 v3');
+    if (!version || d.smallUint(version) !== 2) d.fail('the certificate is not X.509 v3');
     i = 1;
   }
   const [serial, innerAlg, issuer, validity, subject, spki] = tbs.slice(i, i + 6);
@@ -121,7 +121,7 @@ export function parseCertificate(input: Uint8Array, code: ErrorCode): Certificat
       const value = parts[parts.length - 1];
       if (parts.length < 2 || parts.length > 3 || value?.tag !== TAG.OCTET_STRING) d.fail(`extension ${oid} is malformed`);
       if (extensions.has(oid)) d.fail(`extension ${oid} appears twice`);
-      extensions.set(oid, Buffer.from(d.bytes(value)));
+      extensions.set(oid, Buffer.from(d.content(value)));
       if (parts.length === 3 && parts[1] && d.boolean(parts[1])) critical.add(oid);
     }
   }
@@ -139,7 +139,7 @@ export function parseCertificate(input: Uint8Array, code: ErrorCode): Certificat
   if (publicKey.asymmetricKeyType !== 'ec' || publicKey.asymmetricKeyDetails?.namedCurve !== 'secp384r1') {
     throw new AttestdError(code, 'the certificate key is not ECDSA P-384');
   }
-  const serialBytes = d.bytes(serial);
+  const serialBytes = d.content(serial);
   // A leading zero only keeps a DER INTEGER positive; it is not part of the serial.
   const serialHex = (serialBytes.length > 1 && serialBytes[0] === 0 ? serialBytes.subarray(1) : serialBytes).toString('hex');
   return {

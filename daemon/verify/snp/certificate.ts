@@ -4,7 +4,7 @@
  * is SNP_CERT_CHAIN_INVALID: a certificate that does not even parse cannot chain.
  */
 import { AttestdError } from '../../errors.js';
-import { Der, TAG, ctx, type DerNode } from './der.js';
+import { Der, TAG, ctx, type DerNode } from '../der.js';
 
 const OID = {
   RSASSA_PSS: '1.2.840.113549.1.1.10',
@@ -162,7 +162,7 @@ export function parseCertificate(der: Uint8Array): Certificate {
     der,
     tbs: d.raw(tbsNode),
     pss: pssParams(d, algNode),
-    signature: d.bitStringBytes(sigNode),
+    signature: d.bitString(sigNode, true),
     serialHex: Buffer.from(d.content(serial)).toString('hex'),
     issuer: d.raw(issuer),
     subject: d.raw(subject),

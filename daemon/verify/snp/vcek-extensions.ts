@@ -5,7 +5,7 @@
  * CSP id are IA5Strings. hwID comes in two encodings: the raw chip id as the extnValue
  * content (older certificates), or that content wrapped once more in an OCTET STRING.
  */
-import { Der, TAG } from './der.js';
+import { Der, TAG, type DerNode } from '../der.js';
 import type { AmdKeyExtensions } from './types.js';
 
 const AMD = '1.3.6.1.4.1.3704.1';
@@ -42,7 +42,7 @@ const SPL_FIELDS = [
 const HW_ID_LENGTHS = new Set([64, 8]);
 const MAX_TEXT = 256;
 
-function whole(value: Uint8Array, what: string): { d: Der; node: ReturnType<Der['root']> } {
+function whole(value: Uint8Array, what: string): { d: Der; node: DerNode } {
   const d = new Der(value, 'SNP_CERT_CHAIN_INVALID');
   if (value.length === 0) d.fail(`${what} is empty`);
   return { d, node: d.root() };

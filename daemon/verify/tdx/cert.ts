@@ -5,7 +5,10 @@
  */
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { AttestdError, type ErrorCode } from '../../errors.js';
-import { Der, TAG, type Tlv } from './der.js';
+import { Der, TAG, type DerNode } from '../der.js';
+
+/** Revoked-certificate entries of one CRL; Intel's CRLs grow with every revoked platform. */
+const MAX_REVOKED = 4096;
 
 const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
 const BASIC_CONSTRAINTS = '2.5.29.19';
@@ -43,8 +46,8 @@ export interface Crl {
 
 export function parseCertificate(der: Buffer, code: ErrorCode = 'TDX_CERT_CHAIN_INVALID'): Certificate {
   if (der.length > MAX_CERT_SIZE) throw new AttestdError(code, `certificate is ${der.length} bytes`);
-  const d: Der = new Der(der, code);
-  const top = d.expect(0, TAG.SEQUENCE, der.length, 'Certificate');
+  const d: Der<Buffer> = new Der(der, code);
+  const top = d.expect(d.read(0), TAG.SEQUENCE, 'Certificate');
   if (top.end !== der.length) d.fail('certificate has trailing bytes');
   const [tbsT, algT, sigT, ...rest] = d.children(top);
   if (!tbsT || !algT || !sigT || rest.length || sigT.tag !== TAG.BIT_STRING) d.fail('certificate is not three elements');
@@ -68,8 +71,8 @@ export function parseCertificate(der: Buffer, code: ErrorCode = 'TDX_CERT_CHAIN_
       const value = parts[parts.length - 1];
       if (!value || value.tag !== TAG.OCTET_STRING || parts.length > 3) d.fail(`extension ${oid} is malformed`);
       if (extensions.has(oid)) d.fail(`extension ${oid} appears twice`);
-      extensions.set(oid, d.bytes(value));
-      if (oid === BASIC_CONSTRAINTS) isCa = basicConstraintsCa(new Der(d.bytes(value), code));
+      extensions.set(oid, d.content(value));
+      if (oid === BASIC_CONSTRAINTS) isCa = basicConstraintsCa(new Der(d.content(value), code));
     }
   }
   const spki = d.raw(spkiT);
@@ -82,15 +85,15 @@ export function parseCertificate(der: Buffer, code: ErrorCode = 'TDX_CERT_CHAIN_
   return {
     der, serialHex: d.intHex(serialT), issuer: d.raw(issuerT), subject: d.raw(subjectT), subjectCn: commonName(d, subjectT),
     notBefore: d.time(nbT), notAfter: d.time(naT), spki, publicKey, isCa, extensions, tbs: d.raw(tbsT),
-    signature: bitString(d, sigT),
+    signature: d.bitString(sigT, true),
   };
 }
 
 export function parseCrl(der: Buffer): Crl {
   const code: ErrorCode = 'TDX_COLLATERAL_INVALID';
   if (der.length > MAX_CRL_SIZE) throw new AttestdError(code, `CRL is ${der.length} bytes`);
-  const d: Der = new Der(der, code);
-  const top = d.expect(0, TAG.SEQUENCE, der.length, 'CertificateList');
+  const d: Der<Buffer> = new Der(der, code);
+  const top = d.expect(d.read(0), TAG.SEQUENCE, 'CertificateList');
   if (top.end !== der.length) d.fail('CRL has trailing bytes');
   const [tbsT, algT, sigT, ...rest] = d.children(top);
   if (!tbsT || !algT || !sigT || rest.length || sigT.tag !== TAG.BIT_STRING) d.fail('CRL is not three elements');
@@ -109,14 +112,14 @@ export function parseCrl(der: Buffer): Crl {
   const revokedSerials = new Set<string>();
   const list = tbs[i];
   if (list && list.tag === TAG.SEQUENCE) {
-    for (const entry of d.children(list)) {
+    for (const entry of d.children(list, MAX_REVOKED)) {
       const [serial] = d.children(entry);
       revokedSerials.add(d.intHex(serial ?? d.fail('revoked entry without serial')));
     }
   }
   return {
     der, issuer: d.raw(issuerT), issuerCn: commonName(d, issuerT), thisUpdate: d.time(thisT), nextUpdate, revokedSerials,
-    tbs: d.raw(tbsT), signature: bitString(d, sigT),
+    tbs: d.raw(tbsT), signature: d.bitString(sigT, true),
   };
 }
 
@@ -154,29 +157,23 @@ export function pemCertificates(pem: string, code: ErrorCode, max = 8): Buffer[]
   return out;
 }
 
-function signatureAlgorithm(d: Der, alg: Tlv): void {
+function signatureAlgorithm(d: Der, alg: DerNode): void {
   const [oidT] = d.children(alg);
   const oid = d.oid(oidT ?? d.fail('empty AlgorithmIdentifier'));
   if (oid !== ECDSA_WITH_SHA256) d.fail(`signature algorithm ${oid} is not ecdsa-with-SHA256`);
 }
 
-function bitString(d: Der, t: Tlv): Buffer {
-  const b = d.bytes(t);
-  if (b.length < 1 || b[0] !== 0) d.fail('BIT STRING with unused bits');
-  return b.subarray(1);
-}
-
 function basicConstraintsCa(d: Der): boolean {
-  const seq = d.expect(0, TAG.SEQUENCE, d.buf.length, 'BasicConstraints');
+  const seq = d.expect(d.read(0), TAG.SEQUENCE, 'BasicConstraints');
   const first = d.children(seq)[0];
-  return first?.tag === TAG.BOOLEAN && d.bytes(first)[0] === 0xff;
+  return first?.tag === TAG.BOOLEAN && d.content(first)[0] === 0xff;
 }
 
-function commonName(d: Der, name: Tlv): string {
+function commonName(d: Der<Buffer>, name: DerNode): string {
   for (const rdn of d.children(name)) {
     for (const atv of d.children(rdn)) {
       const [oidT, valueT] = d.children(atv);
-      if (oidT && valueT && d.oid(oidT) === '2.5.4.3') return d.bytes(valueT).toString('utf8');
+      if (oidT && valueT && d.oid(oidT) === '2.5.4.3') return d.content(valueT).toString('utf8');
     }
   }
   return '';

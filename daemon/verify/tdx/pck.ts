@@ -4,7 +4,7 @@
  * the PCK certificate (Intel SGX PCK Certificate and CRL Profile, OID 1.2.840.113741.1.13.1).
  */
 import { AttestdError, type ErrorCode } from '../../errors.js';
-import { Der, TAG } from './der.js';
+import { Der, TAG, type DerNode } from '../der.js';
 import { signedBy, spkiSha256, type Certificate, type Crl } from './cert.js';
 
 /**
@@ -78,32 +78,33 @@ export function checkNotRevoked(cert: Certificate, issuer: Certificate, crl: Crl
 export function pckExtensions(cert: Certificate): PckExtensions {
   const value = cert.extensions.get(SGX_EXT);
   if (!value) throw new AttestdError('TDX_CERT_CHAIN_INVALID', 'the PCK certificate has no SGX extension');
-  const d: Der = new Der(value, 'TDX_CERT_CHAIN_INVALID');
-  const top = d.expect(0, TAG.SEQUENCE, value.length, 'SGX extension');
+  const d: Der<Buffer> = new Der(value, 'TDX_CERT_CHAIN_INVALID');
+  const top = d.expect(d.read(0), TAG.SEQUENCE, 'SGX extension');
   const fields = pairs(d, d.children(top), SGX_EXT);
   const tcbT = fields.get('2');
   if (!tcbT || tcbT.tag !== TAG.SEQUENCE) d.fail('SGX extension has no TCB');
   const tcb = pairs(d, d.children(tcbT), `${SGX_EXT}.2`);
   const sgxTcbComponents: number[] = [];
-  for (let i = 1; i <= 16; i++) sgxTcbComponents.push(d.smallInt(tcb.get(String(i)) ?? d.fail(`TCB component ${i} missing`)));
+  for (let i = 1; i <= 16; i++) sgxTcbComponents.push(d.smallUint(tcb.get(String(i)) ?? d.fail(`TCB component ${i} missing`)));
   const octets = (t: ReturnType<typeof fields.get>, len: number, what: string): Buffer => {
-    if (!t || t.tag !== TAG.OCTET_STRING || t.end - t.content !== len) d.fail(`SGX extension ${what} is missing or not ${len} bytes`);
-    return Buffer.from(d.bytes(t));
+    if (!t || t.tag !== TAG.OCTET_STRING || t.end - t.contentStart !== len) d.fail(`SGX extension ${what} is missing or not ${len} bytes`);
+    return Buffer.from(d.content(t));
   };
   return {
     ppid: octets(fields.get('1'), 16, 'PPID'),
     sgxTcbComponents,
-    pceSvn: d.smallInt(tcb.get('17') ?? d.fail('PCESVN missing')),
+    pceSvn: d.smallUint(tcb.get('17') ?? d.fail('PCESVN missing')),
     cpuSvn: octets(tcb.get('18'), 16, 'CPUSVN'),
     pceId: octets(fields.get('3'), 2, 'PCE-ID'),
     fmspc: octets(fields.get('4'), 6, 'FMSPC'),
-    sgxType: d.smallInt(fields.get('5') ?? d.fail('SGX type missing')),
+    // The profile declares the SGX type ENUMERATED, unlike the SVNs.
+    sgxType: d.smallUint(fields.get('5') ?? d.fail('SGX type missing'), TAG.ENUMERATED),
   };
 }
 
 /** SEQUENCE { OID base.N, value } entries keyed by N; a repeated N is malformed. */
-function pairs(d: Der, items: ReturnType<Der['children']>, base: string): Map<string, ReturnType<Der['read']>> {
-  const out = new Map<string, ReturnType<Der['read']>>();
+function pairs(d: Der, items: DerNode[], base: string): Map<string, DerNode> {
+  const out = new Map<string, DerNode>();
   for (const item of items) {
     const [oidT, valueT, ...rest] = d.children(item);
     if (!oidT || !valueT || rest.length) d.fail(`${base}: entry is not an OID and a value`);
