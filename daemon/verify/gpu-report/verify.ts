@@ -3,6 +3,7 @@
  * certificate chain, and appraisal of its measurements against signed RIMs. Pure: no I/O,
  * no clock unless the caller leaves `at` out; shared with the offline verifier.
  */
+import { checkStepper } from '../check-step.js';
 import { AttestdError } from '../../errors.js';
 import { NVIDIA_DEVICE_ROOT_SPKI_SHA256, parseRoots, verifyChain, type VerifiedChain } from './chain.js';
 import { compareMeasurements, type Reason } from './compare.js';
@@ -100,18 +101,7 @@ function checkNonce(frame: SpdmFrame, expected: Uint8Array | undefined, allowAny
 export function verifyGpuAttestation(input: GpuVerifyInput): VerifiedGpuReport {
   const at = input.at ?? new Date();
   if (Number.isNaN(at.getTime())) throw new AttestdError('INVALID_ARGUMENT', 'verification time is not a valid date');
-  const notify = input.onCheck ?? ((): void => undefined);
-  const step = <T>(check: GpuCheck, run: () => T, detail: (v: T) => string = () => ''): T => {
-    let value: T;
-    try {
-      value = run();
-    } catch (err) {
-      notify(check, false, err instanceof Error ? err.message : String(err));
-      throw err;
-    }
-    notify(check, true, detail(value));
-    return value;
-  };
+  const step = checkStepper<GpuCheck>(input.onCheck);
 
   const frame = step('report-format', () => frameSpdmReport(input.report), (f) => `SPDM 1.1, ${f.response.length}-byte response`);
   const chain: VerifiedChain = step('device-chain', () => verifyChain(chainDers(input.certChainPem), {

@@ -4,6 +4,7 @@
  * guest-side expectations (measurement, report data, debug, minimum TCB) are for
  * checkSnpPolicy on the result.
  */
+import { checkStepper } from '../check-step.js';
 import { AttestdError } from '../../errors.js';
 import { checkArkTrusted, checkChainSignatures, checkChainValidity, parseAmdChain } from './chain.js';
 import { checkChipIdMatchesKey, checkProduct, checkTcbMatchesKey } from './key-match.js';
@@ -88,18 +89,7 @@ export interface VerifiedSnpReport {
 export function verifySnpReport(input: SnpVerifyInput): VerifiedSnpReport {
   const at = input.at ?? new Date();
   if (Number.isNaN(at.getTime())) throw new AttestdError('INVALID_ARGUMENT', 'verification time is not a valid date');
-  const notify = input.onCheck ?? ((): void => undefined);
-  const step = <T>(check: SnpCheck, run: () => T, detail: (v: T) => string = () => ''): T => {
-    let value: T;
-    try {
-      value = run();
-    } catch (err) {
-      notify(check, false, err instanceof Error ? err.message : String(err));
-      throw err;
-    }
-    notify(check, true, detail(value));
-    return value;
-  };
+  const step = checkStepper<SnpCheck>(input.onCheck);
 
   const header = step('report-format', () => snpReportHeader(input.report), (h) => `version ${h.version}`);
   const kind: SnpSigningKey = 'asvk' in input.chain ? 'VLEK' : 'VCEK';
