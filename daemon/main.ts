@@ -7,11 +7,11 @@
 import './runtime-flags.js';
 import { parseArgs } from 'node:util';
 import { Daemon, VERSION } from './daemon.js';
-import { checkConfig, DEFAULTS, type DaemonConfig } from './config.js';
+import { checkConfig, DEFAULTS, type DaemonConfig } from './config/daemon-config.js';
 import { createLogger, type LogLevel } from './logger.js';
-import { PolicyError } from './policy/load.js';
-import { asAttestdError } from './errors.js';
-import { readConfigFile } from './config-file.js';
+import { PolicyError } from './policy/parse.js';
+import { asAttestdError } from './base/errors.js';
+import { readConfigFile } from './config/config-file.js';
 
 const HELP = `Usage: attestd [options]
 

@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { types } from 'node:util';
 
-import { AttestdError } from './errors.js';
+import { AttestdError } from './base/errors.js';
 
 /** An Ed25519 key whose private half exists only in locked native memory. */
 export interface SessionKey {

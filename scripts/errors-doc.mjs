@@ -1,8 +1,8 @@
 #!/usr/bin/env node
-// Rewrites docs/errors.md from the ERROR_CODES table in daemon/errors.ts (a test keeps them in step).
+// Rewrites docs/errors.md from the ERROR_CODES table in daemon/base/errors.ts (a test keeps them in step).
 import { readFileSync, writeFileSync } from 'node:fs';
 
-const src = readFileSync(new URL('../daemon/errors.ts', import.meta.url), 'utf8');
+const src = readFileSync(new URL('../daemon/base/errors.ts', import.meta.url), 'utf8');
 const rows = [...src.matchAll(/^ {2}([A-Z0-9_]+): '([^']*)',/gm)];
 let out = `# Error codes
 

@@ -21,6 +21,6 @@ const dts = join(out, 'proto.d.ts');
 execFileSync(bin('pbts'), ['-o', dts, js], { cwd: root, stdio: ['ignore', 'ignore', 'inherit'] });
 // The runtime set-up must run before protobufjs evaluates the generated defaults.
 const jsText = readFileSync(js, 'utf8').replace('import $protobuf from "protobufjs/minimal.js";',
-  'import "../protobuf-runtime.js";\nimport $protobuf from "protobufjs/minimal.js";');
+  'import "../base/protobuf-runtime.js";\nimport $protobuf from "protobufjs/minimal.js";');
 writeFileSync(js, header + jsText);
 writeFileSync(dts, header + readFileSync(dts, 'utf8'));

@@ -3,7 +3,7 @@
  * protobuf envelope. The length comes from an untrusted peer: it is checked against the
  * maximum before anything is buffered for it.
  */
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 
 export const MAX_FRAME = 64 * 1024;
 

@@ -1,5 +1,5 @@
 import type { attestd } from '../gen/proto.js';
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 import type { LeaseView } from '../lease/types.js';
 
 export function leaseProto(l: LeaseView): attestd.lease.v1.Lease.$Properties {

@@ -6,9 +6,9 @@
  * meanwhile.
  */
 import { readFileSync, readlinkSync, statSync } from 'node:fs';
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 import * as native from '../native.js';
-import type { WorkloadIdentity } from '../policy/match.js';
+import type { WorkloadIdentity } from '../base/workload-identity.js';
 
 export interface Peer {
   pid: number;

@@ -8,7 +8,7 @@
 import net from 'node:net';
 import { chmod, chown, lstat, unlink } from 'node:fs/promises';
 import { attestd } from '../gen/proto.js';
-import { AttestdError, ERROR_CODES, asAttestdError } from '../errors.js';
+import { AttestdError, ERROR_CODES, asAttestdError } from '../base/errors.js';
 import { Connection, type ResponseProps } from './connection.js';
 import { ExeDigestCache, peerOf } from './peer.js';
 import type { ApiContext, Handler } from './handler.js';

@@ -8,12 +8,12 @@
 import { createHash } from 'node:crypto';
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { asAttestdError } from '../errors.js';
+import { asAttestdError } from '../base/errors.js';
 import type { Policy } from '../policy/types.js';
 import type { PcrBank } from '../verify/pcr.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
 import type { CvmSource } from '../evidence/cvm/source.js';
-import { imaMatchingPrefix, type ImaState, type RecordedCvm } from './source-verdicts.js';
+import { imaMatchingPrefix, type ImaState, type RecordedCvm } from '../appraisal/source-verdicts.js';
 import type { attestd } from '../gen/proto.js';
 
 const MAX_EVENT_LOG = 16 * 1024 * 1024;

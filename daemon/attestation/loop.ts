@@ -6,7 +6,7 @@
  * passing epoch takes effect only once it is durable.
  */
 import { attestd } from '../gen/proto.js';
-import { asAttestdError, type ErrorCode } from '../errors.js';
+import { asAttestdError, type ErrorCode } from '../base/errors.js';
 import type { ClockInfo } from '../verify/tpm-attest.js';
 import { bindingDigest, EMPTY_GPU_MEASUREMENT_SHA256 } from '../verify/binding.js';
 import { EPOCH_RESULT_CONTEXT } from '../verify/epoch-result.js';
@@ -15,14 +15,25 @@ import type { LoadedPolicy } from '../policy/types.js';
 import type { TpmSource } from '../evidence/tpm/source.js';
 import type { GpuCollector, GpuEvidence } from '../evidence/gpu/collector.js';
 import type { AuditLog } from '../audit/log.js';
-import type { LeaseManager } from '../lease/manager.js';
-import type { Signer } from '../lease/token.js';
-import type { EpochState } from '../lease/types.js';
-import { epochVerdict, type EpochVerdict, type RecordedTpmEvidence, type Reason } from './epoch-verdict.js';
+import type { Signer } from '../base/signer.js';
+import type { EpochState } from '../appraisal/epoch-state.js';
+import { epochVerdict, type EpochVerdict, type RecordedTpmEvidence } from '../appraisal/epoch-verdict.js';
+import type { Reason } from '../base/reason.js';
 import { EvidenceCollector, type CollectedExtra } from './collect.js';
-import type { RecordedGpuReport } from './source-verdicts.js';
+import type { RecordedGpuReport } from '../appraisal/source-verdicts.js';
 import { gpuNonce } from '../verify/gpu-report/nonce.js';
 import type { CvmSource } from '../evidence/cvm/source.js';
+
+/**
+ * Where epochs go once reached: the lease manager, in the daemon. The loop only announces; it
+ * never reaches into leases, so attestation sits below the lease layer.
+ */
+export interface EpochSink {
+  /** Takes a new epoch; a failing one revokes every lease at once. */
+  applyEpoch(epoch: EpochState): void;
+  /** Ends every lease now, with a stable code: the TPM was reset or restarted. */
+  revokeAll(code: ErrorCode, reason: string, epoch: number): void;
+}
 
 export interface LoopDeps {
   tpm: TpmSource;
@@ -33,7 +44,7 @@ export interface LoopDeps {
   /** GPU and driver measurement, bound into every quote; absent to bind the empty measurement. */
   gpu?: Pick<GpuCollector, 'collect'>;
   audit: AuditLog;
-  leases: LeaseManager;
+  leases: EpochSink;
   signer: Signer;
   policy: () => LoadedPolicy | undefined;
   trustedAkPublic: () => Uint8Array | undefined;

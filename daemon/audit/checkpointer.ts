@@ -4,9 +4,10 @@
  * the session key, appended to the log as a record, and, once that record is durable, written
  * to the `checkpoint` file (atomically replaced) for publication.
  */
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 import { formatCheckpoint } from '../verify/checkpoint.js';
-import { signNote, type Signer } from '../verify/signed-note.js';
+import { signNote } from '../verify/signed-note.js';
+import type { Signer } from '../base/signer.js';
 import type { AuditLog } from './log.js';
 import { CHECKPOINT_FILE } from './segments.js';
 import { writeFileDurably } from './files.js';

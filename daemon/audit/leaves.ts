@@ -1,5 +1,5 @@
 /** Leaf hashes of every record in a log folder, for proofs (a 1,000,000-record log is 32 MB of hashes). */
-import { leafHash } from './merkle.js';
+import { leafHash } from '../verify/merkle/tree.js';
 import { framesOf, readSegments } from './reader.js';
 import { attestd } from '../gen/proto.js';
 

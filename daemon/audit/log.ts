@@ -9,8 +9,8 @@
 import { chmod, mkdir, open, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { attestd } from '../gen/proto.js';
-import { AttestdError } from '../errors.js';
-import { CompactRange } from './merkle.js';
+import { AttestdError } from '../base/errors.js';
+import { CompactRange } from '../verify/merkle/tree.js';
 import { scanSegment } from './recover.js';
 import { encodeFrame } from './frame.js';
 import { encodeRange, listSegments, readRange, segmentName } from './segments.js';

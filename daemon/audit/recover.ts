@@ -5,8 +5,8 @@
  * because cutting it would lose records that were acknowledged.
  */
 import { attestd } from '../gen/proto.js';
-import { AttestdError } from '../errors.js';
-import type { CompactRange } from './merkle.js';
+import { AttestdError } from '../base/errors.js';
+import type { CompactRange } from '../verify/merkle/tree.js';
 import { readFrame } from './frame.js';
 
 export interface ScanResult {

@@ -7,8 +7,8 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AttestdError } from '../errors.js';
-import { CompactRange } from './merkle.js';
+import { AttestdError } from '../base/errors.js';
+import { CompactRange } from '../verify/merkle/tree.js';
 
 export const CHECKPOINT_FILE = 'checkpoint';
 const NAME = /^(\d{20})\.(seg|open|range)$/;

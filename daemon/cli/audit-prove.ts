@@ -3,9 +3,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readLeaves } from '../audit/leaves.js';
 import { CHECKPOINT_FILE } from '../audit/segments.js';
-import { consistencyProof, inclusionProof, treeRoot, verifyInclusion } from '../verify/merkle-proof.js';
+import { consistencyProof, inclusionProof, treeRoot, verifyInclusion } from '../verify/merkle/proof.js';
 import { parseCheckpoint } from '../verify/checkpoint.js';
-import { asAttestdError } from '../errors.js';
+import { asAttestdError } from '../base/errors.js';
 import { EXIT } from './exit-codes.js';
 import { printJson } from './output.js';
 

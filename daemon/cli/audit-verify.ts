@@ -2,8 +2,8 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AuditFailure, type Summary } from '../verify/audit/report.js';
-import { verifyLogDir } from '../audit/verify-dir.js';
+import { AuditFailure, type Summary } from '../auditor/report.js';
+import { verifyLogDir } from '../auditor/verify-dir.js';
 import { EXIT } from './exit-codes.js';
 import { printJson } from './output.js';
 

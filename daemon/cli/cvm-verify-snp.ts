@@ -1,6 +1,6 @@
 /** attestctl cvm verify-snp REPORT --cert CERT --chain CHAIN.pem: checks one SEV-SNP report offline. */
 import { readFile } from 'node:fs/promises';
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 import { parseCertificate, pemCertificates, type Certificate } from '../verify/snp/certificate.js';
 import { parseSnpReport } from '../verify/snp/report.js';
 import type { SnpReport, TcbVersion } from '../verify/snp/types.js';

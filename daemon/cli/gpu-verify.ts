@@ -1,7 +1,7 @@
 /** attestctl gpu verify REPORT --chain CHAIN.pem: checks one NVIDIA GPU attestation report offline. */
 import { readFile } from 'node:fs/promises';
-import { AttestdError } from '../errors.js';
-import type { Reason } from '../verify/gpu-report/compare.js';
+import { AttestdError } from '../base/errors.js';
+import type { Reason } from '../base/reason.js';
 import { parseOpaqueData, type NvidiaOpaqueData } from '../verify/gpu-report/opaque.js';
 import { parseRimXml } from '../verify/gpu-report/rim.js';
 import type { VerifiedRim } from '../verify/gpu-report/rim-signature.js';

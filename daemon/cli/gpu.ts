@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { GpuCollector } from '../evidence/gpu/collector.js';
 import { parseNvidiaSmiXml } from '../verify/gpu/nvidia-smi-xml.js';
 import { gpuMeasurementSha256 } from '../verify/gpu/measurement.js';
-import { asAttestdError } from '../errors.js';
+import { asAttestdError } from '../base/errors.js';
 import { gpuVerify, GPU_VERIFY_HELP } from './gpu-verify.js';
 import { EXIT } from './exit-codes.js';
 import { printJson } from './output.js';

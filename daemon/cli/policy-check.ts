@@ -1,4 +1,5 @@
-import { loadPolicyFile, PolicyError } from '../policy/load.js';
+import { PolicyError } from '../policy/parse.js';
+import { loadPolicyFile } from '../config/policy-file.js';
 import { requiredSelections } from '../policy/appraise.js';
 import { EXIT } from './exit-codes.js';
 import { printJson } from './output.js';

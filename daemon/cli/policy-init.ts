@@ -11,7 +11,7 @@ import { EV } from '../verify/eventlog/event-types.js';
 import { parseImaList } from '../verify/ima/parse.js';
 import { GpuCollector } from '../evidence/gpu/collector.js';
 import type { GpuMeasurement } from '../verify/gpu/measurement.js';
-import { parsePolicy } from '../policy/load.js';
+import { parsePolicy } from '../policy/parse.js';
 import { EXIT } from './exit-codes.js';
 
 export const POLICY_INIT_HELP = `Usage: attestctl policy init [--tcti TCTI] [--event-log FILE] [--ima FILE] [--nvml PATH] [--output FILE]

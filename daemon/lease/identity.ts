@@ -1,4 +1,4 @@
-import type { WorkloadIdentity } from '../policy/match.js';
+import type { WorkloadIdentity } from '../base/workload-identity.js';
 import { matchRule } from '../policy/match.js';
 import type { Policy, Rule } from '../policy/types.js';
 import type { attestd } from '../gen/proto.js';

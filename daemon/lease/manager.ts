@@ -5,13 +5,15 @@
  * hardware: epochs are handed to it by the attestation loop.
  */
 import { randomBytes } from 'node:crypto';
-import { AttestdError, type ErrorCode } from '../errors.js';
+import { AttestdError, type ErrorCode } from '../base/errors.js';
 import type { LoadedPolicy } from '../policy/types.js';
-import type { WorkloadIdentity } from '../policy/match.js';
+import type { WorkloadIdentity } from '../base/workload-identity.js';
 import { attestd } from '../gen/proto.js';
-import { signToken, type Signer, type SignedToken } from './token.js';
+import { signToken, type SignedToken } from './token.js';
+import type { Signer } from '../base/signer.js';
 import type { AuditBody } from '../audit/log.js';
-import type { EpochState, LeaseEvent, LeaseView } from './types.js';
+import type { LeaseEvent, LeaseView } from './types.js';
+import type { EpochState } from '../appraisal/epoch-state.js';
 import { identityProto, sameWorkload, selectRule } from './identity.js';
 import { TimeBuckets } from './time-buckets.js';
 import type { Outcome } from '../metrics/sink.js';

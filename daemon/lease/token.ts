@@ -5,11 +5,8 @@
  */
 import { attestd } from '../gen/proto.js';
 import { TOKEN_CONTEXT } from '../verify/lease-token.js';
+import type { Signer } from '../base/signer.js';
 
-export interface Signer {
-  sign(data: Uint8Array): Buffer;
-  publicKey(): Buffer;
-}
 
 export type LeaseClaims = attestd.lease.v1.LeaseToken.$Properties;
 export interface SignedToken {

@@ -3,7 +3,7 @@
  * loopback TCP address or a Unix socket path only, and is off unless configured.
  */
 import http from 'node:http';
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 import type { Metrics } from './metrics.js';
 
 export type MetricsListen = { host: string; port: number } | { path: string };

@@ -18,7 +18,7 @@ import { GUID } from '../verify/eventlog/text.js';
 import { separatorWarnings } from '../verify/eventlog/warnings.js';
 import { digestsMatchData } from '../verify/eventlog/binding.js';
 import type { EventDetails, EventLog, TcgEvent } from '../verify/eventlog/types.js';
-import type { Reason } from './appraise.js';
+import type { Reason } from '../base/reason.js';
 import type { BootPolicy } from './types.js';
 
 /**

@@ -4,13 +4,13 @@
  * verify/snp or verify/tdx before it gets here; this maps the policy's YAML onto those
  * modules' policy checks and adds what the section itself requires.
  */
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 import { checkSnpPolicy, type SnpPolicy } from '../verify/snp/policy-checks.js';
 import type { SnpReport } from '../verify/snp/types.js';
 import { tdxPolicyChecks, type TdxPolicy } from '../verify/tdx/policy-checks.js';
 import type { TdReportBody } from '../verify/tdx/quote.js';
 import type { TcbStatus } from '../verify/tdx/json-fields.js';
-import type { Reason } from './appraise.js';
+import type { Reason } from '../base/reason.js';
 import { formatLongDuration } from './duration.js';
 import type { CvmPolicy, CvmSnpPolicy, CvmTdxPolicy } from './types.js';
 

@@ -5,7 +5,7 @@
  * firmware, system-wide CC state) and affects every lease.
  */
 import type { GpuDevice, GpuMeasurement } from '../verify/gpu/measurement.js';
-import type { Reason } from './appraise.js';
+import type { Reason } from '../base/reason.js';
 import { normaliseGpuUuid } from './build-v2.js';
 import type { GpuPolicy } from './types.js';
 

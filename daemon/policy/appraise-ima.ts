@@ -6,7 +6,7 @@
  */
 import { BOOT_AGGREGATE_NAME, CompiledImaAllowlist } from '../verify/ima/allowlist.js';
 import type { ImaEntry } from '../verify/ima/parse.js';
-import type { Reason } from './appraise.js';
+import type { Reason } from '../base/reason.js';
 import type { ImaPolicy } from './types.js';
 
 /** Enough to see what went wrong; the rest are counted in one more reason. */

@@ -11,17 +11,12 @@ import { IMA_PCR } from '../verify/ima/replay.js';
 import { BOOT_PCRS } from './appraise-boot.js';
 import { BANK_ORDER } from './schema-parts.js';
 import type { PcrRequirement, Policy } from './types.js';
+import type { Reason } from '../base/reason.js';
 
-export interface Reason {
-  /**
-   * Stable: PCR_MISMATCH, PCR_NOT_QUOTED, PCR_BANK_DUPLICATE, SHA1_NOT_ALLOWED, POLICY_NO_PCRS
-   * here; the appraise-*.ts files list theirs.
-   */
-  code: string;
-  message: string;
-  /** The uuid of the one GPU the reason is about, so only leases naming it need revoking. */
-  gpu?: string;
-}
+/*
+ * Reason codes made here (stable): PCR_MISMATCH, PCR_NOT_QUOTED, PCR_BANK_DUPLICATE,
+ * SHA1_NOT_ALLOWED, POLICY_NO_PCRS; the appraise-*.ts files list theirs.
+ */
 
 export interface Verdict {
   pass: boolean;

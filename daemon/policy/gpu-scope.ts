@@ -4,7 +4,7 @@
  * it to revoke only the leases naming a GPU that drifted (gpuReasonsByUuid).
  */
 import type { GpuMeasurement } from '../verify/gpu/measurement.js';
-import type { Reason } from './appraise.js';
+import type { Reason } from '../base/reason.js';
 import type { Rule } from './types.js';
 
 export interface GpuScope {

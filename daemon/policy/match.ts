@@ -4,21 +4,9 @@
  * gives matches (AND) and, within a selector, any listed entry matches (OR). A rule that
  * gives no selector at all matches nothing, so a hand-built policy fails closed.
  */
+import type { WorkloadIdentity } from '../base/workload-identity.js';
 import type { Policy, Rule, RuleMatch } from './types.js';
 
-export interface WorkloadIdentity {
-  pid: number;
-  uid: number;
-  gid: number;
-  /** Process start time in clock ticks since boot (/proc/<pid>/stat field 22); pins the pid. */
-  startTime: bigint;
-  /** Canonical path of the executable, as /proc/<pid>/exe resolves. */
-  exePath: string;
-  /** SHA-256 of the executable's bytes. */
-  exeSha256: Buffer;
-  /** cgroup v2 path, e.g. /system.slice/trainer.service. */
-  cgroup: string;
-}
 
 /**
  * Prefix match on cgroup paths that respects path boundaries: `/a/b` covers `/a/b` and

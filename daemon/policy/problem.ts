@@ -3,7 +3,7 @@
  * field path and what was expected, in file order. The daemon logs the message as is;
  * `attestctl policy check` prints it; editors understand the `file:line:column:` form.
  */
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 import type { PolicyProblem } from './types.js';
 
 /** Enough to fix a file in one pass without letting a hostile file flood the log. */

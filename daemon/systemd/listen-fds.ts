@@ -3,7 +3,7 @@
  * LISTEN_FDNAMES; fds start at 3). With names, the one called "attestd" is taken; without,
  * exactly one fd is expected. Anything else is a configuration error, reported at start.
  */
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 
 const SD_LISTEN_FDS_START = 3;
 

@@ -9,7 +9,7 @@
  * more than MAX_EXTENSION_LINES extension lines, and any text a signed note may not carry
  * (control characters other than newline, unpaired surrogates).
  */
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 import { decodeBase64Strict } from './base64-strict.js';
 import { isNoteText, MAX_NOTE_BYTES } from './signed-note.js';
 

@@ -11,7 +11,7 @@
  * SNP_CERT_CHAIN_INVALID and a malformed Intel CRL TDX_COLLATERAL_INVALID without each
  * caller translating errors.
  */
-import { AttestdError, type ErrorCode } from '../errors.js';
+import { AttestdError, type ErrorCode } from '../base/errors.js';
 
 export const TAG = {
   BOOLEAN: 0x01,

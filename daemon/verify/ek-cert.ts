@@ -10,7 +10,7 @@
  * bounded DER reader, after the signatures have verified.
  */
 import { X509Certificate, type KeyObject } from 'node:crypto';
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 import { readTpmInfo, validity, type TpmDeviceInfo } from './ek-cert-fields.js';
 import { Der } from './der.js';
 

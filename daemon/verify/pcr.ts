@@ -4,7 +4,7 @@
  * of the selected PCR values, bank by bank in selection order, PCRs in ascending order).
  */
 import { createHash } from 'node:crypto';
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 import { digestSize, hashAlgFromId, hashAlgId, type HashAlg } from './tpm-alg.js';
 import { TpmReader, TpmWriter, malformed } from './tpm-reader.js';
 

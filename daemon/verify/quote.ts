@@ -4,7 +4,7 @@
  * verifier. What comes back has been checked; nothing else from the inputs is returned.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 import { pcrDigest, type PcrBank } from './pcr.js';
 import { parseQuoteAttest, type QuoteAttest } from './tpm-attest.js';
 import { TPMA_OBJECT, type TpmPublicKey } from './tpm-public.js';

@@ -9,8 +9,9 @@
  * syntax-checked and otherwise ignored; base64 must be canonical.
  */
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 import { decodeBase64Strict } from './base64-strict.js';
+import type { Signer } from '../base/signer.js';
 
 export interface NoteVerifier {
   name: string;
@@ -19,11 +20,6 @@ export interface NoteVerifier {
   key: KeyObject;
 }
 
-/** The daemon's native session key has this shape. */
-export interface Signer {
-  sign(data: Uint8Array): Buffer;
-  publicKey(): Buffer;
-}
 
 export const MAX_NOTE_BYTES = 1024 * 1024;
 export const MAX_SIGNATURES = 100;

@@ -3,7 +3,7 @@
  * hash algorithms this verifier accepts. Identifiers come from untrusted structures, so
  * every lookup refuses what it does not know rather than guessing.
  */
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 
 export type HashAlg = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 

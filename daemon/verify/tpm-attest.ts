@@ -3,7 +3,7 @@
  * proves nothing: the fields mean something only after the signature over these exact bytes
  * has verified (see quote.ts). The parser is still written for hostile input.
  */
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 import { readPcrSelection, type PcrSelection } from './pcr.js';
 import { TpmReader, malformed } from './tpm-reader.js';
 

@@ -5,7 +5,7 @@
  * untrusted; sizes are checked against each field's maximum before anything is copied.
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 import {
   TPM_ALG,
   eccCoordinateSize,

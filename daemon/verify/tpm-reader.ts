@@ -6,7 +6,7 @@
  * is copied, and any overrun throws AttestdError('QUOTE_MALFORMED'). Nothing here allocates
  * more than the input already holds.
  */
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 
 export class TpmReader {
   private readonly buf: Buffer;

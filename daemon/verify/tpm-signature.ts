@@ -5,7 +5,7 @@
  * with the salt length recovered from the signature (the TPM picks it).
  */
 import { constants, verify as cryptoVerify } from 'node:crypto';
-import { AttestdError } from '../errors.js';
+import { AttestdError } from '../base/errors.js';
 import { TPM_ALG, eccCoordinateSize, hashAlgFromId, hex16, type HashAlg } from './tpm-alg.js';
 import type { TpmPublicKey } from './tpm-public.js';
 import { TpmReader } from './tpm-reader.js';

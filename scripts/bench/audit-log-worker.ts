@@ -9,7 +9,8 @@
  */
 import { createPrivateKey, sign } from 'node:crypto';
 import { parentPort, workerData } from 'node:worker_threads';
-import { signToken, type Signer } from '../../daemon/lease/token.js';
+import { signToken } from '../../daemon/lease/token.js';
+import type { Signer } from '../../daemon/base/signer.js';
 import type { attestd } from '../../daemon/gen/proto.js';
 
 export interface TokenSetup {

@@ -8,7 +8,7 @@ import fc from 'fast-check';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { GpuCollector, type GpuCollectorOptions } from '../../daemon/evidence/gpu/collector.js';
 import { Nvml } from '../../daemon/evidence/gpu/nvml.js';
 import { decodeGpuMeasurement } from '../../daemon/verify/gpu/measurement-decode.js';

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { TpmSource } from '../../daemon/evidence/tpm/source.js';
 import { Tpm } from '../../daemon/evidence/tpm/tpm.js';
 import { verifyQuote } from '../../daemon/verify/quote.js';

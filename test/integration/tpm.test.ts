@@ -8,7 +8,7 @@ import { createHash, createPublicKey } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { Tpm } from '../../daemon/evidence/tpm/tpm.js';
 import type { PcrBank } from '../../daemon/verify/pcr.js';
 import { verifyQuote } from '../../daemon/verify/quote.js';

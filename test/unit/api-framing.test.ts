@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { FrameDecoder, frameMessage, MAX_FRAME } from '../../daemon/api/framing.js';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 
 describe('workload API framing', () => {
   it('reassembles frames split at every byte boundary', () => {

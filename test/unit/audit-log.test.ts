@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AuditLog } from '../../daemon/audit/log.js';
 import { encodeFrame } from '../../daemon/audit/frame.js';
-import { CompactRange } from '../../daemon/audit/merkle.js';
+import { CompactRange } from '../../daemon/verify/merkle/tree.js';
 import { readSegments, framesOf } from '../../daemon/audit/reader.js';
 import { attestd } from '../../daemon/gen/proto.js';
 import { canMount, mountSmallFs } from '../helpers/tmpfs.js';

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { CompactRange, EMPTY_ROOT, leafHash, nodeHash } from '../../daemon/audit/merkle.js';
+import { CompactRange, EMPTY_ROOT, leafHash, nodeHash } from '../../daemon/verify/merkle/tree.js';
 import { crc32c } from '../../daemon/audit/crc32c.js';
 
 const TESSERA = '../shared/fixtures/merkle/tessera-testlog';

@@ -2,7 +2,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { Der, TAG } from '../../daemon/verify/der.js';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 
 const der = (hex: string) => new Der(Buffer.from(hex.replace(/\s/g, ''), 'hex'), 'CVM_REPORT_MALFORMED');
 const codeOf = (fn: () => unknown) => {

@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ERROR_CODES, AttestdError, asAttestdError } from '../../daemon/errors.js';
+import { ERROR_CODES, AttestdError, asAttestdError } from '../../daemon/base/errors.js';
 
 function sources(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
@@ -16,7 +16,7 @@ describe('error codes', () => {
   const doc = readFileSync('docs/errors.md', 'utf8');
   const documented = [...doc.matchAll(/^\| `([A-Z0-9_]+)` \|/gm)].map((m) => m[1]);
 
-  it('docs/errors.md lists exactly the codes of daemon/errors.ts, in the same order', () => {
+  it('docs/errors.md lists exactly the codes of daemon/base/errors.ts, in the same order', () => {
     expect(documented).toEqual(codes);
   });
 

@@ -4,7 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml } from 'yaml';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import {
   checkAgainstQuoted, compareWithQuoted, digestsMatchData, parseEventLog, replay, type EventLog, type TcgEvent,
 } from '../../daemon/verify/eventlog/index.js';

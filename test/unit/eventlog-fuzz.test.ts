@@ -4,7 +4,7 @@
 import { performance } from 'node:perf_hooks';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { parseEventLog, replay, type EventLog } from '../../daemon/verify/eventlog/index.js';
 import { SHA1_SHA256, eventlogFixture, gceLog, specIdEvent } from './eventlog-helpers.js';
 

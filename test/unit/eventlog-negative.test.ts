@@ -2,7 +2,7 @@
 // wrong digest lists, tampered digests, and the ordering warnings.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { EV, compareWithQuoted, parseEventLog, replay } from '../../daemon/verify/eventlog/index.js';
 import {
   SHA1_SHA256, agileEvent, gceLog, gceQuotedPcrs, sha1Event, specIdData, specIdEvent,

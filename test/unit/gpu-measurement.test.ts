@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { crossCheckGpuMeasurements } from '../../daemon/verify/gpu/cross-check.js';
 import { decodeGpuMeasurement } from '../../daemon/verify/gpu/measurement-decode.js';
 import {

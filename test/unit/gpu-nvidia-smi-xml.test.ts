@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { encodeGpuMeasurement } from '../../daemon/verify/gpu/measurement.js';
 import { MAX_NVIDIA_SMI_XML_BYTES, parseNvidiaSmiXml } from '../../daemon/verify/gpu/nvidia-smi-xml.js';
 

@@ -2,7 +2,7 @@
 // AttestdError, and a mutated report or RIM never verifies unless the mutation changed nothing.
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { verifyChain, NVIDIA_DEVICE_ROOT_SPKI_SHA256 } from '../../daemon/verify/gpu-report/chain.js';
 import { diceTcbInfo } from '../../daemon/verify/gpu-report/fwid.js';
 import { parseOpaqueData } from '../../daemon/verify/gpu-report/opaque.js';

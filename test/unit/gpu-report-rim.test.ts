@@ -2,7 +2,7 @@
 // ways a RIM can be tampered with or dressed up.
 import { describe, it, expect } from 'vitest';
 import { createHash } from 'node:crypto';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { NVIDIA_RIM_ROOT_SPKI_SHA256, parseRoots } from '../../daemon/verify/gpu-report/chain.js';
 import { parseRimXml } from '../../daemon/verify/gpu-report/rim.js';
 import { verifyRim } from '../../daemon/verify/gpu-report/rim-signature.js';

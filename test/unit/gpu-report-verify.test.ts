@@ -2,7 +2,7 @@
 // broken chains that ship with the fixtures, and reports tampered byte by byte.
 import { describe, it, expect } from 'vitest';
 import { createHash } from 'node:crypto';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { NVIDIA_DEVICE_ROOT_SPKI_SHA256 } from '../../daemon/verify/gpu-report/chain.js';
 import { diceTcbInfo, matchReportFwid } from '../../daemon/verify/gpu-report/fwid.js';
 import { gpuNonce } from '../../daemon/verify/gpu-report/nonce.js';

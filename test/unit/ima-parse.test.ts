@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { IMA_MAX_LINE_BYTES, parseImaLines, parseImaList, replayImaPcr10 } from '../../daemon/verify/ima/index.js';
 import { fileDigest, imaFixture, legacyLine, ngLine, ngTemplateData, syntheticList, violationLine } from './ima-helpers.js';
 

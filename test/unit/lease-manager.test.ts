@@ -1,9 +1,10 @@
 import { describe, it, expect, beforeEach } from 'vitest';
 import { generateKeyPairSync, sign as edSign } from 'node:crypto';
 import { LeaseManager } from '../../daemon/lease/manager.js';
-import type { EpochState, LeaseEvent } from '../../daemon/lease/types.js';
+import type { LeaseEvent } from '../../daemon/lease/types.js';
+import type { EpochState } from '../../daemon/appraisal/epoch-state.js';
 import type { LoadedPolicy } from '../../daemon/policy/types.js';
-import type { WorkloadIdentity } from '../../daemon/policy/match.js';
+import type { WorkloadIdentity } from '../../daemon/base/workload-identity.js';
 import type { AuditBody } from '../../daemon/audit/log.js';
 import { ed25519PublicKey, verifyLeaseToken } from '../../daemon/verify/lease-token.js';
 

@@ -2,10 +2,10 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AttestdError } from '../../daemon/errors.js';
-import { EMPTY_ROOT, leafHash } from '../../daemon/audit/merkle.js';
+import { AttestdError } from '../../daemon/base/errors.js';
+import { EMPTY_ROOT, leafHash } from '../../daemon/verify/merkle/tree.js';
 import { formatCheckpoint, parseCheckpoint, MAX_EXTENSION_LINES, type Checkpoint } from '../../daemon/verify/checkpoint.js';
-import { consistencyProof, inclusionProof, verifyConsistency, verifyInclusion } from '../../daemon/verify/merkle-proof.js';
+import { consistencyProof, inclusionProof, verifyConsistency, verifyInclusion } from '../../daemon/verify/merkle/proof.js';
 import { openNote, parseVerifierKey } from '../../daemon/verify/signed-note.js';
 import { naiveRoot, TESSERA, tesseraCheckpoint, tesseraEntries } from './log-helpers.js';
 

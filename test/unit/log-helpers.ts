@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EMPTY_ROOT, leafHash, nodeHash } from '../../daemon/audit/merkle.js';
+import { EMPTY_ROOT, leafHash, nodeHash } from '../../daemon/verify/merkle/tree.js';
 
 export const MERKLE_FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'fixtures', 'merkle');
 

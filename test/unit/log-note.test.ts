@@ -3,18 +3,9 @@ import fc from 'fast-check';
 import { generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AttestdError } from '../../daemon/errors.js';
-import {
-  MAX_NOTE_BYTES,
-  MAX_SIGNATURES,
-  noteKeyHash,
-  openNote,
-  parseVerifierKey,
-  signNote,
-  verifierKeyString,
-  type NoteVerifier,
-  type Signer,
-} from '../../daemon/verify/signed-note.js';
+import { AttestdError } from '../../daemon/base/errors.js';
+import { MAX_NOTE_BYTES, MAX_SIGNATURES, noteKeyHash, openNote, parseVerifierKey, signNote, verifierKeyString, type NoteVerifier } from '../../daemon/verify/signed-note.js';
+import type { Signer } from '../../daemon/base/signer.js';
 import { MERKLE_FIXTURES } from './log-helpers.js';
 
 const NOTES = join(MERKLE_FIXTURES, 'signed-note');

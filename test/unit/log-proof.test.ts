@@ -1,7 +1,7 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { AttestdError } from '../../daemon/errors.js';
-import { CompactRange, EMPTY_ROOT } from '../../daemon/audit/merkle.js';
+import { AttestdError } from '../../daemon/base/errors.js';
+import { CompactRange, EMPTY_ROOT } from '../../daemon/verify/merkle/tree.js';
 import {
   consistencyProof,
   inclusionProof,
@@ -9,7 +9,7 @@ import {
   treeRoot,
   verifyConsistency,
   verifyInclusion,
-} from '../../daemon/verify/merkle-proof.js';
+} from '../../daemon/verify/merkle/proof.js';
 import { makeLeaves, merkleVectors, naiveConsistency, naivePath, naiveRoot } from './log-helpers.js';
 
 const b64 = (s: unknown): Buffer => Buffer.from(typeof s === 'string' ? s : '', 'base64');

@@ -14,7 +14,7 @@ import fc from 'fast-check';
 import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { AttestdError, type ErrorCode } from '../../daemon/errors.js';
+import { AttestdError, type ErrorCode } from '../../daemon/base/errors.js';
 import {
   closeFd,
   createSessionKey,

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { appraisePcrs, requiredSelections } from '../../daemon/policy/appraise.js';
-import { parsePolicy } from '../../daemon/policy/load.js';
+import { parsePolicy } from '../../daemon/policy/parse.js';
 import type { PcrBank, Policy } from '../../daemon/policy/types.js';
 
 const zero = Buffer.alloc(32);

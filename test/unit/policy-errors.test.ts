@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { PolicyError, parsePolicy } from '../../daemon/policy/load.js';
+import { PolicyError, parsePolicy } from '../../daemon/policy/parse.js';
 import type { PolicyProblem } from '../../daemon/policy/types.js';
 
 const Z = '0'.repeat(64);

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
-import { PolicyError, parsePolicy } from '../../daemon/policy/load.js';
+import { PolicyError, parsePolicy } from '../../daemon/policy/parse.js';
 import type { LoadedPolicy } from '../../daemon/policy/types.js';
 
 const DEV = readFileSync('policies/dev.yaml', 'utf8');

@@ -3,9 +3,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { formatDuration, parseDuration } from '../../daemon/policy/duration.js';
-import { PolicyError, formatProblems, loadPolicyFile, parsePolicy } from '../../daemon/policy/load.js';
+import { PolicyError, formatProblems, parsePolicy } from '../../daemon/policy/parse.js';
+import { loadPolicyFile } from '../../daemon/config/policy-file.js';
 
 const Z64 = '0'.repeat(64);
 const A64 = 'ab'.repeat(32);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { parsePolicy } from '../../daemon/policy/load.js';
+import { parsePolicy } from '../../daemon/policy/parse.js';
 import { cgroupHasPrefix, matchRule } from '../../daemon/policy/match.js';
-import type { WorkloadIdentity } from '../../daemon/policy/match.js';
+import type { WorkloadIdentity } from '../../daemon/base/workload-identity.js';
 import type { Policy } from '../../daemon/policy/types.js';
 
 const PY = Buffer.alloc(32, 0x11);

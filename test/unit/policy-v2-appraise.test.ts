@@ -5,7 +5,7 @@ import { appraiseGpu, gpuReasonsByUuid } from '../../daemon/policy/appraise-gpu.
 import { appraiseIma } from '../../daemon/policy/appraise-ima.js';
 import { appraisePcrsAt } from '../../daemon/policy/appraise-window.js';
 import { resolveRuleGpus } from '../../daemon/policy/gpu-scope.js';
-import { parsePolicy } from '../../daemon/policy/load.js';
+import { parsePolicy } from '../../daemon/policy/parse.js';
 import type { CvmPolicy, GpuPolicy, ImaPolicy, PcrBank, Rule } from '../../daemon/policy/types.js';
 import type { GpuDevice, GpuMeasurement } from '../../daemon/verify/gpu/measurement.js';
 import { noGpuMeasurement } from '../../daemon/verify/gpu/measurement.js';

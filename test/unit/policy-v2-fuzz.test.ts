@@ -8,7 +8,7 @@ import { appraiseGpu } from '../../daemon/policy/appraise-gpu.js';
 import { appraiseIma } from '../../daemon/policy/appraise-ima.js';
 import { appraisePcrsAt } from '../../daemon/policy/appraise-window.js';
 import { resolveRuleGpus } from '../../daemon/policy/gpu-scope.js';
-import { PolicyError, parsePolicy } from '../../daemon/policy/load.js';
+import { PolicyError, parsePolicy } from '../../daemon/policy/parse.js';
 import type { LoadedPolicy } from '../../daemon/policy/types.js';
 import { noGpuMeasurement } from '../../daemon/verify/gpu/measurement.js';
 

@@ -1,7 +1,7 @@
 // Shared by the policy-v2-*.test.ts files: a valid version 2 policy, one field a line, so a
 // test can swap a line and know its number, and helpers to read the problems it yields.
 import { expect } from 'vitest';
-import { PolicyError, parsePolicy } from '../../daemon/policy/load.js';
+import { PolicyError, parsePolicy } from '../../daemon/policy/parse.js';
 import type { PolicyProblem } from '../../daemon/policy/types.js';
 
 export const Z64 = '0'.repeat(64);

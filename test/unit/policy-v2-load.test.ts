@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { loadPolicyFile, parsePolicy } from '../../daemon/policy/load.js';
+import { parsePolicy } from '../../daemon/policy/parse.js';
+import { loadPolicyFile } from '../../daemon/config/policy-file.js';
 import { A64, B64, GPU0, GPU1, M96, Z64, only, problems, v2With, where } from './policy-v2-helpers.js';
 
 const hex = (b: Buffer | undefined): string => b?.toString('hex') ?? '';

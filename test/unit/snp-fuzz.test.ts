@@ -1,7 +1,7 @@
 // Decoders of untrusted bytes: whatever comes in, the only thing thrown is AttestdError.
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { parseSnpReport, SNP_REPORT_SIZE } from '../../daemon/verify/snp/report.js';
 import { parseCertificate, pemCertificates } from '../../daemon/verify/snp/certificate.js';
 import { parseAmdExtensions } from '../../daemon/verify/snp/vcek-extensions.js';

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { checkSnpPolicy } from '../../daemon/verify/snp/policy-checks.js';
 import { verifySnpReport } from '../../daemon/verify/snp/verify.js';
 import type { SnpReport } from '../../daemon/verify/snp/types.js';

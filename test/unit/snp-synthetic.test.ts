@@ -1,7 +1,7 @@
 // Paths the recorded fixtures cannot reach (no Turin or version 5 report was published, and
 // real reports cannot be re-signed): a hierarchy minted here and passed as trustedArks.
 import { describe, it, expect } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { verifySnpReport, type SnpVerifyInput } from '../../daemon/verify/snp/verify.js';
 import { parseSnpReport } from '../../daemon/verify/snp/report.js';
 import { derOctets, mintHierarchy, mintReport, type Hierarchy, type ReportOptions } from './snp-mint.js';

@@ -1,5 +1,5 @@
 import { describe, it, expect } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { verifySnpReport, SNP_CHECKS, type SnpCheck } from '../../daemon/verify/snp/verify.js';
 import { verifySnpKeyCertificate } from '../../daemon/verify/snp/key-certificate.js';
 import { parseSnpReport } from '../../daemon/verify/snp/report.js';

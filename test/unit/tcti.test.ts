@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { formatTcti, MAX_TCTI_LENGTH, parseTcti } from '../../daemon/evidence/tpm/tcti.js';
 
 function code(f: () => unknown): string | undefined {

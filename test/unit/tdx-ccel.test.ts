@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { checkReplayMatches, parseCcel, replayRtmrs } from '../../daemon/verify/tdx/ccel.js';
 import { appraiseTdxQuote } from '../../daemon/verify/tdx/verify.js';
 import { parseTdxQuote } from '../../daemon/verify/tdx/quote.js';

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { pickCollateral } from '../../daemon/verify/tdx/collateral.js';
 import { topLevelSpan } from '../../daemon/verify/tdx/signed-json.js';
 import { allCollateral, tdxFixture } from './tdx-helpers.js';

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { parseTdxQuote } from '../../daemon/verify/tdx/quote.js';
 import { SAMPLES, sampleBytes, tdxFixture, withByte } from './tdx-helpers.js';
 

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { createPrivateKey, generateKeyPairSync, sign } from 'node:crypto';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { appraiseTdxQuote, verifyTdxQuote } from '../../daemon/verify/tdx/verify.js';
 import { firstProblem } from '../../daemon/verify/tdx/checks.js';
 import { parseTdxQuote } from '../../daemon/verify/tdx/quote.js';

@@ -2,7 +2,7 @@
 // GetCapability(TPM_PROPERTIES), TPM2B_NV_PUBLIC, and the choice of NV read authorisation.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { parseAllocatedBanks } from '../../daemon/evidence/tpm/banks.js';
 import { parseTpmProperties, TPM_PT_NV_BUFFER_MAX } from '../../daemon/evidence/tpm/capability.js';
 import { isMissingHandle, parseNvPublic, readAuthOrder, TPMA_NV } from '../../daemon/evidence/tpm/nv.js';

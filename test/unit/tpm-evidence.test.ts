@@ -4,10 +4,10 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { akTemplate, akTemplate2b, matchesAkTemplate } from '../../daemon/evidence/tpm/ak-template.js';
 import { applyPcrRead, normaliseSelections, parseDigestList } from '../../daemon/evidence/tpm/pcr-read.js';
-import { SerialQueue } from '../../daemon/evidence/tpm/queue.js';
+import { SerialQueue } from '../../daemon/base/serial-queue.js';
 import { classifyRc, isTransientTpmWarning, rcError } from '../../daemon/evidence/tpm/rc.js';
 import { sameBanks, stableQuote } from '../../daemon/evidence/tpm/stable-quote.js';
 import { encodePcrSelection, type PcrBank, type PcrSelection } from '../../daemon/verify/pcr.js';

@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import koffi from 'koffi';
 import { describe, expect, it } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { describeFlush, flushLeftovers, mayFlushLeftovers } from '../../daemon/evidence/tpm/leftovers.js';
 import { parseTcti } from '../../daemon/evidence/tpm/tcti.js';
 import {

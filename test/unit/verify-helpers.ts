@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { constants, createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { encodePcrSelection, type PcrBank, type PcrSelection } from '../../daemon/verify/pcr.js';
 import { TPM_ALG, hashAlgId, type HashAlg } from '../../daemon/verify/tpm-alg.js';
 import { TPMA_OBJECT } from '../../daemon/verify/tpm-public.js';

@@ -2,7 +2,7 @@
 // truncated recorded quotes, the only thing any of them may throw is an AttestdError.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { encodePcrSelection, parsePcrSelection, type PcrSelection } from '../../daemon/verify/pcr.js';
 import { verifyQuote } from '../../daemon/verify/quote.js';
 import { parseQuoteAttest } from '../../daemon/verify/tpm-attest.js';

@@ -1,7 +1,7 @@
 import type { attestd } from '../../gen/proto.js';
 import type { Handler } from '../handler.js';
 import { leaseProto } from '../lease-proto.js';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 
 export const acquireLease: Handler<attestd.lease.v1.AcquireLeaseRequest.$Properties> = async (conn, req, ctx) => {
   const who = await conn.identity();

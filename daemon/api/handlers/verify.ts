@@ -1,5 +1,5 @@
 import type { attestd } from '../../gen/proto.js';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import type { Handler } from '../handler.js';
 
 export const verifyLease: Handler<attestd.lease.v1.VerifyLeaseRequest.$Properties> = async (_conn, req, ctx) => {

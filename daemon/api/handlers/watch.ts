@@ -1,5 +1,5 @@
 import { attestd } from '../../gen/proto.js';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import type { Handler } from '../handler.js';
 import { leaseProto, requireLeaseId } from '../lease-proto.js';
 import type { LeaseEvent } from '../../lease/types.js';

@@ -5,7 +5,7 @@
  * policy's decision.
  */
 import { access } from 'node:fs/promises';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { cvmReport } from '../../native.js';
 import { expectedReportData, type CvmKind } from '../../verify/cvm/verify.js';
 import { DEFAULT_TSM_ROOT, tsmAvailable, tsmReport } from './tsm.js';

@@ -9,7 +9,7 @@
  */
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 
 export const DEFAULT_TSM_ROOT = '/sys/kernel/config/tsm';
 /** Bounds on what the kernel may hand us: a TDX quote or SNP report plus certificates. */

@@ -10,7 +10,7 @@
  * source. Never used on the lease path.
  */
 import { createHash } from 'node:crypto';
-import { AttestdError, asAttestdError } from '../../errors.js';
+import { AttestdError, asAttestdError } from '../../base/errors.js';
 import { crossCheckGpuMeasurements } from '../../verify/gpu/cross-check.js';
 import {
   canonicalGpuMeasurement, encodeGpuMeasurement, type GpuMeasurement, noGpuMeasurement,

@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join, posix } from 'node:path';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { hashFile } from '../../native.js';
 import { compareFiles, compareModules } from '../../verify/gpu/measurement-check.js';
 import type { FileDigest, ModuleDigest } from '../../verify/gpu/measurement.js';

@@ -5,10 +5,10 @@
  * every second and the GPU facts that matter are measured through NVML.
  */
 import type Si from 'systeminformation';
-import { lazyRequire } from '../../lazy-require.js';
+import { lazyRequire } from '../../base/lazy-require.js';
 
 const systeminformation = lazyRequire<typeof Si>('systeminformation');
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 
 export interface HostInventory {
   os: { platform: string; distro: string; release: string; kernel: string; arch: string; hostname: string };

@@ -4,7 +4,7 @@
  * output a size cap; it is killed outright when it exceeds either. Never on the lease path.
  */
 import { execFile } from 'node:child_process';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import type { GpuMeasurement } from '../../verify/gpu/measurement.js';
 import { MAX_NVIDIA_SMI_XML_BYTES, parseNvidiaSmiXml } from '../../verify/gpu/nvidia-smi-xml.js';
 

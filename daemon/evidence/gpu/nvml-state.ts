@@ -4,7 +4,7 @@
  * mapped to the measurement's names here (nvml.h enums: nvmlEnableState_t, the MIG mode
  * constants and the NVML_CC_SYSTEM_* constants of the conf-compute API).
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import type { CcMode, CcState, GpuDevice, Toggle, UnknownValue } from '../../verify/gpu/measurement.js';
 import { LIMITS } from '../../verify/gpu/measurement.js';
 import { type DeviceHandle, type Nvml, type NvmlSession } from './nvml.js';

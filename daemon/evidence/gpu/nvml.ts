@@ -13,8 +13,8 @@
  */
 import { basename } from 'node:path';
 import koffi, { type LibraryHandle, type TypeObject } from 'koffi';
-import { AttestdError } from '../../errors.js';
-import { SerialQueue } from '../tpm/queue.js';
+import { AttestdError } from '../../base/errors.js';
+import { SerialQueue } from '../../base/serial-queue.js';
 import { NVML_ERROR_NOT_SUPPORTED, NVML_SUCCESS, nvmlReturnName } from './nvml-return.js';
 
 export const DEFAULT_NVML_LIBRARY = 'libnvidia-ml.so.1';

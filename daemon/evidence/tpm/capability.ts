@@ -3,7 +3,7 @@
  * (TPML_TAGGED_TPM_PROPERTY, Part 2, 10.9.8). What the TPM sends is marshalled back into
  * bytes by libtss2-mu and parsed here with every count bounded before anything is read.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { TpmReader } from '../../verify/tpm-reader.js';
 import { Arena } from './arena.js';
 import { rcError } from './rc.js';

@@ -10,7 +10,7 @@
  * it is the recovery. Behind a resource manager other clients' objects are invisible and
  * TPM_RC_OBJECT_MEMORY is a real error, so nothing is flushed there.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { Arena, readU32 } from './arena.js';
 import { rcError } from './rc.js';
 import type { TctiConfig } from './tcti.js';

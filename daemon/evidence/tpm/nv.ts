@@ -11,7 +11,7 @@
  * lockout unless the index is NO_DA, so the index's own auth goes first only on a NO_DA
  * index, and nothing is ever tried twice.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { TpmReader } from '../../verify/tpm-reader.js';
 import { Arena, readU32 } from './arena.js';
 import { classifyRc, layerOf, rcError } from './rc.js';

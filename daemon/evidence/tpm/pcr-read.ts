@@ -7,7 +7,7 @@
  * bank (TPM 2.0 Part 3, 22.4). The response comes from outside this process, so every
  * count is bounded and every returned PCR must be one that was asked for.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { type PcrBank, type PcrSelection, parsePcrSelection } from '../../verify/pcr.js';
 import { digestSize, isHashAlg, type HashAlg } from '../../verify/tpm-alg.js';
 import { TpmReader } from '../../verify/tpm-reader.js';

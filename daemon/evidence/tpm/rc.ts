@@ -4,7 +4,7 @@
  * (TPM_UNAVAILABLE; the caller reconnects), or the software stack refused our own call
  * (INTERNAL, a bug here). The numeric code and the decoded text stay in the message.
  */
-import { AttestdError, type ErrorCode } from '../../errors.js';
+import { AttestdError, type ErrorCode } from '../../base/errors.js';
 
 const LAYER_SHIFT = 16;
 const LAYER_TPM = 0;

@@ -3,7 +3,7 @@
  * any failure drops the connection so the next epoch reconnects (a TPM that comes back
  * recovers without a restart). Never used on the lease path.
  */
-import { asAttestdError } from '../../errors.js';
+import { asAttestdError } from '../../base/errors.js';
 import { Tpm, type EkCertificates, type QuoteResult } from './tpm.js';
 import { parseTpmtPublic, type TpmPublicKey } from '../../verify/tpm-public.js';
 import type { PcrSelection } from '../../verify/pcr.js';

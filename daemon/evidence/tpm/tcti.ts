@@ -6,7 +6,7 @@
  * accepted: four transports, their known keys once each, absolute paths and hostnames
  * from conservative character sets, bounded lengths. Everything else is TPM_TCTI_INVALID.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 
 export interface TctiConfig {
   name: 'device' | 'tabrmd' | 'swtpm' | 'mssim';

@@ -10,7 +10,7 @@
  * AK loaded; when that has filled the TPM, creating the AK flushes the leftovers and tries
  * again once (see leftovers.ts).
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { encodePcrSelection, type PcrBank, type PcrSelection } from '../../verify/pcr.js';
 import type { HashAlg } from '../../verify/tpm-alg.js';
 import { TpmWriter } from '../../verify/tpm-reader.js';
@@ -21,7 +21,7 @@ import { getCapability, MAX_PROPERTIES, parseTpmProperties, TPM_CAP_PCRS, TPM_CA
 import { DEFAULT_NV_CHUNK, readEkCertificates, type EkCertificates } from './ek-cert.js';
 import { mayFlushLeftovers, recoverObjectMemory, TPM_RC_OBJECT_MEMORY } from './leftovers.js';
 import { applyPcrRead, normaliseSelections } from './pcr-read.js';
-import { SerialQueue } from './queue.js';
+import { SerialQueue } from '../../base/serial-queue.js';
 import { rcError } from './rc.js';
 import { sendCommand } from './send.js';
 import { stableQuote } from './stable-quote.js';

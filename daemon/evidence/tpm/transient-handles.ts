@@ -7,7 +7,7 @@
  * number asked for before any handle is read, and every handle must be a transient one:
  * the caller flushes what this returns, and must never be talked into flushing anything else.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { TpmReader } from '../../verify/tpm-reader.js';
 
 /** TPM_CAP_HANDLES. */

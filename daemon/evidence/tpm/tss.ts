@@ -11,7 +11,7 @@
  * serialise every call on one context (tpm.ts does, with a queue).
  */
 import koffi, { type LibraryHandle } from 'koffi';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 
 export type Ptr = bigint;
 

@@ -4,7 +4,7 @@
  * collateral files. The table is GUID-keyed entries { guid[16], offset u32 LE, length u32 LE }
  * ended by an all-zero GUID; offsets are from the table start. Hostile input: bounded.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { parseCertificate, pemCertificates } from '../snp/certificate.js';
 
 const GUID_VCEK = '63da758d-e664-4564-adc5-f4b93be8accd';

@@ -9,7 +9,7 @@
  * It returns the verified facts for policy, or a failure reason; it never throws for bad
  * evidence.
  */
-import { asAttestdError } from '../../errors.js';
+import { asAttestdError } from '../../base/errors.js';
 import { verifySnpReport } from '../snp/verify.js';
 import type { SnpReport } from '../snp/types.js';
 import { appraiseTdxQuote } from '../tdx/verify.js';

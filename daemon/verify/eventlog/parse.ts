@@ -11,7 +11,7 @@
  * data is decoded into `details` (on first read) but never trusted: decoding failures do
  * not fail parsing.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { hex16 } from '../tpm-alg.js';
 import { EV, eventTypeName } from './event-types.js';
 import { decodeDetails, type DecodeContext } from './events.js';

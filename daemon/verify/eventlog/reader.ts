@@ -6,7 +6,7 @@
  * AttestdError('EVENTLOG_MALFORMED') naming the event and byte offset it was reading.
  * Slices are views of the reader's buffer; the parser copies the input once up front.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 
 export class LeReader {
   private pos: number;

@@ -8,11 +8,12 @@
  * skipped (the parser reports both as warnings).
  */
 import { createHash } from 'node:crypto';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { digestSize, type HashAlg } from '../tpm-alg.js';
 import type { PcrBank } from '../pcr.js';
 import { EV } from './event-types.js';
-import type { EventLog, EventRef, Reason, ReplayedBank } from './types.js';
+import type { EventLog, EventRef, ReplayedBank } from './types.js';
+import type { Reason } from '../../base/reason.js';
 
 /** The PCRs a PC Client boot log accounts for: firmware (0-7), boot loader (8, 9), shim (14). */
 export const DEFAULT_REPLAY_PCRS: readonly number[] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 14];

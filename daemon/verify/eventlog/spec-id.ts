@@ -4,7 +4,7 @@
  * PCR 0's starting value, and the informational ones (SP800-155, NV index) that are only
  * named. None of them is ever extended.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { digestSize, hex16, TPM_ALG, type HashAlg } from '../tpm-alg.js';
 import { LeReader } from './reader.js';
 import type { EventDetails, EventLogLimits, LogAlgorithm, SpecIdEvent } from './types.js';

@@ -101,7 +101,3 @@ export interface ReplayedBank extends PcrBank {
   startupLocality: number;
 }
 
-export interface Reason {
-  code: string;
-  message: string;
-}

@@ -6,7 +6,7 @@
  * CoRIM signing Root CA"). Same rules for both; the caller picks the error code.
  */
 import { verify as cryptoVerify } from 'node:crypto';
-import { AttestdError, type ErrorCode } from '../../errors.js';
+import { AttestdError, type ErrorCode } from '../../base/errors.js';
 import { parseCertificate, pemCertificates, spkiSha256, MAX_CHAIN_CERTS, type Certificate } from './x509.js';
 
 /**

@@ -8,17 +8,12 @@
  */
 import type { MeasurementBlock } from './spdm.js';
 import type { Rim, RimMeasurement } from './rim.js';
+import type { Reason } from '../../base/reason.js';
 
-export interface Reason {
-  /**
-   * Stable: GPU_RIM_MISSING, GPU_RIM_VERSION_MISMATCH, GPU_RIM_INDEX_CONFLICT,
-   * GPU_MEASUREMENT_MISSING, GPU_MEASUREMENT_MISMATCH.
-   */
-  code: string;
-  message: string;
-  /** RIM measurement index (0-based) the reason is about, when it is about one. */
-  index?: number;
-}
+/*
+ * Reason codes made here (stable): GPU_RIM_MISSING, GPU_RIM_VERSION_MISMATCH,
+ * GPU_RIM_INDEX_CONFLICT, GPU_MEASUREMENT_MISSING, GPU_MEASUREMENT_MISMATCH.
+ */
 
 export interface ReportMeasurements {
   blocks: readonly MeasurementBlock[];

@@ -8,7 +8,7 @@
  * The digest is the same value the GPU reports in its opaque data (field 20), which lets the
  * verifier tie the signing key to the firmware that reported the measurements.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { Der, TAG, type DerNode } from '../der.js';
 import type { Certificate } from './x509.js';
 

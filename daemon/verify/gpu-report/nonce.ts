@@ -4,7 +4,7 @@
  * session key and this audit log root. Domain-separated from every other use of the binding.
  */
 import { createHash } from 'node:crypto';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { NONCE_LENGTH } from './spdm.js';
 
 const CONTEXT = Buffer.from('attestd/gpu-nonce/v1');

@@ -5,7 +5,7 @@
  * Field numbers are NVIDIA's (as its verifiers name them, OPAQUE_FIELD_ID_*). Attacker-
  * controlled bytes: each size is checked against what remains; unknown types are kept raw.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 
 /** NVIDIA opaque field numbers, by the names this code gives them. */
 export const OPAQUE_FIELD = {

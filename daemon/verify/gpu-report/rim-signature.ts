@@ -12,11 +12,11 @@
 import { createHash, verify as cryptoVerify, type KeyLike, type KeyObject } from 'node:crypto';
 import type { Element } from '@xmldom/xmldom';
 import type * as XmlCrypto from 'xml-crypto';
-import { lazyRequire } from '../../lazy-require.js';
+import { lazyRequire } from '../../base/lazy-require.js';
 
 const xmlCrypto = lazyRequire<typeof XmlCrypto>('xml-crypto');
 import { EnvelopedSignature } from 'xml-crypto/lib/enveloped-signature.js';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { NVIDIA_RIM_ROOT_SPKI_SHA256, verifyChain } from './chain.js';
 import { rimFromElement, type Rim } from './rim.js';
 import { childElements, onlyChild, parseXml, rimText } from './xml.js';

@@ -11,7 +11,7 @@
  * parses what the signature covered with this same function.
  */
 import type { Element } from '@xmldom/xmldom';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { childElements, onlyChild, parseXml, rimText } from './xml.js';
 
 export const SWID_NS = 'http://standards.iso.org/iso/19770/-2/2015/schema.xsd';

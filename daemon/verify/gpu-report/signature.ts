@@ -6,7 +6,7 @@
  * has none, which is why spdm.ts accepts 1.1 only.
  */
 import { verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import type { SpdmFrame } from './spdm.js';
 
 export function verifyMeasurementSignature(frame: SpdmFrame, leafKey: KeyObject): void {

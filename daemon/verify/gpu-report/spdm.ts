@@ -14,7 +14,7 @@
  * MeasurementSize (u16 LE) and a DMTF measurement: type (bit 7: raw bit stream), value size
  * (u16 LE), value.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 
 export const SPDM_VERSION_1_1 = 0x11;
 const GET_MEASUREMENTS = 0xe0;

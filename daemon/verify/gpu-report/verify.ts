@@ -4,9 +4,10 @@
  * no clock unless the caller leaves `at` out; shared with the offline verifier.
  */
 import { checkStepper } from '../check-step.js';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { NVIDIA_DEVICE_ROOT_SPKI_SHA256, parseRoots, verifyChain, type VerifiedChain } from './chain.js';
-import { compareMeasurements, type Reason } from './compare.js';
+import { compareMeasurements } from './compare.js';
+import type { Reason } from '../../base/reason.js';
 import { diceTcbInfo, matchReportFwid, type DiceTcbInfo } from './fwid.js';
 import { parseOpaqueData, type NvidiaOpaqueData } from './opaque.js';
 import { verifyRim, type VerifiedRim } from './rim-signature.js';

@@ -5,7 +5,7 @@
  * chain.ts checks signatures, names, CA flags and validity.
  */
 import { createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { AttestdError, type ErrorCode } from '../../errors.js';
+import { AttestdError, type ErrorCode } from '../../base/errors.js';
 import { Der, TAG, type DerNode } from '../der.js';
 
 const OID = {

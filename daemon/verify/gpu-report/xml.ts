@@ -6,10 +6,10 @@
  */
 import type { Document, Element } from '@xmldom/xmldom';
 import type * as XmlDom from '@xmldom/xmldom';
-import { lazyRequire } from '../../lazy-require.js';
+import { lazyRequire } from '../../base/lazy-require.js';
 
 const xmldom = lazyRequire<typeof XmlDom>('@xmldom/xmldom');
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 
 /** NVIDIA RIMs are about 20 KiB; anything many times that is not a RIM. */
 export const MAX_RIM_BYTES = 512 * 1024;

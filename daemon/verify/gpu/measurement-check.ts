@@ -3,8 +3,8 @@
  * well-formed digests, bounded well-formed strings, and lists in canonical order without
  * duplicates. Shared by the encoder (on a sorted copy) and the decoder (on what it read).
  */
-import { AttestdError } from '../../errors.js';
-import type { FileDigest, GpuMeasurement, ModuleDigest } from './measurement.js';
+import { AttestdError } from '../../base/errors.js';
+import type { FileDigest, GpuMeasurement, ModuleDigest } from './measurement-types.js';
 
 export const LIMITS = {
   gpus: 64,

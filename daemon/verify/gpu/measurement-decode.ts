@@ -8,7 +8,7 @@
  * Any failure throws AttestdError('INVALID_ARGUMENT'). A successful decode therefore re-encodes
  * to exactly the input.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { LIMITS, validateMeasurement } from './measurement-check.js';
 import {
   type CcState, type FileDigest, type GpuDevice, type GpuMeasurement, type GpuSource, MEASUREMENT_MAGIC,

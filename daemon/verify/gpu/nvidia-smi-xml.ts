@@ -12,10 +12,10 @@
  * '' and 'n/a' here. Values nvidia-smi prints as "N/A" or "Not Supported" become '' or 'n/a'.
  */
 import type * as Fxp from 'fast-xml-parser';
-import { lazyRequire } from '../../lazy-require.js';
+import { lazyRequire } from '../../base/lazy-require.js';
 
 const fxp = lazyRequire<typeof Fxp>('fast-xml-parser');
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { validateMeasurement } from './measurement-check.js';
 import { CC_STATE_NOT_AVAILABLE, type GpuDevice, type GpuMeasurement, LIMITS, type Toggle } from './measurement.js';
 

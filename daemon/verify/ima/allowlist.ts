@@ -4,7 +4,7 @@
  * against a quote. The first entry, boot_aggregate, is not a file; it is returned for the
  * caller to check against PCRs 0-7 (see boot-aggregate.ts).
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { formatFileDigest, type ImaEntry } from './parse.js';
 import { printable } from './text.js';
 

@@ -5,7 +5,7 @@
  * ima_calc_boot_aggregate).
  */
 import { createHash } from 'node:crypto';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import type { PcrBank } from '../pcr.js';
 import { digestSize, isHashAlg } from '../tpm-alg.js';
 import type { ImaEntry } from './parse.js';

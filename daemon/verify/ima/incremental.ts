@@ -7,7 +7,7 @@
  * and the result says so.
  */
 import { createHash } from 'node:crypto';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { digestSize, type HashAlg } from '../tpm-alg.js';
 import { IMA_MAX_ENTRIES, parseImaLines, type ImaEntry, type ImaParseOptions } from './parse.js';
 import { checkedBanks, replayImaPcr10 } from './replay.js';

@@ -11,7 +11,7 @@
  */
 import { hash } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import type { HashAlg } from '../tpm-alg.js';
 import { NEWLINE, SPACE, decodeHex, imaMalformed, indexIn, printable } from './text.js';
 import { parseTemplateFields, serialiseTemplate, templateNameOf, type ImaTemplateName } from './templates.js';

@@ -8,7 +8,7 @@
  * - a measurement violation (all-zero template hash) extends all ones of the bank's size.
  */
 import { hash } from 'node:crypto';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import type { PcrBank } from '../pcr.js';
 import { digestSize, isHashAlg, type HashAlg } from '../tpm-alg.js';
 import type { ImaEntry } from './parse.js';

@@ -13,7 +13,7 @@
  * In the ASCII list each field is printed after one space, so an ima-sig entry without a
  * signature ends in a space; a path may itself contain spaces.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { SPACE, decodeHex, imaMalformed, indexIn, isLowerHex, lastIndexIn, printable } from './text.js';
 
 export type ImaTemplateName = 'ima' | 'ima-ng' | 'ima-sig' | 'ima-buf';

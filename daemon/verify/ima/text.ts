@@ -4,7 +4,7 @@
  * scan is bounded by an explicit end, and text echoed into error messages is made printable
  * and short so a hostile file name cannot forge log lines or flood the operator log.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 
 export const SPACE = 0x20;
 export const NEWLINE = 0x0a;

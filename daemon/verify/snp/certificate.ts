@@ -3,7 +3,7 @@
  * checks shape only; signatures, names and validity are checked by chain.ts. Every failure
  * is SNP_CERT_CHAIN_INVALID: a certificate that does not even parse cannot chain.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { Der, TAG, ctx, type DerNode } from '../der.js';
 
 const OID = {

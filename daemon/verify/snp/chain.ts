@@ -5,7 +5,7 @@
  * pinned AMD roots, or one the caller passes explicitly.
  */
 import { constants, createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { parseCertificate, type Certificate } from './certificate.js';
 import { productOfName } from './tcb.js';
 import type { SnpProduct, SnpSigningKey } from './types.js';

@@ -4,7 +4,7 @@
  * whose keys are at hand before their reports are.
  */
 import { checkArkTrusted, checkChainSignatures, checkChainValidity, parseAmdChain } from './chain.js';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { productOfName } from './tcb.js';
 import type { AmdKeyExtensions, SnpProduct, SnpSigningKey } from './types.js';
 import { parseAmdExtensions } from './vcek-extensions.js';

@@ -5,7 +5,7 @@
  * differs from the certificate's extensions was not signed by the key the certificate
  * describes, or the certificate was fetched for a different TCB.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { productOfCpuid, productOfName } from './tcb.js';
 import type { AmdKeyExtensions, SnpProduct, SnpReport } from './types.js';
 

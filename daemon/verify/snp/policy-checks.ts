@@ -5,8 +5,9 @@
  * expectation holds; an expectation left out is not checked.
  */
 import { timingSafeEqual } from 'node:crypto';
-import { AttestdError } from '../../errors.js';
-import type { GuestPolicyFlag, Reason, SnpReport } from './types.js';
+import { AttestdError } from '../../base/errors.js';
+import type { GuestPolicyFlag, SnpReport } from './types.js';
+import type { Reason } from '../../base/reason.js';
 
 export interface SnpMinTcb {
   bootloader: number;

@@ -4,7 +4,7 @@
  * version, algorithm, reserved bytes); it proves nothing about who made the report. Use
  * verifySnpReport for that: it checks the signature before it believes any field here.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { decodeTcb } from './tcb.js';
 import type { FirmwareVersion, GuestPolicy, PlatformInfo, SnpReport, SnpSigningKey } from './types.js';
 

@@ -4,7 +4,7 @@
  * uses the low 48 bytes; node:crypto wants them big-endian, as r || s (IEEE P1363).
  */
 import { createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { SNP_REPORT_SIZE, SNP_SIGNATURE_OFFSET, SNP_SIGNED_LENGTH } from './report.js';
 
 const FIELD = 72;

@@ -109,7 +109,3 @@ export interface AmdKeyExtensions {
   cspId?: string;
 }
 
-export interface Reason {
-  code: string;
-  message: string;
-}

@@ -5,7 +5,7 @@
  * checkSnpPolicy on the result.
  */
 import { checkStepper } from '../check-step.js';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { checkArkTrusted, checkChainSignatures, checkChainValidity, parseAmdChain } from './chain.js';
 import { checkChipIdMatchesKey, checkProduct, checkTcbMatchesKey } from './key-match.js';
 import { parseSnpReport, snpReportHeader } from './report.js';

@@ -8,7 +8,7 @@
  * the first header of all-ones or all-zeros (unused space). Failures are CCEL_MALFORMED.
  */
 import { createHash } from 'node:crypto';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { LeReader } from './reader.js';
 
 export const MAX_CCEL_SIZE = 16 * 1024 * 1024;

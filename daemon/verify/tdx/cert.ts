@@ -4,7 +4,7 @@
  * the SGX extensions are reachable; signatures are checked with node:crypto.
  */
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { AttestdError, type ErrorCode } from '../../errors.js';
+import { AttestdError, type ErrorCode } from '../../base/errors.js';
 import { Der, TAG, type DerNode } from '../der.js';
 
 /** Revoked-certificate entries of one CRL; Intel's CRLs grow with every revoked platform. */

@@ -1,5 +1,5 @@
 /** The record of one verification step, as the appraisal and the CLI report it. */
-import { AttestdError, type ErrorCode } from '../../errors.js';
+import { AttestdError, type ErrorCode } from '../../base/errors.js';
 
 export type CheckStatus = 'pass' | 'fail' | 'skipped';
 

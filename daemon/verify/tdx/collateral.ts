@@ -5,7 +5,7 @@
  * untrusted: a file that is not recognisable collateral is listed as ignored with a reason,
  * and nothing picked here is trusted until verify.ts has checked its signature.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { parseCertificate, parseCrl, pemCertificates, type Certificate, type Crl } from './cert.js';
 import { parseSignedJson, type SignedJson } from './signed-json.js';
 import { tdxTcbInfo, type TdxTcbInfo } from './tcb-info.js';

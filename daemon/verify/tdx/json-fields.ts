@@ -1,5 +1,5 @@
 /** Typed field access for parsed collateral JSON; anything unexpected is TDX_COLLATERAL_INVALID. */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 
 export function invalid(message: string): never {
   throw new AttestdError('TDX_COLLATERAL_INVALID', message);

@@ -3,7 +3,7 @@
  * the same walk for the TCB signing chain, revocation by CRL, and Intel's SGX extensions in
  * the PCK certificate (Intel SGX PCK Certificate and CRL Profile, OID 1.2.840.113741.1.13.1).
  */
-import { AttestdError, type ErrorCode } from '../../errors.js';
+import { AttestdError, type ErrorCode } from '../../base/errors.js';
 import { Der, TAG, type DerNode } from '../der.js';
 import { signedBy, spkiSha256, type Certificate, type Crl } from './cert.js';
 

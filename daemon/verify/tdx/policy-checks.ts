@@ -3,7 +3,7 @@
  * Intel's signatures prove. Run them only on a quote that verify.ts has verified. Each check
  * is recorded; a failed check carries a reason code (CVM_BINDING_MISMATCH for report data).
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import type { TdxCheck } from './checks.js';
 import type { TdReportBody } from './quote.js';
 import type { TcbStatus } from './json-fields.js';

@@ -4,7 +4,7 @@
  * commits to the attestation key and QE authentication data.
  */
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { LeReader } from './reader.js';
 
 export const QE_REPORT_SIZE = 384;

@@ -8,7 +8,7 @@
  * signatures. It refuses SGX quotes (TEE type 0), unknown versions, key types and body types,
  * and every length that does not fit; failures are CVM_REPORT_MALFORMED.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { LeReader } from './reader.js';
 import { parseQeReport, QE_REPORT_SIZE, type QeReport } from './qe.js';
 

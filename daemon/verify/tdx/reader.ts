@@ -6,7 +6,7 @@
  * throws AttestdError with the code the caller chose (CVM_REPORT_MALFORMED for quotes,
  * CCEL_MALFORMED for event logs). Nothing is allocated beyond what the input already holds.
  */
-import { AttestdError, type ErrorCode } from '../../errors.js';
+import { AttestdError, type ErrorCode } from '../../base/errors.js';
 
 export class LeReader {
   private readonly buf: Buffer;

@@ -3,7 +3,7 @@
  * {"enclaveIdentity": {...}, "signature": ...}). The signature covers the exact bytes of the
  * inner object as served, so the span is cut from the raw text, never re-serialised.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { verifyP256Raw } from './qe.js';
 import type { Certificate } from './cert.js';
 

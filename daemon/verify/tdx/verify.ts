@@ -28,7 +28,7 @@
  * Weak choices are opt-in by name: acceptStaleCollateral accepts CRLs, TCB info and QE
  * identity past nextUpdate and an expired TCB signing certificate, and says so in the check.
  */
-import { AttestdError } from '../../errors.js';
+import { AttestdError } from '../../base/errors.js';
 import { CheckRunner, firstProblem, type TdxCheck } from './checks.js';
 import { parseTdxQuote, type TdxQuote } from './quote.js';
 import { p256FromRaw, verifyP256Raw, verifyQeReportData, verifyQeReportSignature } from './qe.js';

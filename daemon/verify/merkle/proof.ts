@@ -1,6 +1,6 @@
 /**
  * RFC 6962 / RFC 9162 (sections 2.1.3 and 2.1.4) inclusion and consistency proofs over the
- * SHA-256 tree of daemon/audit/merkle.ts.
+ * SHA-256 tree of tree.ts.
  *
  * Verification is stricter than the RFC text in a few places, each to match the
  * transparency-dev/merkle test vectors or to refuse input the RFC leaves undefined
@@ -27,8 +27,8 @@
  * Proof generation reads leaf hashes through an accessor so a large log can back it; see
  * subtree-hashes.ts for the memo and its cost (O(n) once, then O(log n) a proof).
  */
-import { AttestdError } from '../errors.js';
-import { nodeHash } from '../audit/merkle.js';
+import { AttestdError } from '../../base/errors.js';
+import { nodeHash } from './tree.js';
 import { bitLength, HASH_SIZE, splitPoint, subtrees, type LeafHashSource } from './subtree-hashes.js';
 
 export { HASH_SIZE, type LeafHashSource } from './subtree-hashes.js';

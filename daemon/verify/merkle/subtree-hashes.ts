@@ -10,8 +10,8 @@
  * holds for an append-only log; after a truncation, pass a new accessor. A caller that builds
  * a new array or closure per call gets correct proofs at O(n) each.
  */
-import { AttestdError } from '../errors.js';
-import { nodeHash } from '../audit/merkle.js';
+import { AttestdError } from '../../base/errors.js';
+import { nodeHash } from './tree.js';
 
 export const HASH_SIZE = 32;
 /** Subtrees of 2^CACHED_LEVEL leaves and up are memoised; smaller ones are rehashed. */

@@ -1,9 +1,9 @@
 /** What the verifier knows of one daemon session while reading its records. */
 import type { KeyObject } from 'node:crypto';
-import { ed25519PublicKey } from '../lease-token.js';
-import type { LoadedPolicy } from '../../policy/types.js';
-import type { ClockInfo } from '../tpm-attest.js';
-import type { ImaState } from '../../attestation/source-verdicts.js';
+import { ed25519PublicKey } from '../verify/lease-token.js';
+import type { LoadedPolicy } from '../policy/types.js';
+import type { ClockInfo } from '../verify/tpm-attest.js';
+import type { ImaState } from '../appraisal/source-verdicts.js';
 
 export interface EpochSeen {
   pass: boolean;

@@ -19,22 +19,22 @@
  * It stops at the first failure and names the record.
  */
 import { createHash, verify, type KeyObject } from 'node:crypto';
-import { attestd } from '../../gen/proto.js';
-import { asAttestdError } from '../../errors.js';
-import { bindingDigest } from '../binding.js';
-import { EPOCH_RESULT_CONTEXT } from '../epoch-result.js';
-import { verifyLeaseToken } from '../lease-token.js';
-import { verifyQuote } from '../quote.js';
-import { parseTpmtPublic, type TpmPublicKey } from '../tpm-public.js';
-import type { PcrBank } from '../pcr.js';
-import { isHashAlg } from '../tpm-alg.js';
-import { parseCheckpoint } from '../checkpoint.js';
-import { noteKeyHash, openNote } from '../signed-note.js';
-import { parsePolicy } from '../../policy/load.js';
-import { epochVerdict, type EpochVerdict } from '../../attestation/epoch-verdict.js';
-import type { CollateralFile } from '../tdx/collateral.js';
-import type { CvmKind } from '../cvm/verify.js';
-import { RootWindow } from './root-window.js';
+import { attestd } from '../gen/proto.js';
+import { asAttestdError } from '../base/errors.js';
+import { bindingDigest } from '../verify/binding.js';
+import { EPOCH_RESULT_CONTEXT } from '../verify/epoch-result.js';
+import { verifyLeaseToken } from '../verify/lease-token.js';
+import { verifyQuote } from '../verify/quote.js';
+import { parseTpmtPublic, type TpmPublicKey } from '../verify/tpm-public.js';
+import type { PcrBank } from '../verify/pcr.js';
+import { isHashAlg } from '../verify/tpm-alg.js';
+import { parseCheckpoint } from '../verify/checkpoint.js';
+import { noteKeyHash, openNote } from '../verify/signed-note.js';
+import { parsePolicy } from '../policy/parse.js';
+import { epochVerdict, type EpochVerdict } from '../appraisal/epoch-verdict.js';
+import type { CollateralFile } from '../verify/tdx/collateral.js';
+import type { CvmKind } from '../verify/cvm/verify.js';
+import { RootWindow } from '../verify/merkle/root-window.js';
 import { Session } from './session.js';
 import { AuditFailure, type Check, type Summary, type Where } from './report.js';
 

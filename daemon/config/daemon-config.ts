@@ -4,10 +4,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { AttestdError } from './errors.js';
-import { parseTcti } from './evidence/tpm/tcti.js';
-import type { LogLevel } from './logger.js';
-import { parseMetricsListen } from './metrics/server.js';
+import { AttestdError } from '../base/errors.js';
+import { parseTcti } from '../evidence/tpm/tcti.js';
+import type { LogLevel } from '../logger.js';
+import { parseMetricsListen } from '../metrics/server.js';
 
 export interface DaemonConfig {
   socketPath: string;

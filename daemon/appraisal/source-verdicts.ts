@@ -3,7 +3,7 @@
  * what the audit record holds. Pure and deterministic: the daemon runs them on what it
  * collected, the offline verifier on what the log recorded, and they must agree.
  */
-import { asAttestdError } from '../errors.js';
+import { asAttestdError } from '../base/errors.js';
 import type { PcrBank } from '../verify/pcr.js';
 import type { HashAlg } from '../verify/tpm-alg.js';
 import { parseEventLog } from '../verify/eventlog/parse.js';
@@ -20,7 +20,7 @@ import { appraiseBoot } from '../policy/appraise-boot.js';
 import { appraiseIma } from '../policy/appraise-ima.js';
 import { appraiseCvm } from '../policy/appraise-cvm.js';
 import { appraiseGpu } from '../policy/appraise-gpu.js';
-import type { Reason } from '../policy/appraise.js';
+import type { Reason } from '../base/reason.js';
 import type { BootPolicy, CvmPolicy, GpuPolicy, ImaPolicy } from '../policy/types.js';
 
 const reason = (err: unknown): Reason => {

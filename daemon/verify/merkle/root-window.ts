@@ -4,7 +4,7 @@
  * appended between reading the root and writing the record) can be checked without a second
  * pass over the log.
  */
-import { CompactRange } from '../../audit/merkle.js';
+import { CompactRange } from './tree.js';
 
 export class RootWindow {
   private readonly tree = new CompactRange();

@@ -6,24 +6,19 @@
  * deterministic, so the auditor's verifier re-runs exactly this on the records and must reach
  * the same verdict.
  */
-import { asAttestdError } from '../errors.js';
+import { asAttestdError } from '../base/errors.js';
 import { verifyQuote } from '../verify/quote.js';
 import { parseTpmtPublic } from '../verify/tpm-public.js';
 import type { PcrBank } from '../verify/pcr.js';
 import { gpuReasonsByUuid } from '../policy/appraise-gpu.js';
 import { appraisePcrsAt } from '../policy/appraise-window.js';
 import type { Policy } from '../policy/types.js';
+import type { Reason } from '../base/reason.js';
 import type { ClockInfo } from '../verify/tpm-attest.js';
 import { compareClock } from '../verify/clock.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
 import { bootVerdict, cvmVerdict, gpuVerdict, imaVerdict, type ImaState, type RecordedCvm, type RecordedGpuReport } from './source-verdicts.js';
 
-export interface Reason {
-  code: string;
-  message: string;
-  /** The GPU a reason is about, when it is about one GPU only. */
-  gpu?: string;
-}
 
 export interface RecordedTpmEvidence {
   attest: Uint8Array;

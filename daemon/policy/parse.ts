@@ -1,12 +1,10 @@
 /**
- * Reading a policy: bytes -> YAML -> schema and semantic checks -> typed Policy. Either
+ * Parsing a policy: bytes -> YAML -> schema and semantic checks -> typed Policy. Either
  * the whole file is valid and a LoadedPolicy comes back, or a PolicyError lists every
  * problem found, each located by file, line, column and field path. There is no partial
  * policy and no default filled in for a broken field.
  */
 import { createHash } from 'node:crypto';
-import { open } from 'node:fs/promises';
-import { AttestdError } from '../errors.js';
 import { buildPolicy } from './build.js';
 import { semanticProblems } from './checks.js';
 import { v2Problems } from './checks-v2.js';
@@ -57,52 +55,19 @@ export function parsePolicy(text: string, file: string): LoadedPolicy {
   return parseWithDigest(text, file, createHash('sha256').update(bytes).digest());
 }
 
-async function readCapped(path: string): Promise<Buffer> {
-  let handle;
-  try {
-    handle = await open(path, 'r');
-  } catch (err) {
-    throw new AttestdError('POLICY_UNREADABLE', `${path}: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    const info = await handle.stat();
-    if (!info.isFile()) throw new AttestdError('POLICY_UNREADABLE', `${path}: not a regular file`);
-    if (info.size > MAX_POLICY_BYTES) {
-      throw new AttestdError('POLICY_UNREADABLE', `${path}: larger than ${MAX_POLICY_BYTES} bytes`);
-    }
-    // Read one byte past the cap, so a file that grew since stat() is still refused.
-    const buf = Buffer.alloc(MAX_POLICY_BYTES + 1);
-    let length = 0;
-    while (length < buf.length) {
-      const { bytesRead } = await handle.read(buf, length, buf.length - length, length);
-      if (bytesRead === 0) break;
-      length += bytesRead;
-    }
-    if (length > MAX_POLICY_BYTES) {
-      throw new AttestdError('POLICY_UNREADABLE', `${path}: larger than ${MAX_POLICY_BYTES} bytes`);
-    }
-    return buf.subarray(0, length);
-  } catch (err) {
-    if (err instanceof AttestdError) throw err;
-    throw new AttestdError('POLICY_UNREADABLE', `${path}: ${(err as Error).message}`, { cause: err });
-  } finally {
-    await handle.close();
-  }
-}
-
 /**
- * Reads and validates a policy file. POLICY_UNREADABLE when the file cannot be opened or
- * read, is not a regular file, or exceeds 1 MiB; PolicyError (POLICY_INVALID) when its
- * content is not a valid policy, including content that is not UTF-8.
+ * Parses policy file bytes: UTF-8 (a byte-order mark is kept, so the text re-encodes to these
+ * bytes), then as parsePolicy. The digest is over the bytes. Throws PolicyError.
  */
-export async function loadPolicyFile(path: string): Promise<LoadedPolicy> {
-  const bytes = await readCapped(path);
+export function parsePolicyBytes(bytes: Uint8Array, file: string): LoadedPolicy {
+  if (bytes.length > MAX_POLICY_BYTES) {
+    throw new PolicyError([{ file, line: 1, column: 1, path: '', message: `expected a policy of at most ${MAX_POLICY_BYTES} bytes, found ${bytes.length}` }]);
+  }
   let text: string;
   try {
-    // ignoreBOM keeps a byte-order mark in the text, so the text re-encodes to these bytes.
     text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
   } catch (err) {
-    throw new PolicyError([{ file: path, line: 1, column: 1, path: '', message: 'expected UTF-8 text' }], { cause: err });
+    throw new PolicyError([{ file, line: 1, column: 1, path: '', message: 'expected UTF-8 text' }], { cause: err });
   }
-  return parseWithDigest(text, path, createHash('sha256').update(bytes).digest());
+  return parseWithDigest(text, file, createHash('sha256').update(bytes).digest());
 }

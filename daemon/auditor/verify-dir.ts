@@ -5,11 +5,11 @@
 import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LogVerifier } from '../verify/audit/log-verifier.js';
-import type { Summary } from '../verify/audit/report.js';
+import { LogVerifier } from './log-verifier.js';
+import type { Summary } from './report.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
-import { framesOf, readSegments } from './reader.js';
-import { CHECKPOINT_FILE } from './segments.js';
+import { framesOf, readSegments } from '../audit/reader.js';
+import { CHECKPOINT_FILE } from '../audit/segments.js';
 
 /** Resolves with the summary; rejects with AuditFailure naming the first failing record, or an I/O error. */
 export async function verifyLogDir(dir: string, akKey: KeyObject, collateral: readonly CollateralFile[] = []): Promise<Summary> {
