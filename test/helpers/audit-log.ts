@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { framesOf, readSegments } from '../../daemon/audit/reader.js';
 import { encodeFrame } from '../../daemon/audit/frame.js';
-import { verifyLogDir } from '../../daemon/audit/verify-dir.js';
-import { AuditFailure, type Summary } from '../../daemon/verify/audit/report.js';
+import { verifyLogDir } from '../../daemon/auditor/verify-dir.js';
+import { AuditFailure, type Summary } from '../../daemon/auditor/report.js';
 import { CHECKPOINT_FILE } from '../../daemon/audit/segments.js';
 import { attestd } from '../../daemon/gen/proto.js';
 
