@@ -10,14 +10,14 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { EK_CERT_INDEX } from '../../daemon/evidence/tpm/ek-cert.js';
 import { TpmSource } from '../../daemon/evidence/tpm/source.js';
 import { Tpm } from '../../daemon/evidence/tpm/tpm.js';
 import { verifyEkCertificate } from '../../daemon/verify/ek-cert.js';
 import { run, startManufacturedSwtpm, startSwtpm, tpm2, type ManufacturedSwtpm, type Swtpm } from '../helpers/swtpm.js';
 
-const GCE_CERT = '/work/shared/fixtures/tpm/gce_cos85_nonce9009_ak_cert.der';
+const GCE_CERT = join(import.meta.dirname, '../../../shared/fixtures/tpm/gce_cos85_nonce9009_ak_cert.der');
 /** swtpm_setup's persistent RSA EK, whose public key the RSA certificate must carry. */
 const RSA_EK_HANDLE = '0x81010001';
 

@@ -7,11 +7,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { AttestdError } from '../../daemon/errors.js';
+import { AttestdError } from '../../daemon/base/errors.js';
 import { derElementLength, trimDer } from '../../daemon/evidence/tpm/ek-cert.js';
 import { parseCaBundle, readTpmInfo, verifyEkCertificate, type CaInput } from '../../daemon/verify/ek-cert.js';
 
-const TPM = '/work/shared/fixtures/tpm';
+const TPM = join(import.meta.dirname, '../../../shared/fixtures/tpm');
 const VENDOR_DIR = join(TPM, 'vendor_ca');
 const leaf = readFileSync(join(TPM, 'gce_cos85_nonce9009_ak_cert.der'));
 const intermediate = readFileSync(join(TPM, 'gce_tpm_ek_intermediate_2.crt'));
