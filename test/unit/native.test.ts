@@ -364,6 +364,19 @@ describe('peer credentials and pidfds', () => {
   });
 });
 
+/** native.ts and the one module it imports, compiled into PKG/dist/daemon/ as the build lays them out. */
+function compileLoader(pkg: string): void {
+  for (const name of ['native', 'base/errors']) {
+    const source = fs.readFileSync(path.join(ROOT, `daemon/${name}.ts`), 'utf8');
+    const { outputText } = ts.transpileModule(source, {
+      compilerOptions: { module: ts.ModuleKind.NodeNext, target: ts.ScriptTarget.ES2022 },
+      fileName: `${path.basename(name)}.mts`,
+    });
+    fs.mkdirSync(path.dirname(path.join(pkg, `dist/daemon/${name}.js`)), { recursive: true });
+    fs.writeFileSync(path.join(pkg, `dist/daemon/${name}.js`), outputText);
+  }
+}
+
 describe('loading', () => {
   it('finds the addon from the compiled layout (dist/daemon/native.js) too', async () => {
     // Mimic an installed package: package.json, build/Release/, and dist/daemon/ one level
@@ -373,14 +386,7 @@ describe('loading', () => {
     fs.mkdirSync(path.join(pkg, 'dist/daemon'), { recursive: true });
     fs.writeFileSync(path.join(pkg, 'package.json'), '{"type":"module"}');
     fs.symlinkSync(ADDON_PATH, path.join(pkg, 'build/Release/attestd_native.node'));
-    for (const name of ['native', 'errors']) {
-      const source = fs.readFileSync(path.join(ROOT, `daemon/${name}.ts`), 'utf8');
-      const { outputText } = ts.transpileModule(source, {
-        compilerOptions: { module: ts.ModuleKind.NodeNext, target: ts.ScriptTarget.ES2022 },
-        fileName: `${name}.mts`,
-      });
-      fs.writeFileSync(path.join(pkg, `dist/daemon/${name}.js`), outputText);
-    }
+    compileLoader(pkg);
     const script = `import { sha256 } from ${JSON.stringify(path.join(pkg, 'dist/daemon/native.js'))};
       console.log(sha256(Buffer.from('abc')).toString('hex'));`;
     const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
@@ -393,14 +399,7 @@ describe('loading', () => {
     const pkg = path.join(tmp, 'nobuild');
     fs.mkdirSync(path.join(pkg, 'dist/daemon'), { recursive: true });
     fs.writeFileSync(path.join(pkg, 'package.json'), '{"type":"module"}');
-    for (const name of ['native', 'errors']) {
-      const source = fs.readFileSync(path.join(ROOT, `daemon/${name}.ts`), 'utf8');
-      const { outputText } = ts.transpileModule(source, {
-        compilerOptions: { module: ts.ModuleKind.NodeNext, target: ts.ScriptTarget.ES2022 },
-        fileName: `${name}.mts`,
-      });
-      fs.writeFileSync(path.join(pkg, `dist/daemon/${name}.js`), outputText);
-    }
+    compileLoader(pkg);
     const script = `import { sha256 } from ${JSON.stringify(path.join(pkg, 'dist/daemon/native.js'))};
       try { sha256(Buffer.alloc(1)); } catch (e) { console.log(e.name, e.code, e.cause?.code); }`;
     const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
