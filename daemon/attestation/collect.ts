@@ -1,11 +1,10 @@
 /**
  * Collection of one epoch's evidence beyond the quote, as the policy asks for it: the boot
  * event log, the new IMA lines, the confidential-VM report over the binding and its collateral.
- * Keeps what must carry across epochs of a session: the IMA position and replayed PCR 10, and
- * the digests of artifacts already recorded in full (a large artifact is recorded again only
- * when it changed). Reads are bounded; every failure becomes a recorded reason, never a crash.
+ * Keeps the one thing collection must carry across epochs: the byte offset reached in the IMA
+ * list (the replayed PCR 10 lives in the session's record carry). Reads are bounded; every
+ * failure becomes recorded evidence of the failure, never a crash.
  */
-import { createHash } from 'node:crypto';
 import { open, readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { asAttestdError } from '../base/errors.js';
@@ -13,51 +12,49 @@ import type { Policy } from '../policy/types.js';
 import type { PcrBank } from '../verify/pcr.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
 import type { CvmSource } from '../evidence/cvm/source.js';
-import { imaMatchingPrefix, type ImaState, type RecordedCvm } from '../appraisal/source-verdicts.js';
-import type { attestd } from '../gen/proto.js';
+import { imaMatchingPrefix, type ImaState } from '../appraisal/source-verdicts.js';
+import type { CollectedEvidence } from '../appraisal/epoch-record.js';
 
 const MAX_EVENT_LOG = 16 * 1024 * 1024;
 const MAX_IMA_READ = 16 * 1024 * 1024;
 const MAX_COLLATERAL_FILE = 1024 * 1024;
 const MAX_COLLATERAL_FILES = 256;
 
-const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest();
 const message = (err: unknown) => `${asAttestdError(err).code}: ${asAttestdError(err).message}`;
 
-export interface CollectedExtra {
-  boot?: { log?: Buffer; readError?: string };
-  ima?: { state?: ImaState; newLines: Buffer; readError?: string; byteOffset: number; restarted: boolean };
-  cvm?: { rec: RecordedCvm; via?: string; provider?: string; collateral: CollateralFile[]; collateralIssuedAtMs?: number };
+/** The confidential-VM report with the collateral read for it (which is not recorded). */
+export interface CollectedCvm {
+  evidence: NonNullable<CollectedEvidence['cvm']>;
+  collateral: CollateralFile[];
 }
 
 export class EvidenceCollector {
   private imaOffset = 0;
-  private imaState: ImaState | undefined;
-  private lastEventLogDigest: Buffer | undefined;
-  private lastCertTableDigest: Buffer | undefined;
 
   constructor(private readonly cvmSource: CvmSource | undefined) {}
 
   /** Before the quote: the confidential-VM report over the binding (it must name this epoch). */
-  async beforeQuote(policy: Policy, binding: Buffer): Promise<CollectedExtra['cvm']> {
+  async beforeQuote(policy: Policy, binding: Buffer): Promise<CollectedCvm | undefined> {
     if (!policy.cvm || !this.cvmSource) return undefined;
     const collateral = policy.cvm.collateral ? await readCollateral(policy.cvm.collateral) : { files: [], oldestMs: undefined };
+    const issued = { collateralIssuedAtMs: collateral.oldestMs };
     try {
       const got = await this.cvmSource.collect(binding);
-      if (!got) return { rec: {}, collateral: collateral.files, collateralIssuedAtMs: collateral.oldestMs };
-      return { rec: { kind: got.kind, report: got.report, certTable: got.certTable }, via: got.via, provider: got.provider,
-        collateral: collateral.files, collateralIssuedAtMs: collateral.oldestMs };
+      if (!got) return { evidence: issued, collateral: collateral.files };
+      return { evidence: { kind: got.kind, report: got.report, certTable: got.certTable, via: got.via, provider: got.provider, ...issued },
+        collateral: collateral.files };
     } catch (err) {
-      return { rec: { collectError: message(err) }, collateral: collateral.files, collateralIssuedAtMs: collateral.oldestMs };
+      return { evidence: { collectError: message(err), ...issued }, collateral: collateral.files };
     }
   }
 
   /**
    * After the quote: the event log, and the IMA lines that bring PCR 10 from where the last
-   * epoch left it to the value just quoted (the list may have run ahead of the quote).
+   * epoch left it (`ima`, the session's replay so far) to the value just quoted (the list may
+   * have run ahead of the quote).
    */
-  async afterQuote(policy: Policy, quoted: PcrBank[]): Promise<Omit<CollectedExtra, 'cvm'>> {
-    const out: Omit<CollectedExtra, 'cvm'> = {};
+  async afterQuote(policy: Policy, quoted: PcrBank[], ima: ImaState | undefined): Promise<Pick<CollectedEvidence, 'boot' | 'ima'>> {
+    const out: Pick<CollectedEvidence, 'boot' | 'ima'> = {};
     if (policy.boot) {
       try {
         const log = await readFile(policy.boot.eventLog);
@@ -73,60 +70,28 @@ export class EvidenceCollector {
         if (size < this.imaOffset) {
           // The list is shorter than what we consumed: a new boot or a replaced list.
           this.imaOffset = 0;
-          this.imaState = undefined;
           restarted = true;
         }
         const tail = await readFrom(policy.ima.list, this.imaOffset, MAX_IMA_READ);
         let take: number | undefined;
         try {
-          take = imaMatchingPrefix(policy.ima.bank, this.imaState, tail, quoted);
+          take = imaMatchingPrefix(policy.ima.bank, restarted ? undefined : ima, tail, quoted);
         } catch {
           take = undefined;
         }
         // No prefix matches: record everything read, so the failure can be checked offline.
         const newLines = tail.subarray(0, take ?? tail.length);
-        out.ima = { state: this.imaState, newLines, byteOffset: this.imaOffset, restarted };
+        out.ima = { newLines, byteOffset: this.imaOffset, restarted };
       } catch (err) {
-        out.ima = { state: this.imaState, newLines: Buffer.alloc(0), readError: (err as Error).message, byteOffset: this.imaOffset, restarted };
+        out.ima = { newLines: Buffer.alloc(0), readError: (err as Error).message, byteOffset: this.imaOffset, restarted };
       }
     }
     return out;
   }
 
   /** After the verdict: advance IMA only over lines that replayed to the quote. */
-  commitIma(next: ImaState | undefined, consumed: number): void {
-    if (!next) return;
-    this.imaState = next;
+  advanceIma(consumed: number): void {
     this.imaOffset += consumed;
-  }
-
-  /** The audit record's view of the extra evidence; large artifacts only when they changed. */
-  record(extra: CollectedExtra): Pick<attestd.audit.v1.EpochResult.$Properties, 'boot' | 'ima' | 'cvm'> {
-    const out: Pick<attestd.audit.v1.EpochResult.$Properties, 'boot' | 'ima' | 'cvm'> = {};
-    if (extra.boot) {
-      if (extra.boot.log) {
-        const digest = sha256(extra.boot.log);
-        const changed = !this.lastEventLogDigest?.equals(digest);
-        this.lastEventLogDigest = digest;
-        out.boot = { eventLogSha256: digest, eventLog: changed ? extra.boot.log : null };
-      } else {
-        out.boot = { eventLogSha256: Buffer.alloc(0), readError: extra.boot.readError ?? '' };
-      }
-    }
-    if (extra.ima) {
-      out.ima = { newLines: extra.ima.newLines, entriesBefore: extra.ima.state?.entries ?? 0, byteOffset: extra.ima.byteOffset,
-        readError: extra.ima.readError ?? '', restarted: extra.ima.restarted };
-    }
-    if (extra.cvm) {
-      const { rec } = extra.cvm;
-      const table = rec.certTable ? Buffer.from(rec.certTable) : undefined;
-      const digest = table ? sha256(table) : undefined;
-      const changed = digest && !this.lastCertTableDigest?.equals(digest);
-      if (digest) this.lastCertTableDigest = digest;
-      out.cvm = { kind: rec.kind ?? '', via: extra.cvm.via ?? '', provider: extra.cvm.provider ?? '', report: rec.report ?? null,
-        certTableSha256: digest ?? null, certTable: changed ? table : null, collectError: rec.collectError ?? '' };
-    }
-    return out;
   }
 }
 

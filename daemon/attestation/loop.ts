@@ -7,20 +7,21 @@
  */
 import { attestd } from '../gen/proto.js';
 import { asAttestdError, type ErrorCode } from '../base/errors.js';
-import type { ClockInfo } from '../verify/tpm-attest.js';
 import { bindingDigest, EMPTY_GPU_MEASUREMENT_SHA256 } from '../verify/binding.js';
 import { EPOCH_RESULT_CONTEXT } from '../verify/epoch-result.js';
 import { requiredSelections } from '../policy/appraise.js';
-import type { LoadedPolicy } from '../policy/types.js';
+import type { LoadedPolicy, Policy } from '../policy/types.js';
 import type { TpmSource } from '../evidence/tpm/source.js';
 import type { GpuCollector, GpuEvidence } from '../evidence/gpu/collector.js';
 import type { AuditLog } from '../audit/log.js';
 import type { Signer } from '../base/signer.js';
 import type { EpochState } from '../appraisal/epoch-state.js';
-import { epochVerdict, type EpochVerdict, type RecordedTpmEvidence } from '../appraisal/epoch-verdict.js';
+import { epochVerdict, type EpochVerdict } from '../appraisal/epoch-verdict.js';
+import { decodeEvidence, encodeEvidence, RecordCarry, type CollectedEvidence, type EvidenceFields, type RecordedEvidence } from '../appraisal/epoch-record.js';
 import type { Reason } from '../base/reason.js';
-import { EvidenceCollector, type CollectedExtra } from './collect.js';
+import { EvidenceCollector } from './collect.js';
 import type { RecordedGpuReport } from '../appraisal/source-verdicts.js';
+import type { CollateralFile } from '../verify/tdx/collateral.js';
 import { gpuNonce } from '../verify/gpu-report/nonce.js';
 import type { CvmSource } from '../evidence/cvm/source.js';
 
@@ -51,13 +52,19 @@ export interface LoopDeps {
   now?: () => number;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Told of every epoch once it is in force, with how long it took and whether the TPM answered. */
-  onEpoch?: (e: EpochState, info: { seconds: number; tpmUp: boolean; collateralIssuedAtMs?: number }) => void;
+  onEpoch?: (e: EpochState, info: EpochInfo) => void;
+}
+
+export interface EpochInfo {
+  seconds: number;
+  tpmUp: boolean;
+  collateralIssuedAtMs?: number;
 }
 
 export class AttestationLoop {
   private epochNo = 0;
-  /** Clock of the latest verified quote: a reset or restart since ends the lease chain. */
-  private clock: ClockInfo | undefined;
+  /** What this session's records carry from epoch to epoch: clock, IMA replay, large artifacts. */
+  private readonly carry = new RecordCarry();
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
   private rerun = false;
@@ -114,7 +121,6 @@ export class AttestationLoop {
 
   private async runOnce(): Promise<void> {
     const { deps } = this;
-    const now = deps.now ?? Date.now;
     const loaded = deps.policy();
     const started = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
@@ -123,53 +129,15 @@ export class AttestationLoop {
     const logSize = deps.audit.size;
     const logRoot = deps.audit.root();
     // The GPU measurement comes first: its digest is part of what the TPM quotes.
-    let gpu: GpuEvidence | undefined;
-    let gpuError: string | undefined;
-    if (deps.gpu) {
-      try {
-        gpu = await deps.gpu.collect();
-      } catch (err) {
-        gpuError = `${asAttestdError(err).code}: ${asAttestdError(err).message}`;
-      }
-    }
-    const gpuMeasurementSha256 = gpu?.sha256 ?? EMPTY_GPU_MEASUREMENT_SHA256;
+    const gpu = await this.measureGpus();
+    const gpuMeasurementSha256 = gpu.measured?.sha256 ?? EMPTY_GPU_MEASUREMENT_SHA256;
     const binding = bindingDigest({ sessionPublicKey, epoch, gpuMeasurementSha256, logRoot });
+    const appraisedAtMs = (deps.now ?? Date.now)();
 
-    let tpm: RecordedTpmEvidence | undefined;
-    let collectionFailure: Reason | undefined;
-    let verdict: EpochVerdict;
-    let extra: CollectedExtra = {};
-    let gpuReports: RecordedGpuReport[] = [];
-    const appraisedAtMs = now();
-    if (!loaded) {
-      verdict = { pass: false, reasons: [{ code: 'POLICY_INVALID', message: 'no valid policy is loaded' }] };
-    } else {
-      extra.cvm = await this.collector.beforeQuote(loaded.policy, binding);
-      // The GPUs' own reports, over a nonce derived from this epoch's binding.
-      if (loaded.policy.gpu?.attestation === 'required' && deps.gpu && gpu) {
-        try {
-          gpuReports = (await deps.gpu.collect({ attestationNonce: gpuNonce(binding) })).attestation
-            .map((a) => ({ uuid: a.uuid, report: a.report, certChain: a.attestationCertChain }));
-        } catch (err) {
-          deps.log('warn', 'GPU attestation reports not collected', { err: String(err) });
-        }
-      }
-      try {
-        const q = await deps.tpm.quote(binding, await deps.tpm.selections(requiredSelections(loaded.policy), loaded.policy.allowSha1));
-        tpm = { attest: q.attest, signature: q.signature, banks: q.banks, akPublic: q.ak.publicArea };
-        extra = { ...extra, ...(await this.collector.afterQuote(loaded.policy, q.banks)) };
-      } catch (err) {
-        const e = asAttestdError(err);
-        collectionFailure = { code: e.code, message: e.message };
-      }
-      verdict = epochVerdict({
-        policy: loaded.policy, binding, nowMs: appraisedAtMs, trustedAkPublic: deps.trustedAkPublic(), tpm, collectionFailure,
-        previousClock: this.clock, boot: extra.boot, ima: extra.ima, cvm: extra.cvm,
-        gpu: { measurement: gpu?.encoded, collectError: gpuError, reports: gpuReports },
-      });
-      if (verdict.clock) this.clock = verdict.clock;
-      this.collector.commitIma(verdict.imaNext, extra.ima?.newLines.length ?? 0);
-    }
+    const c = loaded ? await this.collect(loaded.policy, binding, gpu) : { evidence: { gpu: this.gpuEvidence(gpu, []) }, collateral: [] };
+    const { verdict, evidence } = loaded
+      ? this.appraise(loaded.policy, binding, appraisedAtMs, c, { epoch, gpuMeasurementSha256 })
+      : { verdict: { pass: false, reasons: [{ code: 'POLICY_INVALID', message: 'no valid policy is loaded' }] }, evidence: encodeEvidence(c.evidence, this.carry) };
     const { pass, reasons, chainEnded } = verdict;
     const state: EpochState = {
       epoch, pass, reasons, appraisedAtMs,
@@ -177,20 +145,12 @@ export class AttestationLoop {
       policyDigest: loaded?.digest ?? Buffer.alloc(32),
       badGpus: verdict.badGpus ?? [],
       underUpdateWindow: verdict.underUpdateWindow ?? false,
-      gpu: gpu?.measurement,
+      gpu: gpu.measured?.measurement,
     };
     const result = attestd.audit.v1.EpochResult.encode({
       epoch, pass, reasons, appraisedAtMs, validUntilMs: state.validUntilMs, policySha256: state.policyDigest,
       sessionPublicKey, binding, logSize, logRoot, gpuMeasurementSha256, chainEnded: chainEnded ?? null,
-      underUpdateWindow: verdict.underUpdateWindow ?? false,
-      gpu: gpu ? { measurement: gpu.encoded, crossCheckMismatches: gpu.crossCheck.performed ? gpu.crossCheck.mismatches : [], reports: gpuReports }
-        : gpuError ? { collectError: gpuError } : null,
-      tpm: tpm ? {
-        attest: tpm.attest, signature: tpm.signature, akPublic: tpm.akPublic,
-        banks: tpm.banks.map((b) => ({ alg: b.alg, values: [...b.values].sort((x, y) => x[0] - y[0]).map(([index, value]) => ({ index, value })) })),
-      } : null,
-      ...this.collector.record(extra),
-      hostInventory: this.takeInventory(),
+      underUpdateWindow: verdict.underUpdateWindow ?? false, ...evidence, hostInventory: this.takeInventory(),
     }).finish();
     const signature = deps.signer.sign(Buffer.concat([EPOCH_RESULT_CONTEXT, result]));
     if (chainEnded) {
@@ -198,28 +158,115 @@ export class AttestationLoop {
       deps.leases.revokeAll(chainEnded.code as ErrorCode, chainEnded.message, epoch);
       deps.log('warn', 'TPM reset or restart: lease chain ended', { epoch, reason_code: chainEnded.code });
     }
+    const info = { tpmUp: !!c.evidence.tpm, collateralIssuedAtMs: c.evidence.cvm?.collateralIssuedAtMs };
+    await this.publish(state, { result, signature }, () => ({ ...info, seconds: elapsed() }), verdict);
+  }
 
-    if (!pass) {
+  /** The GPU and driver measurement (absent without a collector), or why it could not be taken. */
+  private async measureGpus(): Promise<{ measured?: GpuEvidence; error?: string }> {
+    if (!this.deps.gpu) return {};
+    try {
+      return { measured: await this.deps.gpu.collect() };
+    } catch (err) {
+      return { error: `${asAttestdError(err).code}: ${asAttestdError(err).message}` };
+    }
+  }
+
+  private gpuEvidence(gpu: { measured?: GpuEvidence; error?: string }, reports: RecordedGpuReport[]): CollectedEvidence['gpu'] {
+    if (!this.deps.gpu) return undefined;
+    const m = gpu.measured;
+    return { measurement: m?.encoded, collectError: gpu.error, reports, crossCheckMismatches: m?.crossCheck.performed ? m.crossCheck.mismatches : [] };
+  }
+
+  /**
+   * Everything the policy asks for, in order: the confidential-VM report over the binding and
+   * the GPUs' own reports over a nonce derived from it, then the quote, then what must match
+   * the quote (event log, IMA lines). A failure to quote is kept as the reason to record.
+   */
+  private async collect(policy: Policy, binding: Buffer, gpu: { measured?: GpuEvidence; error?: string }): Promise<Collected> {
+    const { deps } = this;
+    const cvm = await this.collector.beforeQuote(policy, binding);
+    let reports: RecordedGpuReport[] = [];
+    if (policy.gpu?.attestation === 'required' && deps.gpu && gpu.measured) {
+      try {
+        reports = (await deps.gpu.collect({ attestationNonce: gpuNonce(binding) })).attestation
+          .map((a) => ({ uuid: a.uuid, report: a.report, certChain: a.attestationCertChain }));
+      } catch (err) {
+        deps.log('warn', 'GPU attestation reports not collected', { err: String(err) });
+      }
+    }
+    const evidence: CollectedEvidence = { cvm: cvm?.evidence, gpu: this.gpuEvidence(gpu, reports) };
+    let collectionFailure: Reason | undefined;
+    try {
+      const q = await deps.tpm.quote(binding, await deps.tpm.selections(requiredSelections(policy), policy.allowSha1));
+      evidence.tpm = { attest: q.attest, signature: q.signature, banks: q.banks, akPublic: q.ak.publicArea };
+      Object.assign(evidence, await this.collector.afterQuote(policy, q.banks, this.carry.ima));
+    } catch (err) {
+      const e = asAttestdError(err);
+      collectionFailure = { code: e.code, message: e.message };
+    }
+    return { evidence, collectionFailure, collateral: cvm?.collateral ?? [] };
+  }
+
+  /**
+   * The verdict on exactly what will be recorded: the evidence is encoded as the record will
+   * hold it, decoded back with the offline verifier's decoder, and appraised from that.
+   */
+  private appraise(policy: Policy, binding: Buffer, nowMs: number, c: Collected, at: { epoch: number; gpuMeasurementSha256: Buffer }):
+    { verdict: EpochVerdict; evidence: EvidenceFields } {
+    const evidence = encodeEvidence(c.evidence, this.carry);
+    const V1 = attestd.audit.v1;
+    const asRecorded = V1.EpochResult.decode(V1.EpochResult.encode({ ...evidence, epoch: at.epoch, gpuMeasurementSha256: at.gpuMeasurementSha256 }).finish());
+    let recorded: RecordedEvidence;
+    try {
+      recorded = decodeEvidence(asRecorded, this.carry, c.collateral);
+    } catch (err) {
+      this.deps.log('error', 'epoch evidence does not read back as recorded', { err: String(err) });
+      return { verdict: { pass: false, reasons: [{ code: 'INTERNAL', message: 'the evidence could not be recorded consistently' }] }, evidence };
+    }
+    const verdict = epochVerdict({ policy, binding, nowMs, trustedAkPublic: this.deps.trustedAkPublic(), previousClock: this.carry.clock,
+      collectionFailure: c.collectionFailure, ...recorded });
+    this.carry.advance(verdict);
+    if (verdict.imaNext) this.collector.advanceIma(c.evidence.ima?.newLines.length ?? 0);
+    return { verdict, evidence };
+  }
+
+  /**
+   * Puts the epoch in force. A failing epoch revokes first and records after (fail-closed
+   * does not wait for the disk); a passing one takes effect only once it is durable.
+   */
+  private async publish(state: EpochState, record: { result: Uint8Array; signature: Buffer }, info: () => EpochInfo,
+    verdict: EpochVerdict): Promise<void> {
+    const { deps } = this;
+    const { epoch, reasons } = state;
+    if (!state.pass) {
       deps.leases.applyEpoch(state);
-      deps.onEpoch?.(state, { seconds: elapsed(), tpmUp: !!tpm, collateralIssuedAtMs: extra.cvm?.collateralIssuedAtMs });
+      deps.onEpoch?.(state, info());
       deps.log('warn', 'appraisal failed', { epoch, reasons });
-      await deps.audit.append({ epoch: { result, signature } }).catch((err) =>
+      await deps.audit.append({ epoch: record }).catch((err) =>
         deps.log('error', 'failed epoch not recorded', { epoch, err: String(err) }));
       return;
     }
     try {
-      await deps.audit.append({ epoch: { result, signature } });
+      await deps.audit.append({ epoch: record });
     } catch (err) {
       // No record, no trust: a passing epoch that is not durable counts as failing.
       deps.log('error', 'passing epoch not recorded', { epoch, err: String(err) });
       const failed = { ...state, pass: false, validUntilMs: 0, reasons: [{ code: 'AUDIT_UNAVAILABLE', message: 'the epoch could not be recorded' }] };
       deps.leases.applyEpoch(failed);
-      deps.onEpoch?.(failed, { seconds: elapsed(), tpmUp: !!tpm, collateralIssuedAtMs: extra.cvm?.collateralIssuedAtMs });
+      deps.onEpoch?.(failed, info());
       return;
     }
     deps.leases.applyEpoch(state);
-    deps.onEpoch?.(state, { seconds: elapsed(), tpmUp: true, collateralIssuedAtMs: extra.cvm?.collateralIssuedAtMs });
+    deps.onEpoch?.(state, { ...info(), tpmUp: true });
     if (state.badGpus?.length) deps.log('warn', 'GPUs failed appraisal; their leases are revoked', { epoch, reasons });
     else deps.log('debug', 'appraisal passed', { epoch, under_update_window: verdict.underUpdateWindow ?? false });
   }
+}
+
+/** One epoch's collection: the evidence to record, why the quote is missing, the collateral read. */
+interface Collected {
+  evidence: CollectedEvidence;
+  collectionFailure?: Reason;
+  collateral: CollateralFile[];
 }

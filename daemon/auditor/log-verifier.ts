@@ -26,14 +26,12 @@ import { EPOCH_RESULT_CONTEXT } from '../verify/epoch-result.js';
 import { verifyLeaseToken } from '../verify/lease-token.js';
 import { verifyQuote } from '../verify/quote.js';
 import { parseTpmtPublic, type TpmPublicKey } from '../verify/tpm-public.js';
-import type { PcrBank } from '../verify/pcr.js';
-import { isHashAlg } from '../verify/tpm-alg.js';
 import { parseCheckpoint } from '../verify/checkpoint.js';
 import { noteKeyHash, openNote } from '../verify/signed-note.js';
 import { parsePolicy } from '../policy/parse.js';
 import { epochVerdict, type EpochVerdict } from '../appraisal/epoch-verdict.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
-import type { CvmKind } from '../verify/cvm/verify.js';
+import { decodeEvidence, recordedCollectionFailure, RecordMismatch, type RecordedEvidence } from '../appraisal/epoch-record.js';
 import { RootWindow } from '../verify/merkle/root-window.js';
 import { Session } from './session.js';
 import { AuditFailure, type Check, type Summary, type Where } from './report.js';
@@ -178,15 +176,11 @@ export class LogVerifier {
     const root = this.tree.rootAt(r.logSize);
     if (!root) this.fail('record', `epoch binds log size ${r.logSize}, outside what this record can refer to`);
     if (!root.equals(Buffer.from(r.logRoot))) this.fail('checkpoint-root', `epoch ${r.epoch} binds a log root that differs from the log at size ${r.logSize}`);
-    // The bound GPU digest is of the recorded measurement (or of the empty one when none was taken).
-    const gpuBytes = r.gpu?.measurement && r.gpu.measurement.length > 0 ? Buffer.from(r.gpu.measurement) : Buffer.alloc(0);
-    if (!createHash('sha256').update(gpuBytes).digest().equals(Buffer.from(r.gpuMeasurementSha256))) {
-      this.fail('reappraisal', `epoch ${r.epoch} binds a GPU measurement digest that is not the recorded measurement's`);
-    }
+    // The evidence as the daemon appraised it, read with the daemon's own decoder.
+    const evidence = this.decodeEvidence(r, s);
     const binding = bindingDigest({ sessionPublicKey: s.key, epoch: r.epoch, gpuMeasurementSha256: r.gpuMeasurementSha256, logRoot: r.logRoot });
     if (!binding.equals(Buffer.from(r.binding))) this.fail('session-chain', `epoch ${r.epoch} binding does not match its session key, epoch and log root`);
-    const tpm = r.tpm ? recordedTpm(r.tpm as V1.TpmEvidence) : undefined;
-    if (tpm === null) this.fail('quote', `epoch ${r.epoch} records an unknown PCR bank`);
+    const { tpm } = evidence;
     const ak = tpm ? this.adoptAk(tpm.akPublic) : undefined;
     // The key is bound by any quote from the trusted AK over this binding, whatever the PCRs say.
     if (tpm && ak && !s.bound) {
@@ -200,30 +194,31 @@ export class LogVerifier {
     const policy = s.policy;
     const expectedPolicyDigest = policy?.digest ?? Buffer.alloc(32);
     if (!expectedPolicyDigest.equals(Buffer.from(r.policySha256))) this.fail('reappraisal', `epoch ${r.epoch} names a policy other than the one loaded`);
-    const recorded = r.reasons.map((x) => x.code);
-    // Large artifacts are recorded only when they changed: carry them within the session.
-    if (r.boot?.eventLog && r.boot.eventLog.length > 0) s.eventLog = Buffer.from(r.boot.eventLog);
-    if (r.boot?.eventLogSha256 && r.boot.eventLogSha256.length > 0 && !(s.eventLog && createHash('sha256').update(s.eventLog).digest().equals(Buffer.from(r.boot.eventLogSha256)))) {
-      this.fail('record', `epoch ${r.epoch} names an event log that no earlier epoch of the session recorded`);
-    }
-    if (r.cvm?.certTable && r.cvm.certTable.length > 0) s.certTable = Buffer.from(r.cvm.certTable);
-    if (r.ima?.restarted) s.ima = undefined;
-    if (r.ima && Number(r.ima.entriesBefore ?? 0) !== (s.ima?.entries ?? 0)) {
-      this.fail('record', `epoch ${r.epoch} continues IMA after entry ${r.ima.entriesBefore}, the log so far replayed ${s.ima?.entries ?? 0}`);
-    }
     const verdict = policy
-      ? epochVerdict({ policy: policy.policy, binding, nowMs: r.appraisedAtMs, trustedAkPublic: ak?.publicArea, tpm, previousClock: s.clock,
-        collectionFailure: tpm ? undefined : r.reasons[0] ? { code: r.reasons[0].code ?? '', message: r.reasons[0].message ?? '' } : undefined,
-        boot: r.boot ? { log: r.boot.readError ? undefined : s.eventLog, readError: r.boot.readError || undefined } : undefined,
-        ima: r.ima ? { state: s.ima, newLines: Buffer.from(r.ima.newLines ?? []), readError: r.ima.readError || undefined } : undefined,
-        cvm: r.cvm ? { rec: { kind: (r.cvm.kind || undefined) as CvmKind | undefined, report: r.cvm.report && r.cvm.report.length ? Buffer.from(r.cvm.report) : undefined,
-          certTable: r.cvm.certTableSha256 && r.cvm.certTableSha256.length ? s.certTable : undefined, collectError: r.cvm.collectError || undefined },
-        collateral: this.collateral } : undefined,
-        gpu: { measurement: gpuBytes.length ? gpuBytes : undefined, collectError: r.gpu?.collectError || undefined,
-          reports: (r.gpu?.reports ?? []).map((g) => ({ uuid: g.uuid ?? '', report: Buffer.from(g.report ?? []), certChain: Buffer.from(g.certChain ?? []) })) } })
+      ? epochVerdict({ policy: policy.policy, binding, nowMs: r.appraisedAtMs, trustedAkPublic: ak?.publicArea, previousClock: s.carry.clock,
+        collectionFailure: recordedCollectionFailure(r), ...evidence })
       : { pass: false, reasons: [{ code: 'POLICY_INVALID', message: '' }] } as EpochVerdict;
-    if (verdict.clock) s.clock = verdict.clock;
-    if (verdict.imaNext) s.ima = verdict.imaNext;
+    s.carry.advance(verdict);
+    this.compareVerdict(r, verdict, s);
+    if (r.pass) {
+      this.counts.passingEpochs++;
+      if (!policy || r.validUntilMs !== r.appraisedAtMs + policy.policy.maxAgeMs) this.fail('reappraisal', `epoch ${r.epoch} validity is not appraisal time plus max_age`);
+    }
+    s.epochs.set(r.epoch, { pass: r.pass, validUntilMs: r.validUntilMs, policyDigest: Buffer.from(r.policySha256), underUpdateWindow: r.underUpdateWindow });
+    s.current = r.epoch;
+  }
+
+  private decodeEvidence(r: attestd.audit.v1.EpochResult, s: Session): RecordedEvidence {
+    try {
+      return decodeEvidence(r, s.carry, this.collateral);
+    } catch (err) {
+      if (err instanceof RecordMismatch) this.fail(err.check, err.message);
+      throw err;
+    }
+  }
+
+  /** The re-appraisal must reach the recorded verdict: pass, first reason, reset, update window. */
+  private compareVerdict(r: attestd.audit.v1.EpochResult, verdict: EpochVerdict, s: Session): void {
     if ((verdict.chainEnded?.code ?? '') !== (r.chainEnded?.code ?? '')) {
       this.fail('reappraisal', `epoch ${r.epoch} ${r.chainEnded ? 'claims' : 'hides'} a TPM reset or restart that the quotes ${verdict.chainEnded ? 'show' : 'do not show'}`);
     }
@@ -237,15 +232,9 @@ export class LogVerifier {
     if (verdict.pass !== r.pass) {
       this.fail('reappraisal', `epoch ${r.epoch} recorded as ${r.pass ? 'passing' : 'failing'}, re-appraisal says ${verdict.pass ? 'passing' : `failing (${verdict.reasons.map((x) => x.code).join(', ')})`}`);
     }
-    if (!r.pass && verdict.reasons[0] && recorded[0] !== verdict.reasons[0].code && recorded[0] !== 'AUDIT_UNAVAILABLE') {
-      this.fail('reappraisal', `epoch ${r.epoch} recorded reason ${recorded[0]}, re-appraisal says ${verdict.reasons[0].code}`);
+    if (!r.pass && verdict.reasons[0] && r.reasons[0]?.code !== verdict.reasons[0].code && r.reasons[0]?.code !== 'AUDIT_UNAVAILABLE') {
+      this.fail('reappraisal', `epoch ${r.epoch} recorded reason ${r.reasons[0]?.code}, re-appraisal says ${verdict.reasons[0].code}`);
     }
-    if (r.pass) {
-      this.counts.passingEpochs++;
-      if (!policy || r.validUntilMs !== r.appraisedAtMs + policy.policy.maxAgeMs) this.fail('reappraisal', `epoch ${r.epoch} validity is not appraisal time plus max_age`);
-    }
-    s.epochs.set(r.epoch, { pass: r.pass, validUntilMs: r.validUntilMs, policyDigest: Buffer.from(r.policySha256), underUpdateWindow: r.underUpdateWindow });
-    s.current = r.epoch;
   }
 
   private leaseDecision(d: attestd.audit.v1.LeaseDecision, timeMs: number): void {
@@ -323,11 +312,3 @@ export class LogVerifier {
     throw new AuditFailure(check, message, { ...this.where, ...where });
   }
 }
-
-function recordedTpm(t: attestd.audit.v1.TpmEvidence): { attest: Buffer; signature: Buffer; banks: PcrBank[]; akPublic: Buffer } | null {
-  if (t.banks.some((b) => !isHashAlg(b.alg))) return null;
-  const banks: PcrBank[] = t.banks.map((b) => ({ alg: b.alg as PcrBank['alg'],
-    values: new Map((b.values ?? []).map((v) => [v.index ?? 0, Buffer.from(v.value ?? [])])) }));
-  return { attest: Buffer.from(t.attest), signature: Buffer.from(t.signature), banks, akPublic: Buffer.from(t.akPublic) };
-}
-

@@ -2,8 +2,7 @@
 import type { KeyObject } from 'node:crypto';
 import { ed25519PublicKey } from '../verify/lease-token.js';
 import type { LoadedPolicy } from '../policy/types.js';
-import type { ClockInfo } from '../verify/tpm-attest.js';
-import type { ImaState } from '../appraisal/source-verdicts.js';
+import { RecordCarry } from '../appraisal/epoch-record.js';
 
 export interface EpochSeen {
   pass: boolean;
@@ -24,15 +23,11 @@ export class Session {
   lastEpoch = 0;
   current = 0;
   readonly epochs = new Map<number, EpochSeen>();
-  /** Clock of the latest verified quote, for reset detection as the daemon does it. */
-  clock: ClockInfo | undefined;
   /** Epoch each lease was granted under, and leases a reset ended. */
   readonly leaseEpoch = new Map<string, number>();
   readonly deadLeases = new Set<string>();
-  /** The latest full artifacts recorded in this session, and the IMA replay so far. */
-  eventLog: Buffer | undefined;
-  certTable: Buffer | undefined;
-  ima: ImaState | undefined;
+  /** What the session's epoch records carry from one to the next, moved forward as the daemon did. */
+  readonly carry = new RecordCarry();
 
   constructor(readonly index: number, readonly key: Buffer, readonly startSeq: number) {
     this.keyObject = ed25519PublicKey(key);

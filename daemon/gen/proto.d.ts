@@ -2655,6 +2655,9 @@ export namespace attestd {
                 /** CvmEvidence collectError. */
                 collectError: string;
 
+                /** CvmEvidence collateralIssuedAtMs. */
+                collateralIssuedAtMs: number;
+
                 /**
                  * Creates a new CvmEvidence instance using the specified properties.
                  * @param [properties] Properties to set
@@ -2714,6 +2717,9 @@ export namespace attestd {
 
                     /** CvmEvidence collectError */
                     collectError?: (string|null);
+
+                    /** CvmEvidence collateralIssuedAtMs */
+                    collateralIssuedAtMs?: (number|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];

@@ -6462,6 +6462,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {Uint8Array|null} [certTableSha256] CvmEvidence certTableSha256
                  * @property {Uint8Array|null} [certTable] CvmEvidence certTable
                  * @property {string|null} [collectError] CvmEvidence collectError
+                 * @property {number|null} [collateralIssuedAtMs] CvmEvidence collateralIssuedAtMs
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -6550,6 +6551,14 @@ export const attestd = $root.attestd = (() => {
                 CvmEvidence.prototype.collectError = "";
 
                 /**
+                 * CvmEvidence collateralIssuedAtMs.
+                 * @member {number} collateralIssuedAtMs
+                 * @memberof attestd.audit.v1.CvmEvidence
+                 * @instance
+                 */
+                CvmEvidence.prototype.collateralIssuedAtMs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+                /**
                  * Creates a new CvmEvidence instance using the specified properties.
                  * @function create
                  * @memberof attestd.audit.v1.CvmEvidence
@@ -6595,6 +6604,8 @@ export const attestd = $root.attestd = (() => {
                         writer.uint32(/* id 6, wireType 2 =*/50).bytes(message.certTable);
                     if (message.collectError != null && $Object.hasOwnProperty.call(message, "collectError") && message.collectError !== "")
                         writer.uint32(/* id 7, wireType 2 =*/58).string(message.collectError);
+                    if (message.collateralIssuedAtMs != null && $Object.hasOwnProperty.call(message, "collateralIssuedAtMs") && (typeof message.collateralIssuedAtMs === "object" ? message.collateralIssuedAtMs.low || message.collateralIssuedAtMs.high : message.collateralIssuedAtMs !== 0))
+                        writer.uint32(/* id 8, wireType 0 =*/64).uint64(message.collateralIssuedAtMs);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -6700,6 +6711,15 @@ export const attestd = $root.attestd = (() => {
                                     message.collectError = value;
                                 else
                                     delete message.collectError;
+                                continue;
+                            }
+                        case 8: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.collateralIssuedAtMs = value;
+                                else
+                                    delete message.collateralIssuedAtMs;
                                 continue;
                             }
                         }
