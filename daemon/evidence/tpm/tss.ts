@@ -130,98 +130,82 @@ function bind(): Tss {
   process.env.TSS2_LOG ??= 'all+none';
 
   const tctildr = open('libtss2-tctildr.so.0');
-  const esys = open('libtss2-esys.so.0');
-  const mu = open('libtss2-mu.so.0');
-  const rcLib = open('libtss2-rc.so.0');
-
   const tctiInit = tctildr.func('uint32_t Tss2_TctiLdr_Initialize(const char *conf, void *tctiSlot)');
   const tctiFini = tctildr.func('void Tss2_TctiLdr_Finalize(void *tctiSlot)');
-  const esysInit = esys.func('uint32_t Esys_Initialize(void *ctxSlot, void *tcti, void *abiVersion)');
-  const esysFini = esys.func('void Esys_Finalize(void *ctxSlot)');
-  const createPrimary = esys.func(
-    'uint32_t Esys_CreatePrimary(void *ctx, uint32_t primary, uint32_t s1, uint32_t s2, uint32_t s3, ' +
-      'void *inSensitive, void *inPublic, void *outsideInfo, void *creationPcr, void *handleOut, ' +
-      'void *outPublic, void *creationData, void *creationHash, void *creationTicket)',
-  );
-  const pcrRead = esys.func(
-    'uint32_t Esys_PCR_Read(void *ctx, uint32_t s1, uint32_t s2, uint32_t s3, void *selection, ' +
-      'void *updateCounter, void *selectionOut, void *values)',
-  );
-  const quote = esys.func(
-    'uint32_t Esys_Quote(void *ctx, uint32_t signHandle, uint32_t s1, uint32_t s2, uint32_t s3, ' +
-      'void *qualifyingData, void *scheme, void *selection, void *quoted, void *signature)',
-  );
-  const flush = esys.func('uint32_t Esys_FlushContext(void *ctx, uint32_t handle)');
-  const getCapability = esys.func(
-    'uint32_t Esys_GetCapability(void *ctx, uint32_t s1, uint32_t s2, uint32_t s3, uint32_t capability, ' +
-      'uint32_t property, uint32_t propertyCount, void *moreData, void *capabilityData)',
-  );
-  const trFromTpmPublic = esys.func(
-    'uint32_t Esys_TR_FromTPMPublic(void *ctx, uint32_t tpmHandle, uint32_t s1, uint32_t s2, uint32_t s3, void *object)',
-  );
-  const trClose = esys.func('uint32_t Esys_TR_Close(void *ctx, void *object)');
-  const nvReadPublic = esys.func(
-    'uint32_t Esys_NV_ReadPublic(void *ctx, uint32_t nvIndex, uint32_t s1, uint32_t s2, uint32_t s3, ' +
-      'void *nvPublic, void *nvName)',
-  );
-  const nvRead = esys.func(
-    'uint32_t Esys_NV_Read(void *ctx, uint32_t authHandle, uint32_t nvIndex, uint32_t s1, uint32_t s2, uint32_t s3, ' +
-      'uint16_t size, uint16_t offset, void *data)',
-  );
-  const esysFree = esys.func('void Esys_Free(void *p)');
-  const decode = rcLib.func('const char *Tss2_RC_Decode(uint32_t rc)');
-
-  const unmarshalFns = new Map<MuType, KFn>();
-  const marshalFns = new Map<MuType, KFn>();
-  for (const t of MU_TYPES) {
-    unmarshalFns.set(
-      t,
-      mu.func(`uint32_t Tss2_MU_${t}_Unmarshal(const uint8_t *buf, size_t size, _Inout_ size_t *offset, void *dest)`),
-    );
-    marshalFns.set(
-      t,
-      mu.func(`uint32_t Tss2_MU_${t}_Marshal(void *src, _Out_ uint8_t *buf, size_t size, _Inout_ size_t *offset)`),
-    );
-  }
-
+  const rcDecode = open('libtss2-rc.so.0').func('const char *Tss2_RC_Decode(uint32_t rc)');
   const decodeRc = (rc: number): string => {
-    const text: unknown = decode(rc >>> 0);
+    const text: unknown = rcDecode(rc >>> 0);
     return typeof text === 'string' ? text : 'unknown response code';
   };
-
   return {
     tctiInitialize: (conf, tctiSlot) => call(tctiInit, [conf, tctiSlot]),
     tctiFinalize: async (tctiSlot) => {
       await call(tctiFini, [tctiSlot]);
     },
+    ...bindEsys(open('libtss2-esys.so.0')),
+    ...bindMarshalling(open('libtss2-mu.so.0'), decodeRc),
+    decodeRc,
+  };
+}
+
+/** The ESYS calls the daemon makes, each without sessions beyond a password where it needs one. */
+function bindEsys(esys: LibraryHandle): Omit<Tss, 'tctiInitialize' | 'tctiFinalize' | 'unmarshal' | 'marshal' | 'decodeRc'> {
+  const f = (proto: string) => esys.func(proto);
+  const esysInit = f('uint32_t Esys_Initialize(void *ctxSlot, void *tcti, void *abiVersion)');
+  const esysFini = f('void Esys_Finalize(void *ctxSlot)');
+  const createPrimary = f('uint32_t Esys_CreatePrimary(void *ctx, uint32_t primary, uint32_t s1, uint32_t s2, uint32_t s3, ' +
+    'void *inSensitive, void *inPublic, void *outsideInfo, void *creationPcr, void *handleOut, ' +
+    'void *outPublic, void *creationData, void *creationHash, void *creationTicket)');
+  const pcrRead = f('uint32_t Esys_PCR_Read(void *ctx, uint32_t s1, uint32_t s2, uint32_t s3, void *selection, ' +
+    'void *updateCounter, void *selectionOut, void *values)');
+  const quote = f('uint32_t Esys_Quote(void *ctx, uint32_t signHandle, uint32_t s1, uint32_t s2, uint32_t s3, ' +
+    'void *qualifyingData, void *scheme, void *selection, void *quoted, void *signature)');
+  const flush = f('uint32_t Esys_FlushContext(void *ctx, uint32_t handle)');
+  const getCapability = f('uint32_t Esys_GetCapability(void *ctx, uint32_t s1, uint32_t s2, uint32_t s3, uint32_t capability, ' +
+    'uint32_t property, uint32_t propertyCount, void *moreData, void *capabilityData)');
+  const trFromTpmPublic = f('uint32_t Esys_TR_FromTPMPublic(void *ctx, uint32_t tpmHandle, uint32_t s1, uint32_t s2, uint32_t s3, void *object)');
+  const trClose = f('uint32_t Esys_TR_Close(void *ctx, void *object)');
+  const nvReadPublic = f('uint32_t Esys_NV_ReadPublic(void *ctx, uint32_t nvIndex, uint32_t s1, uint32_t s2, uint32_t s3, ' +
+    'void *nvPublic, void *nvName)');
+  const nvRead = f('uint32_t Esys_NV_Read(void *ctx, uint32_t authHandle, uint32_t nvIndex, uint32_t s1, uint32_t s2, uint32_t s3, ' +
+    'uint16_t size, uint16_t offset, void *data)');
+  const esysFree = f('void Esys_Free(void *p)');
+  const { NONE, PASSWORD } = ESYS_TR;
+  return {
     esysInitialize: (ctxSlot, tcti) => call(esysInit, [ctxSlot, tcti, null]),
     esysFinalize: async (ctxSlot) => {
       await call(esysFini, [ctxSlot]);
     },
     createPrimary: (ctx, primary, inSensitive, inPublic, outsideInfo, creationPcr, o) =>
-      call(createPrimary, [
-        ctx, primary, ESYS_TR.PASSWORD, ESYS_TR.NONE, ESYS_TR.NONE,
-        inSensitive, inPublic, outsideInfo, creationPcr,
-        o.handle, o.outPublic, o.creationData, o.creationHash, o.creationTicket,
-      ]),
-    pcrRead: (ctx, selection, o) =>
-      call(pcrRead, [ctx, ESYS_TR.NONE, ESYS_TR.NONE, ESYS_TR.NONE, selection, o.updateCounter, o.selectionOut, o.values]),
+      call(createPrimary, [ctx, primary, PASSWORD, NONE, NONE, inSensitive, inPublic, outsideInfo, creationPcr,
+        o.handle, o.outPublic, o.creationData, o.creationHash, o.creationTicket]),
+    pcrRead: (ctx, selection, o) => call(pcrRead, [ctx, NONE, NONE, NONE, selection, o.updateCounter, o.selectionOut, o.values]),
     quote: (ctx, signHandle, qualifyingData, scheme, selection, o) =>
-      call(quote, [ctx, signHandle, ESYS_TR.PASSWORD, ESYS_TR.NONE, ESYS_TR.NONE, qualifyingData, scheme, selection, o.quoted, o.signature]),
+      call(quote, [ctx, signHandle, PASSWORD, NONE, NONE, qualifyingData, scheme, selection, o.quoted, o.signature]),
     flushContext: (ctx, handle) => call(flush, [ctx, handle]),
     getCapability: (ctx, capability, property, count, o) =>
-      call(getCapability, [ctx, ESYS_TR.NONE, ESYS_TR.NONE, ESYS_TR.NONE, capability, property, count, o.moreData, o.capabilityData]),
-    trFromTpmPublic: (ctx, tpmHandle, objectSlot) =>
-      call(trFromTpmPublic, [ctx, tpmHandle, ESYS_TR.NONE, ESYS_TR.NONE, ESYS_TR.NONE, objectSlot]),
+      call(getCapability, [ctx, NONE, NONE, NONE, capability, property, count, o.moreData, o.capabilityData]),
+    trFromTpmPublic: (ctx, tpmHandle, objectSlot) => call(trFromTpmPublic, [ctx, tpmHandle, NONE, NONE, NONE, objectSlot]),
     trClose: (ctx, objectSlot) => call(trClose, [ctx, objectSlot]),
     // The name output is optional in ESYS; NV_ReadPublic itself checks it against the ESYS_TR.
-    nvReadPublic: (ctx, nvIndex, o) =>
-      call(nvReadPublic, [ctx, nvIndex, ESYS_TR.NONE, ESYS_TR.NONE, ESYS_TR.NONE, o.nvPublic, null]),
+    nvReadPublic: (ctx, nvIndex, o) => call(nvReadPublic, [ctx, nvIndex, NONE, NONE, NONE, o.nvPublic, null]),
     nvRead: (ctx, authHandle, nvIndex, size, offset, o) =>
-      call(nvRead, [ctx, authHandle, nvIndex, ESYS_TR.PASSWORD, ESYS_TR.NONE, ESYS_TR.NONE, size, offset, o.data]),
+      call(nvRead, [ctx, authHandle, nvIndex, PASSWORD, NONE, NONE, size, offset, o.data]),
     free: (p) => {
       if (p !== null && p !== 0n) esysFree(p);
     },
+  };
+}
+
+/** Tss2_MU_<type>_(Un)Marshal for every type in MuType: TPM byte formats to native structures and back. */
+function bindMarshalling(mu: LibraryHandle, decodeRc: (rc: number) => string): Pick<Tss, 'unmarshal' | 'marshal'> {
+  const unmarshalFns = new Map<MuType, KFn>();
+  const marshalFns = new Map<MuType, KFn>();
+  for (const t of MU_TYPES) {
+    unmarshalFns.set(t, mu.func(`uint32_t Tss2_MU_${t}_Unmarshal(const uint8_t *buf, size_t size, _Inout_ size_t *offset, void *dest)`));
+    marshalFns.set(t, mu.func(`uint32_t Tss2_MU_${t}_Marshal(void *src, _Out_ uint8_t *buf, size_t size, _Inout_ size_t *offset)`));
+  }
+  return {
     unmarshal: (type, bytes, dest) => {
       const offset = [0];
       const rc = (unmarshalFns.get(type) as KFn)(bytes, bytes.length, offset, dest) as number;
@@ -236,6 +220,5 @@ function bind(): Tss {
       if (rc !== 0) throw new AttestdError('INTERNAL', `cannot marshal ${type}: ${decodeRc(rc)}`);
       return Buffer.from(out.subarray(0, Number(offset[0])));
     },
-    decodeRc,
   };
 }
