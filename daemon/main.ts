@@ -39,50 +39,41 @@ Options:
 Exit codes: 0 stopped cleanly, 1 runtime failure, 2 bad arguments, 3 invalid policy at start.
 `;
 
-async function main(): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        socket: { type: 'string' }, 'socket-group': { type: 'string' }, tcti: { type: 'string' }, policy: { type: 'string' },
-        'state-dir': { type: 'string' }, 'log-level': { type: 'string' }, metrics: { type: 'string' }, config: { type: 'string' }, nvml: { type: 'string' }, 'tsm-root': { type: 'string' }, 'ek-ca': { type: 'string' },
-        version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      },
-      strict: true,
-    }));
-  } catch (err) {
-    process.stderr.write(`attestd: ${(err as Error).message}\n\n${HELP}`);
-    return 2;
-  }
-  if (values.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
-  if (values.version) {
-    process.stdout.write(`attestd ${VERSION}\n`);
-    return 0;
-  }
-  const env = process.env;
-  let config: DaemonConfig;
-  try {
-    const configPath = values.config ?? env.ATTESTD_CONFIG;
-    const file = configPath ? readConfigFile(configPath) : {};
-    config = checkConfig({
-      socketPath: values.socket ?? env.ATTESTD_SOCKET ?? file.socket ?? DEFAULTS.socketPath,
-      socketGroup: values['socket-group'] ?? env.ATTESTD_SOCKET_GROUP ?? file.socket_group,
-      tcti: values.tcti ?? env.ATTESTD_TCTI ?? file.tcti ?? DEFAULTS.tcti,
-      policyPath: values.policy ?? env.ATTESTD_POLICY ?? file.policy ?? DEFAULTS.policyPath,
-      stateDir: values['state-dir'] ?? env.ATTESTD_STATE_DIR ?? file.state_dir ?? DEFAULTS.stateDir,
-      logLevel: (values['log-level'] ?? env.ATTESTD_LOG_LEVEL ?? file.log_level ?? DEFAULTS.logLevel) as LogLevel,
-      metricsListen: values.metrics ?? env.ATTESTD_METRICS ?? file.metrics,
-      nvmlLibrary: values.nvml ?? env.ATTESTD_NVML ?? file.nvml,
-      tsmRoot: values['tsm-root'] ?? env.ATTESTD_TSM_ROOT ?? file.tsm_root,
-      ekCaDir: values['ek-ca'] ?? env.ATTESTD_EK_CA ?? file.ek_ca,
-    });
-  } catch (err) {
-    process.stderr.write(`attestd: ${(err as Error).message}\n`);
-    return 2;
-  }
+type Flags = ReturnType<typeof parseFlags>;
+
+function parseFlags(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    options: {
+      socket: { type: 'string' }, 'socket-group': { type: 'string' }, tcti: { type: 'string' }, policy: { type: 'string' },
+      'state-dir': { type: 'string' }, 'log-level': { type: 'string' }, metrics: { type: 'string' }, config: { type: 'string' },
+      nvml: { type: 'string' }, 'tsm-root': { type: 'string' }, 'ek-ca': { type: 'string' },
+      version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  }).values;
+}
+
+/** Flags, then the environment, then the settings file, then the defaults; checked. */
+function resolveConfig(values: Flags, env: NodeJS.ProcessEnv): DaemonConfig {
+  const configPath = values.config ?? env.ATTESTD_CONFIG;
+  const file = configPath ? readConfigFile(configPath) : {};
+  return checkConfig({
+    socketPath: values.socket ?? env.ATTESTD_SOCKET ?? file.socket ?? DEFAULTS.socketPath,
+    socketGroup: values['socket-group'] ?? env.ATTESTD_SOCKET_GROUP ?? file.socket_group,
+    tcti: values.tcti ?? env.ATTESTD_TCTI ?? file.tcti ?? DEFAULTS.tcti,
+    policyPath: values.policy ?? env.ATTESTD_POLICY ?? file.policy ?? DEFAULTS.policyPath,
+    stateDir: values['state-dir'] ?? env.ATTESTD_STATE_DIR ?? file.state_dir ?? DEFAULTS.stateDir,
+    logLevel: (values['log-level'] ?? env.ATTESTD_LOG_LEVEL ?? file.log_level ?? DEFAULTS.logLevel) as LogLevel,
+    metricsListen: values.metrics ?? env.ATTESTD_METRICS ?? file.metrics,
+    nvmlLibrary: values.nvml ?? env.ATTESTD_NVML ?? file.nvml,
+    tsmRoot: values['tsm-root'] ?? env.ATTESTD_TSM_ROOT ?? file.tsm_root,
+    ekCaDir: values['ek-ca'] ?? env.ATTESTD_EK_CA ?? file.ek_ca,
+  });
+}
+
+/** Starts the daemon and serves until SIGTERM or SIGINT; the exit code. */
+async function serve(config: DaemonConfig): Promise<number> {
   const log = createLogger(config.logLevel);
   let daemon: Daemon;
   try {
@@ -104,6 +95,32 @@ async function main(): Promise<number> {
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+}
+
+async function main(): Promise<number> {
+  let values: Flags;
+  try {
+    values = parseFlags(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`attestd: ${(err as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(`attestd ${VERSION}\n`);
+    return 0;
+  }
+  let config: DaemonConfig;
+  try {
+    config = resolveConfig(values, process.env);
+  } catch (err) {
+    process.stderr.write(`attestd: ${(err as Error).message}\n`);
+    return 2;
+  }
+  return serve(config);
 }
 
 main().then((code) => process.exit(code), (err) => {
