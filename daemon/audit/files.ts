@@ -3,7 +3,7 @@
  * temporary name, fsynced, then linked or renamed into place, and the directory is fsynced,
  * so after a crash a name either refers to complete contents or does not exist.
  */
-import { open, rename, unlink, link } from 'node:fs/promises';
+import { open, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 
 export async function fsyncDir(dir: string): Promise<void> {
@@ -26,13 +26,5 @@ export async function writeFileDurably(dir: string, name: string, bytes: Uint8Ar
     await fh.close();
   }
   await rename(tmp, join(dir, name));
-  await fsyncDir(dir);
-}
-
-/** Gives a durable file its final name by a hard link, then drops the temporary name. */
-export async function linkIntoPlace(dir: string, from: string, to: string): Promise<void> {
-  await link(join(dir, from), join(dir, to));
-  await fsyncDir(dir);
-  await unlink(join(dir, from));
   await fsyncDir(dir);
 }

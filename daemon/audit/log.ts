@@ -3,18 +3,19 @@
  * bounded segment files and made durable by group commit (one write and one fdatasync for
  * every record that arrived while the previous flush was running). A promise returned by
  * append() settles only after the record is on stable storage: callers send no answer that
- * depends on a record before that ("no record, no lease"). A full segment is sealed: its
- * compact range is stored beside it and it is linked to its immutable name.
+ * depends on a record before that ("no record, no lease"). A full segment is sealed (seal.ts):
+ * its compact range is stored beside it and it is linked to its immutable name.
  */
-import { chmod, mkdir, open, readFile, unlink, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, readFile, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { attestd } from '../gen/proto.js';
 import { AttestdError } from '../base/errors.js';
 import { CompactRange } from '../verify/merkle/tree.js';
 import { scanSegment } from './recover.js';
 import { encodeFrame } from './frame.js';
-import { encodeRange, listSegments, readRange, segmentName } from './segments.js';
-import { fsyncDir, linkIntoPlace, writeFileDurably } from './files.js';
+import { listSegments, readRange, segmentName } from './segments.js';
+import { fsyncDir } from './files.js';
+import { finishSeals, sealSegment, type SealStep } from './seal.js';
 
 type AuditRecordProps = attestd.audit.v1.AuditRecord.$Properties;
 export type AuditBody = Omit<AuditRecordProps, 'seq' | 'timeMs'>;
@@ -30,6 +31,8 @@ export interface AuditLogOptions {
   now?: () => number;
   /** Called with details when a write fails (the operator log). */
   onWriteError?: (err: unknown) => void;
+  /** Called before each step of sealing a segment; a throw fails the step (fault injection in tests). */
+  beforeSealStep?: (step: SealStep) => void;
 }
 
 interface Pending {
@@ -42,6 +45,11 @@ export class AuditLog {
   private readonly pending: Pending[] = [];
   private flushing = false;
   private closed = false;
+  /**
+   * The open file has its sealed name: nothing more may be written to it. Set from the link
+   * step of a seal until the next segment is open; while a seal stays unfinished, appends fail.
+   */
+  private linked = false;
   private readonly listeners: ((size: number) => void)[] = [];
 
   private constructor(
@@ -67,8 +75,8 @@ export class AuditLog {
     }
     let listing = await listSegments(dir);
     for (const t of listing.temporary) await unlink(join(dir, t)).catch(() => undefined);
-    // A crash after linking a sealed segment but before removing its open name leaves both.
-    for (const first of listing.open.filter((f) => listing.sealed.includes(f))) await unlink(join(dir, segmentName(first, 'open')));
+    // A crash mid-seal: finish what it left (see seal.ts).
+    await finishSeals(dir, listing);
     listing = await listSegments(dir);
     if (listing.open.length > 1) throw new AttestdError('AUDIT_CORRUPT', `${dir} has ${listing.open.length} open segments`);
 
@@ -138,9 +146,10 @@ export class AuditLog {
     while (this.pending.length > 0) {
       const batch = this.pending.splice(0, this.pending.length);
       await this.flushBatch(batch);
-      if (this.offset >= (this.opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES)) {
+      if (this.offset >= (this.opts.segmentBytes ?? DEFAULT_SEGMENT_BYTES) || this.linked) {
         await this.seal().catch((err) => {
-          // The segment stays open and keeps growing; sealing is retried after the next batch.
+          // Before the link step the segment stays open and keeps growing, and sealing is
+          // retried after the next batch; after it, the next batch first finishes the seal.
           this.opts.onWriteError?.(err);
         });
       }
@@ -149,6 +158,16 @@ export class AuditLog {
   }
 
   private async flushBatch(batch: Pending[]): Promise<void> {
+    if (this.linked) {
+      // A seal stopped after the segment got its sealed name: finish it before writing on.
+      try {
+        await this.seal();
+      } catch (err) {
+        this.opts.onWriteError?.(err);
+        for (const p of batch) p.reject(new AttestdError('AUDIT_WRITE_FAILED', `audit segment seal unfinished: ${(err as Error).message}`, { cause: err }));
+        return;
+      }
+    }
     const now = (this.opts.now ?? Date.now)();
     const startSize = this.tree.size;
     const frames: Buffer[] = [];
@@ -182,18 +201,23 @@ export class AuditLog {
 
   /** Seals the open segment (range file, immutable name, read-only) and starts the next. */
   private async seal(): Promise<void> {
-    const { dir } = this.opts;
     const first = this.segmentFirst;
-    await writeFileDurably(dir, segmentName(first, 'range'), encodeRange(this.tree));
-    await linkIntoPlace(dir, segmentName(first, 'open'), segmentName(first, 'seg'));
-    await chmod(join(dir, segmentName(first, 'seg')), 0o440);
-    // Only now the next open segment: a crash at any step leaves at most one open segment.
-    const next = await open(join(dir, segmentName(this.tree.size, 'open')), 'a+', 0o640);
-    await fsyncDir(dir);
+    const target = { dir: this.opts.dir, first, tree: this.tree, bytes: this.offset, beforeStep: this.opts.beforeSealStep };
+    const from = this.linked ? 'unlink' : 'range';
+    const next = await sealSegment({ ...target, beforeStep: (step) => {
+      // The link step is the one after which the open file is no longer writable.
+      if (step === 'unlink') this.linked = true;
+      target.beforeStep?.(step);
+    } }, from).catch(async (err) => {
+      // A link that landed before its error still seals the file.
+      if (!this.linked && await isSealed(this.opts.dir, first)) this.linked = true;
+      throw err;
+    });
     await this.fh.close();
     this.fh = next;
     this.segmentFirst = this.tree.size;
     this.offset = 0;
+    this.linked = false;
   }
 
   /** Waits for pending appends, then closes the file. */
@@ -208,8 +232,11 @@ export class AuditLog {
 async function sealedRange(dir: string, sealed: number[], ranges: Set<number>): Promise<CompactRange> {
   const last = sealed.at(-1);
   if (last !== undefined && ranges.has(last)) {
-    // The range file is written before the segment is sealed; it ends where the next begins.
-    return readRange(dir, last);
+    // The range file is written before the segment is sealed; it ends where the next begins,
+    // unless it does not describe its segment (then the segments are re-hashed below).
+    const r = await readRange(dir, last);
+    const bytes = (await stat(join(dir, segmentName(last, 'seg')))).size;
+    if (!r.segment || (r.segment.bytes === bytes && r.segment.records === r.range.size - last)) return r.range;
   }
   const tree = new CompactRange();
   for (const first of sealed) {
@@ -226,4 +253,9 @@ async function writeAll(fh: FileHandle, bytes: Buffer): Promise<void> {
     if (bytesWritten <= 0) throw new Error('short write');
     done += bytesWritten;
   }
+}
+
+/** Whether the segment starting at `first` has its sealed name. */
+async function isSealed(dir: string, first: number): Promise<boolean> {
+  return stat(join(dir, segmentName(first, 'seg'))).then(() => true, () => false);
 }
