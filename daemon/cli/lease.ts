@@ -23,8 +23,19 @@ function printLease(l: attestd.lease.v1.Lease.$Properties | null | undefined, js
 type Ev = attestd.lease.v1.LeaseEvent.$Properties;
 
 export function eventJson(e: Ev): Record<string, unknown> {
+  const claims = tokenClaims(e.lease);
   return { event: Kind[e.kind ?? 0], lease_id: e.leaseId, reason_code: e.reasonCode || undefined, reason: e.reason || undefined,
-    expires_at_ms: e.lease ? Number(e.lease.expiresAtMs) : undefined };
+    expires_at_ms: e.lease ? Number(e.lease.expiresAtMs) : undefined,
+    epoch: claims ? Number(claims.epoch) : undefined, renewal: claims ? Number(claims.renewal) : undefined };
+}
+
+/** The claims of a lease's token (unverified: only for showing the epoch and renewal count). */
+function tokenClaims(l: attestd.lease.v1.Lease.$Properties | null | undefined): attestd.lease.v1.LeaseToken | undefined {
+  try {
+    return l?.token?.token ? attestd.lease.v1.LeaseToken.decode(l.token.token) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function printEvent(e: Ev, json: boolean): void {
@@ -57,12 +68,11 @@ export async function lease(socket: string, args: string[], opts: { json: boolea
         const r = await client.call({ acquireLease: { rule: opts.rule ?? '' } });
         printLease(r.acquireLease!.lease, opts.json);
         if (!opts.hold) return EXIT.OK;
-        const id = r.acquireLease!.lease!.leaseId ?? '';
-        const renewer = setInterval(() => void client.call({ renewLease: { leaseId: id } }).catch(() => undefined), 1000);
+        const stopRenewing = keepRenewed(client, r.acquireLease!.lease!);
         try {
-          return await follow(client, id, opts.json);
+          return await follow(client, r.acquireLease!.lease!.leaseId ?? '', opts.json);
         } finally {
-          clearInterval(renewer);
+          stopRenewing();
         }
       }
       case 'renew':
@@ -98,6 +108,35 @@ export async function lease(socket: string, args: string[], opts: { json: boolea
   } finally {
     client.close();
   }
+}
+
+/**
+ * Renews the lease whenever the daemon has appraised a newer epoch than the lease's (a renewal
+ * under the same epoch could not move its expiry, which the epoch's validity caps), and in any
+ * case once less than a quarter of its term is left. Returns the function that stops it.
+ */
+function keepRenewed(client: AttestdClient, granted: attestd.lease.v1.Lease.$Properties): () => void {
+  const leaseId = granted.leaseId ?? '';
+  let epoch = Number(tokenClaims(granted)?.epoch ?? 0);
+  let issuedAt = Date.now();
+  let expiresAt = Number(granted.expiresAtMs ?? 0);
+  let busy = false;
+  const tick = async () => {
+    const status = (await client.call({ getStatus: {} })).getStatus;
+    const nearEnd = Date.now() >= expiresAt - (expiresAt - issuedAt) / 4;
+    if (Number(status?.epoch ?? 0) <= epoch && !nearEnd) return;
+    const renewed = (await client.call({ renewLease: { leaseId } })).renewLease?.lease;
+    epoch = Number(tokenClaims(renewed)?.epoch ?? epoch);
+    issuedAt = Date.now();
+    expiresAt = Number(renewed?.expiresAtMs ?? expiresAt);
+  };
+  const timer = setInterval(() => {
+    if (busy) return;
+    busy = true;
+    // A refused renewal is not the end: the watch reports how the lease ends.
+    void tick().catch(() => undefined).finally(() => (busy = false));
+  }, 250);
+  return () => clearInterval(timer);
 }
 
 function usage(msg: string): number {
