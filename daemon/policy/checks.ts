@@ -46,37 +46,21 @@ export function pathFormProblem(path: string, trailingSlashAllowed: boolean): st
   return undefined;
 }
 
+/** Where a check puts a problem: at a pointer into the document, or at its key. */
+type Report = (at: Segment[], message: string, onKey?: boolean) => void;
+
+/**
+ * The problems the file comment names, in this order: attestation durations, the sha1 PCR
+ * bank, then rule by rule (name, ttl, exe_paths, cgroup_prefixes).
+ */
 export function semanticProblems(value: unknown, tree: SourceTree): Located[] {
   const out: Located[] = [];
-  const report = (at: Segment[], message: string, onKey = false): void => {
+  const report: Report = (at, message, onKey = false) => {
     out.push({ ...tree.locate(at, onKey), message });
   };
   if (!isObj(value)) return out;
-
-  const duration = (at: Segment[], raw: unknown, bounds: DurationBounds): number | undefined => {
-    if (typeof raw !== 'string') return undefined;
-    const ms = parseDuration(raw);
-    if (ms === undefined) return undefined;
-    const problem = checkBounds(ms, bounds);
-    if (problem !== undefined) {
-      report(at, problem);
-      return undefined;
-    }
-    return ms;
-  };
-
   const attestation = own(value, 'attestation');
-  if (isObj(attestation)) {
-    const interval = duration(['attestation', 'interval'], own(attestation, 'interval'), INTERVAL_BOUNDS);
-    const maxAge = duration(['attestation', 'max_age'], own(attestation, 'max_age'), MAX_AGE_BOUNDS);
-    if (interval !== undefined && maxAge !== undefined && maxAge < interval) {
-      report(
-        ['attestation', 'max_age'],
-        `expected a max_age of at least the interval (${formatDuration(interval)}), found ${formatDuration(maxAge)}`,
-      );
-    }
-  }
-
+  if (isObj(attestation)) attestationDurations(attestation, report);
   const pcrs = own(value, 'pcrs');
   if (isObj(pcrs) && own(pcrs, 'sha1') !== undefined && own(value, 'allow_sha1') !== true) {
     report(
@@ -85,34 +69,67 @@ export function semanticProblems(value: unknown, tree: SourceTree): Located[] {
       true,
     );
   }
-
   const rules = own(value, 'rules');
   if (Array.isArray(rules)) {
     const firstByName = new Map<string, number>();
     rules.forEach((rule, i) => {
-      if (!isObj(rule)) return;
-      const name = own(rule, 'name');
-      if (typeof name === 'string') {
-        const first = firstByName.get(name);
-        if (first === undefined) firstByName.set(name, i);
-        else report(['rules', i, 'name'], `expected a unique rule name; ${JSON.stringify(name)} is already used by rules[${first}]`);
-      }
-      const lease = own(rule, 'lease');
-      if (isObj(lease)) duration(['rules', i, 'lease', 'ttl'], own(lease, 'ttl'), TTL_BOUNDS);
-      const match = own(rule, 'match');
-      if (!isObj(match)) return;
-      const paths = (key: string, trailingSlashAllowed: boolean): void => {
-        const list = own(match, key);
-        if (!Array.isArray(list)) return;
-        list.forEach((p, j) => {
-          if (typeof p !== 'string') return;
-          const problem = pathFormProblem(p, trailingSlashAllowed);
-          if (problem !== undefined) report(['rules', i, 'match', key, j], problem);
-        });
-      };
-      paths('exe_paths', false);
-      paths('cgroup_prefixes', true);
+      if (isObj(rule)) ruleProblems(rule, i, firstByName, report);
     });
   }
   return out;
+}
+
+/** Milliseconds of a well-formed duration within bounds; one out of bounds is reported. */
+function boundedDuration(report: Report, at: Segment[], raw: unknown, bounds: DurationBounds): number | undefined {
+  if (typeof raw !== 'string') return undefined;
+  const ms = parseDuration(raw);
+  if (ms === undefined) return undefined;
+  const problem = checkBounds(ms, bounds);
+  if (problem !== undefined) {
+    report(at, problem);
+    return undefined;
+  }
+  return ms;
+}
+
+/** interval and max_age within their bounds, and max_age no shorter than interval. */
+function attestationDurations(attestation: Obj, report: Report): void {
+  const interval = boundedDuration(report, ['attestation', 'interval'], own(attestation, 'interval'), INTERVAL_BOUNDS);
+  const maxAge = boundedDuration(report, ['attestation', 'max_age'], own(attestation, 'max_age'), MAX_AGE_BOUNDS);
+  if (interval !== undefined && maxAge !== undefined && maxAge < interval) {
+    report(
+      ['attestation', 'max_age'],
+      `expected a max_age of at least the interval (${formatDuration(interval)}), found ${formatDuration(maxAge)}`,
+    );
+  }
+}
+
+/**
+ * Rule `i`: a name no earlier rule has (`firstByName` remembers where each was first used),
+ * a lease ttl within bounds, and match paths in normal form (a cgroup prefix may end in /).
+ */
+function ruleProblems(rule: Obj, i: number, firstByName: Map<string, number>, report: Report): void {
+  const name = own(rule, 'name');
+  if (typeof name === 'string') {
+    const first = firstByName.get(name);
+    if (first === undefined) firstByName.set(name, i);
+    else report(['rules', i, 'name'], `expected a unique rule name; ${JSON.stringify(name)} is already used by rules[${first}]`);
+  }
+  const lease = own(rule, 'lease');
+  if (isObj(lease)) boundedDuration(report, ['rules', i, 'lease', 'ttl'], own(lease, 'ttl'), TTL_BOUNDS);
+  const match = own(rule, 'match');
+  if (!isObj(match)) return;
+  matchPaths(match, 'exe_paths', ['rules', i, 'match'], false, report);
+  matchPaths(match, 'cgroup_prefixes', ['rules', i, 'match'], true, report);
+}
+
+/** Each string in the list `match[key]` a path in normal form. */
+function matchPaths(match: Obj, key: string, at: Segment[], trailingSlashAllowed: boolean, report: Report): void {
+  const list = own(match, key);
+  if (!Array.isArray(list)) return;
+  list.forEach((p, j) => {
+    if (typeof p !== 'string') return;
+    const problem = pathFormProblem(p, trailingSlashAllowed);
+    if (problem !== undefined) report([...at, key, j], problem);
+  });
 }

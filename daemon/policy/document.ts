@@ -5,11 +5,10 @@
  * tooling or copied from elsewhere, so it is read defensively: aliases, custom tags and
  * non-scalar keys are refused, nesting is bounded, and parsed objects have no prototype.
  */
-import { Composer, LineCounter, Parser, isAlias, isMap, isPair, isScalar, isSeq } from 'yaml';
-import type { CST, Document, Node as YamlNode } from 'yaml';
+import { LineCounter, isAlias, isMap, isPair, isScalar, isSeq } from 'yaml';
+import type { Document, Node as YamlNode } from 'yaml';
+import { MAX_DEPTH, compose } from './yaml-compose.js';
 
-/** Deeper than any valid policy (which nests 5 levels); stops hostile nesting early. */
-const MAX_DEPTH = 32;
 const MAX_YAML_PROBLEMS = 10;
 
 /** Path segments: a number is a sequence index, a string a mapping key. */
@@ -82,144 +81,49 @@ function scalarKey(node: unknown): string | undefined {
   return undefined;
 }
 
+type Position = Pick<Located, 'line' | 'column'>;
+
 /**
- * The deepest nesting in the concrete syntax tree, walked without recursion, or the
- * offset of the first collection deeper than `limit`. The YAML composer recurses once per
- * level; checking first keeps a hostile `[[[[...` from exhausting the stack in there.
+ * `text` as a SourceTree. Problems with the YAML itself (a second document, the parser's
+ * errors and warnings) are reported alone: after one, what conversion finds is not.
  */
-export function cstTooDeep(tokens: readonly CST.Token[], limit: number): number | undefined {
-  const stack: { token: CST.Token; depth: number }[] = tokens.map((token) => ({ token, depth: 0 }));
-  while (stack.length > 0) {
-    const { token, depth } = stack.pop() as { token: CST.Token; depth: number };
-    switch (token.type) {
-      case 'document':
-        if (token.value) stack.push({ token: token.value, depth: depth + 1 });
-        break;
-      case 'block-map':
-      case 'block-seq':
-      case 'flow-collection':
-        if (depth > limit) return token.offset;
-        for (const item of token.items) {
-          if (item.key) stack.push({ token: item.key, depth: depth + 1 });
-          if (item.value) stack.push({ token: item.value, depth: depth + 1 });
-        }
-        break;
-      default:
-        break;
-    }
-  }
-  return undefined;
-}
-
-function compose(text: string, lineCounter: LineCounter): { doc: Document.Parsed | undefined; extraDocAt?: number; tooDeepAt?: number } {
-  const tokens = [...new Parser(lineCounter.addNewLine).parse(text)];
-  const tooDeepAt = cstTooDeep(tokens, MAX_DEPTH);
-  if (tooDeepAt !== undefined) return { doc: undefined, tooDeepAt };
-  const composer = new Composer({
-    keepSourceTokens: true,
-    // yaml's own duplicate check is quadratic in the number of keys; convert() finds
-    // duplicates in linear time instead, also between keys such as 1 and "1".
-    uniqueKeys: false,
-    strict: true,
-    version: '1.2',
-    schema: 'core',
-  });
-  let doc: Document.Parsed | undefined;
-  for (const next of composer.compose(tokens, true, text.length)) {
-    if (doc === undefined) doc = next;
-    else return { doc, extraDocAt: next.range[0] };
-  }
-  return { doc };
-}
-
 export function readYaml(text: string): SourceTree {
   const lineCounter = new LineCounter();
   const { doc, extraDocAt, tooDeepAt } = compose(text, lineCounter);
-  const at = (offset: number): { line: number; column: number } => {
+  const at = (offset: number): Position => {
     const pos = lineCounter.linePos(offset);
     return { line: pos.line, column: pos.col };
   };
-  const refuse = (offset: number, message: string): SourceTree => ({
-    value: null,
-    problems: [{ ...at(offset), path: '', message }],
-    locate: (pointer) => ({ line: 1, column: 1, path: formatPath(pointer.map(String)) }),
-  });
-  if (doc === undefined) {
-    return refuse(tooDeepAt ?? 0, `expected at most ${MAX_DEPTH} levels of nesting`);
+  if (doc === undefined) return refused(at(tooDeepAt ?? 0), `expected at most ${MAX_DEPTH} levels of nesting`);
+
+  const plain = new PlainValue();
+  plain.record([], doc.contents as YamlNode | null, undefined);
+  const value = plain.convert(doc.contents, [], 0);
+  const problems = yamlProblems(doc, extraDocAt, at);
+  if (problems.length === 0) {
+    for (const p of plain.problems) problems.push({ ...at(p.offset), path: p.path, message: p.message });
   }
+  return { value, problems, locate: locator(plain.places, at) };
+}
 
-  const places = new Map<string, Place>();
-  const convertProblems: { offset: number; path: string; message: string }[] = [];
-
-  const record = (segments: Segment[], node: YamlNode | null, keyOffset: number | undefined): void => {
-    const path = formatPath(segments);
-    const start = node?.range?.[0] ?? keyOffset ?? 0;
-    places.set(pointerKey(segments), { value: start, key: keyOffset, path });
+/** A document refused before conversion: one problem, and nothing to locate in. */
+function refused(where: Position, message: string): SourceTree {
+  return {
+    value: null,
+    problems: [{ ...where, path: '', message }],
+    locate: (pointer) => ({ line: 1, column: 1, path: formatPath(pointer.map(String)) }),
   };
+}
 
-  const convert = (node: unknown, segments: Segment[], depth: number): unknown => {
-    const here = formatPath(segments);
-    const offset = (node as YamlNode | null)?.range?.[0] ?? 0;
-    if (node === null || node === undefined) return null;
-    if (depth > MAX_DEPTH) {
-      convertProblems.push({ offset, path: here, message: `nesting deeper than ${MAX_DEPTH} levels is not part of the policy format` });
-      return null;
-    }
-    if (isAlias(node)) {
-      convertProblems.push({ offset, path: here, message: 'expected a value written out; YAML aliases (*name) are not allowed in a policy' });
-      return null;
-    }
-    if (isScalar(node)) {
-      const v: unknown = node.value;
-      if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return v;
-      const tag = (node.tag ?? '').replace('tag:yaml.org,2002:', '!!');
-      convertProblems.push({ offset, path: here, message: `expected a plain string, number, boolean or null; the tag ${tag} is not part of the policy format` });
-      return null;
-    }
-    if (isSeq(node)) {
-      const out: unknown[] = [];
-      node.items.forEach((item, i) => {
-        const child = [...segments, i];
-        record(child, (item as YamlNode | null) ?? null, undefined);
-        out.push(convert(item, child, depth + 1));
-      });
-      return out;
-    }
-    if (isMap(node)) {
-      const out = Object.create(null) as Record<string, unknown>;
-      for (const pair of node.items) {
-        if (!isPair(pair)) continue;
-        const keyNode = pair.key as YamlNode | null;
-        const keyOffset = keyNode?.range?.[0] ?? offset;
-        const key = scalarKey(keyNode);
-        if (key === undefined) {
-          convertProblems.push({ offset: keyOffset, path: here, message: 'expected a string or number as a mapping key' });
-          continue;
-        }
-        const child = [...segments, key];
-        // Equal keys are found here rather than by the composer (see compose()), which
-        // also catches keys that differ in YAML but not as text, such as 1 and "1".
-        if (Object.prototype.hasOwnProperty.call(out, key)) {
-          convertProblems.push({ offset: keyOffset, path: formatPath(child), message: 'duplicate key: each key may appear only once in a mapping' });
-          continue;
-        }
-        record(child, (pair.value as YamlNode | null) ?? null, keyOffset);
-        out[key] = convert(pair.value, child, depth + 1);
-      }
-      return out;
-    }
-    convertProblems.push({ offset, path: here, message: 'expected a mapping, sequence or scalar' });
-    return null;
-  };
-
-  record([], doc.contents as YamlNode | null, undefined);
-  const value = convert(doc.contents, [], 0);
-
+/**
+ * Problems with the YAML itself: a second document, then the parser's errors and warnings,
+ * each position and code once, at most MAX_YAML_PROBLEMS in all.
+ */
+function yamlProblems(doc: Document.Parsed, extraDocAt: number | undefined, at: (offset: number) => Position): Located[] {
   const problems: Located[] = [];
   if (extraDocAt !== undefined) problems.push({ ...at(extraDocAt), path: '', message: 'expected a single YAML document' });
-  const yamlErrors = [...doc.errors, ...doc.warnings];
   const seen = new Set<string>();
-  for (const err of yamlErrors) {
+  for (const err of [...doc.errors, ...doc.warnings]) {
     const offset = err.pos[0];
     const dedupe = `${offset}:${err.code}`;
     if (seen.has(dedupe)) continue;
@@ -232,11 +136,12 @@ export function readYaml(text: string): SourceTree {
         : `expected valid YAML: ${err.message}`;
     problems.push({ ...at(offset), path: '', message });
   }
-  if (problems.length === 0) {
-    for (const p of convertProblems) problems.push({ ...at(p.offset), path: p.path, message: p.message });
-  }
+  return problems;
+}
 
-  const locate = (pointer: readonly Segment[], onKey = false): Omit<Located, 'message'> => {
+/** SourceTree.locate over the places a conversion recorded. */
+function locator(places: ReadonlyMap<string, Place>, at: (offset: number) => Position): SourceTree['locate'] {
+  return (pointer, onKey = false) => {
     for (let n = pointer.length; n >= 0; n -= 1) {
       const place = places.get(pointerKey(pointer.slice(0, n)));
       if (place === undefined) continue;
@@ -248,6 +153,78 @@ export function readYaml(text: string): SourceTree {
     }
     return { line: 1, column: 1, path: formatPath(pointer.map(String)) };
   };
+}
 
-  return { value, problems, locate };
+/**
+ * A composed document as plain data, with the place of every part recorded by pointer.
+ * What a policy never needs is refused, each with the offset and path where it was found:
+ * nesting beyond MAX_DEPTH, aliases, tags other than the core scalars, non-scalar and
+ * duplicate keys.
+ */
+class PlainValue {
+  readonly places = new Map<string, Place>();
+  readonly problems: { offset: number; path: string; message: string }[] = [];
+
+  record(segments: Segment[], node: YamlNode | null, keyOffset: number | undefined): void {
+    const path = formatPath(segments);
+    const start = node?.range?.[0] ?? keyOffset ?? 0;
+    this.places.set(pointerKey(segments), { value: start, key: keyOffset, path });
+  }
+
+  convert(node: unknown, segments: Segment[], depth: number): unknown {
+    const here = formatPath(segments);
+    const offset = (node as YamlNode | null)?.range?.[0] ?? 0;
+    if (node === null || node === undefined) return null;
+    if (depth > MAX_DEPTH) return this.refuse(offset, here, `nesting deeper than ${MAX_DEPTH} levels is not part of the policy format`);
+    if (isAlias(node)) return this.refuse(offset, here, 'expected a value written out; YAML aliases (*name) are not allowed in a policy');
+    if (isScalar(node)) {
+      const v: unknown = node.value;
+      if (v === null || typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') return v;
+      const tag = (node.tag ?? '').replace('tag:yaml.org,2002:', '!!');
+      return this.refuse(offset, here, `expected a plain string, number, boolean or null; the tag ${tag} is not part of the policy format`);
+    }
+    if (isSeq(node)) return this.sequence(node.items, segments, depth);
+    if (isMap(node)) return this.mapping(node.items, segments, depth, offset, here);
+    return this.refuse(offset, here, 'expected a mapping, sequence or scalar');
+  }
+
+  private sequence(items: readonly unknown[], segments: Segment[], depth: number): unknown[] {
+    const out: unknown[] = [];
+    items.forEach((item, i) => {
+      const child = [...segments, i];
+      this.record(child, (item as YamlNode | null) ?? null, undefined);
+      out.push(this.convert(item, child, depth + 1));
+    });
+    return out;
+  }
+
+  /** `offset` and `here` are the mapping's own, for keys without a position. */
+  private mapping(items: readonly unknown[], segments: Segment[], depth: number, offset: number, here: string): Record<string, unknown> {
+    const out = Object.create(null) as Record<string, unknown>;
+    for (const pair of items) {
+      if (!isPair(pair)) continue;
+      const keyNode = pair.key as YamlNode | null;
+      const keyOffset = keyNode?.range?.[0] ?? offset;
+      const key = scalarKey(keyNode);
+      if (key === undefined) {
+        this.refuse(keyOffset, here, 'expected a string or number as a mapping key');
+        continue;
+      }
+      const child = [...segments, key];
+      // Equal keys are found here rather than by the composer (see yaml-compose.ts), which
+      // also catches keys that differ in YAML but not as text, such as 1 and "1".
+      if (Object.prototype.hasOwnProperty.call(out, key)) {
+        this.refuse(keyOffset, formatPath(child), 'duplicate key: each key may appear only once in a mapping');
+        continue;
+      }
+      this.record(child, (pair.value as YamlNode | null) ?? null, keyOffset);
+      out[key] = this.convert(pair.value, child, depth + 1);
+    }
+    return out;
+  }
+
+  private refuse(offset: number, path: string, message: string): null {
+    this.problems.push({ offset, path, message });
+    return null;
+  }
 }
