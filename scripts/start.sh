@@ -5,9 +5,14 @@
 # host with /dev/tpmrm0 it uses that TPM and, unless ATTESTD_POLICY names one, a starting
 # policy written once from the host's present state by `attestctl policy init`.
 # To choose: ATTESTD_TCTI=... ATTESTD_POLICY=your-policy.yaml npm start
+# It prints the line that puts this checkout's bin/ (attestctl, attestd, attestd-oci-hook) on
+# PATH and points attestctl at the socket, for another terminal.
+# ATTESTD_START_SKIP_BUILD=1 runs dist/ as it is, without scripts/prepare.sh (the tests use it:
+# they must not rebuild a tree that others are running).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/prepare.sh
+root=$(pwd)
+if [ "${ATTESTD_START_SKIP_BUILD:-0}" != 1 ]; then bash scripts/prepare.sh; fi
 
 state=${ATTESTD_STATE_DIR:-.attestd}
 mkdir -p "$state"
@@ -19,7 +24,7 @@ if [ -z "${ATTESTD_TCTI:-}" ] && [ -c /dev/tpmrm0 ]; then
   if [ -z "${ATTESTD_POLICY:-}" ]; then
     policy=$state/policy.yaml
     if [ ! -f "$policy" ]; then
-      node dist/daemon/cli/attestctl.js policy init --tcti "$ATTESTD_TCTI" --output "$policy"
+      bin/attestctl policy init --tcti "$ATTESTD_TCTI" --output "$policy"
       echo "attestd: wrote $policy from this host's present state; review it before trusting it" >&2
     fi
   fi
@@ -38,8 +43,9 @@ socket=${ATTESTD_SOCKET:-$state/attestd.sock}
 echo "attestd: socket $socket" >&2
 echo "attestd: TCTI $tcti (written to $state/tcti; drive a drift with:" >&2
 echo "  TPM2TOOLS_TCTI=\$(cat $state/tcti) tpm2_pcrextend 16:sha256=$(printf '%064d' 1) )" >&2
-echo "attestd: try: ATTESTD_SOCKET=$socket node dist/daemon/cli/attestctl.js status" >&2
-node dist/daemon/main.js --tcti "$tcti" --policy "$policy" --state-dir "$state" --socket "$socket" \
+echo "attestd: in another terminal, for attestctl:" >&2
+printf '  export PATH=%q:"$PATH" ATTESTD_SOCKET=%q\n  attestctl status\n' "$root/bin" "$socket" >&2
+bin/attestd --tcti "$tcti" --policy "$policy" --state-dir "$state" --socket "$socket" \
   --log-level "${ATTESTD_LOG_LEVEL:-info}" &
 daemon=$!
 trap 'kill -TERM $daemon 2>/dev/null; wait $daemon; kill "$(cat "$state/swtpm/swtpm.pid" 2>/dev/null)" 2>/dev/null || true' EXIT INT TERM

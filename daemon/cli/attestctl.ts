@@ -51,6 +51,75 @@ ${TPM_HELP}
 ${GPU_HELP}
 `;
 
+/** Every option of every subcommand: parsed once here, handed to the subcommand that takes it. */
+const OPTIONS = {
+  socket: { type: 'string' }, json: { type: 'boolean' }, rule: { type: 'string' }, hold: { type: 'boolean' },
+  grace: { type: 'string' }, help: { type: 'boolean', short: 'h' }, ak: { type: 'string' }, dir: { type: 'string' },
+  size: { type: 'string' }, 'leaf-hash': { type: 'string' }, index: { type: 'string' }, root: { type: 'string' }, proof: { type: 'string' },
+  cert: { type: 'string' }, chain: { type: 'string' }, at: { type: 'string' }, collateral: { type: 'string' },
+  nonce: { type: 'string' }, rim: { type: 'string', multiple: true }, gpus: { type: 'string' },
+  tcti: { type: 'string' }, 'event-log': { type: 'string' }, ima: { type: 'string' }, nvml: { type: 'string' }, output: { type: 'string' },
+} as const;
+
+function parseOptions(args: string[]) {
+  return parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
+}
+
+type Values = ReturnType<typeof parseOptions>['values'];
+
+/** attestctl run: checks --grace and --gpus and that there is a COMMAND after "--". */
+async function runCommand(socket: string, command: string[], values: Values, json: boolean): Promise<number> {
+  if (command.length === 0) {
+    process.stderr.write(`attestctl: run needs -- COMMAND\n\n${RUN_HELP}\n`);
+    return EXIT.USAGE;
+  }
+  const grace = values.grace === undefined ? 10 : Number(values.grace);
+  if (!Number.isFinite(grace) || grace < 0 || grace > 3600) {
+    process.stderr.write('attestctl: --grace takes seconds from 0 to 3600\n');
+    return EXIT.USAGE;
+  }
+  const gpus = values.gpus === undefined ? [] : values.gpus.split(',').map((g) => g.trim()).filter((g) => g !== '');
+  return run(socket, command, { rule: values.rule, gpus, graceMs: grace * 1000, json });
+}
+
+async function policyCommand(rest: string[], values: Values, json: boolean): Promise<number> {
+  if (rest[0] === 'init') {
+    return policyInit({ tcti: values.tcti ?? process.env.ATTESTD_TCTI, eventLog: values['event-log'], ima: values.ima, nvml: values.nvml, output: values.output });
+  }
+  if (rest[0] !== 'check') {
+    process.stderr.write(`attestctl: unknown policy command: ${rest[0] ?? '(none)'}\n\n${POLICY_HELP}\n`);
+    return EXIT.USAGE;
+  }
+  return policyCheck(rest[1], json);
+}
+
+/** Runs one subcommand; `command` is what followed "--". */
+async function dispatch(cmd: string | undefined, rest: string[], values: Values, command: string[], socket: string): Promise<number> {
+  const json = values.json ?? false;
+  switch (cmd) {
+    case 'status':
+      return status(socket, json);
+    case 'lease':
+      return lease(socket, rest, { json, rule: values.rule, hold: values.hold ?? false });
+    case 'run':
+      return runCommand(socket, command, values, json);
+    case 'audit':
+      return audit(rest, { json, ak: values.ak, dir: values.dir, size: values.size, leafHash: values['leaf-hash'],
+        index: values.index, root: values.root, proof: values.proof, collateral: values.collateral });
+    case 'cvm':
+      return cvm(rest, { json, cert: values.cert, chain: values.chain, at: values.at, collateral: values.collateral });
+    case 'gpu':
+      return gpu(rest, { json, nvml: values.nvml, chain: values.chain, nonce: values.nonce, rim: values.rim, at: values.at });
+    case 'tpm':
+      return tpm(rest, json);
+    case 'policy':
+      return policyCommand(rest, values, json);
+    default:
+      process.stderr.write(`attestctl: unknown command: ${cmd}\n\n${HELP}`);
+      return EXIT.USAGE;
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   // Everything after "--" belongs to the command that `run` starts.
   const dashdash = argv.indexOf('--');
@@ -58,25 +127,12 @@ async function main(argv: string[]): Promise<number> {
   const command = dashdash >= 0 ? argv.slice(dashdash + 1) : [];
   let parsed;
   try {
-    parsed = parseArgs({
-      args: own,
-      options: {
-        socket: { type: 'string' }, json: { type: 'boolean' }, rule: { type: 'string' }, hold: { type: 'boolean' },
-        grace: { type: 'string' }, help: { type: 'boolean', short: 'h' }, ak: { type: 'string' }, dir: { type: 'string' },
-        size: { type: 'string' }, 'leaf-hash': { type: 'string' }, index: { type: 'string' }, root: { type: 'string' }, proof: { type: 'string' },
-        cert: { type: 'string' }, chain: { type: 'string' }, at: { type: 'string' }, collateral: { type: 'string' },
-        nonce: { type: 'string' }, rim: { type: 'string', multiple: true }, gpus: { type: 'string' },
-        tcti: { type: 'string' }, 'event-log': { type: 'string' }, ima: { type: 'string' }, nvml: { type: 'string' }, output: { type: 'string' },
-      },
-      allowPositionals: true,
-      strict: true,
-    });
+    parsed = parseOptions(own);
   } catch (err) {
     process.stderr.write(`attestctl: ${(err as Error).message}\n\n${HELP}`);
     return EXIT.USAGE;
   }
   const { values, positionals } = parsed;
-  const json = values.json ?? false;
   if (values.help || positionals.length === 0) {
     process.stdout.write(HELP);
     return values.help ? EXIT.OK : EXIT.USAGE;
@@ -84,48 +140,9 @@ async function main(argv: string[]): Promise<number> {
   const socket = resolveSocket(values.socket);
   const [cmd, ...rest] = positionals;
   try {
-    switch (cmd) {
-      case 'status':
-        return await status(socket, json);
-      case 'lease':
-        return await lease(socket, rest, { json, rule: values.rule, hold: values.hold ?? false });
-      case 'run': {
-        if (command.length === 0) {
-          process.stderr.write(`attestctl: run needs -- COMMAND\n\n${RUN_HELP}\n`);
-          return EXIT.USAGE;
-        }
-        const grace = values.grace === undefined ? 10 : Number(values.grace);
-        if (!Number.isFinite(grace) || grace < 0 || grace > 3600) {
-          process.stderr.write('attestctl: --grace takes seconds from 0 to 3600\n');
-          return EXIT.USAGE;
-        }
-        const gpus = values.gpus === undefined ? [] : values.gpus.split(',').map((g) => g.trim()).filter((g) => g !== '');
-        return await run(socket, command, { rule: values.rule, gpus, graceMs: grace * 1000, json });
-      }
-      case 'audit':
-        return await audit(rest, { json, ak: values.ak, dir: values.dir, size: values.size, leafHash: values['leaf-hash'],
-          index: values.index, root: values.root, proof: values.proof, collateral: values.collateral });
-      case 'cvm':
-        return await cvm(rest, { json, cert: values.cert, chain: values.chain, at: values.at, collateral: values.collateral });
-      case 'gpu':
-        return await gpu(rest, { json, nvml: values.nvml, chain: values.chain, nonce: values.nonce, rim: values.rim, at: values.at });
-      case 'tpm':
-        return await tpm(rest, json);
-      case 'policy':
-        if (rest[0] === 'init') {
-          return await policyInit({ tcti: values.tcti ?? process.env.ATTESTD_TCTI, eventLog: values['event-log'], ima: values.ima, nvml: values.nvml, output: values.output });
-        }
-        if (rest[0] !== 'check') {
-          process.stderr.write(`attestctl: unknown policy command: ${rest[0] ?? '(none)'}\n\n${POLICY_HELP}\n`);
-          return EXIT.USAGE;
-        }
-        return await policyCheck(rest[1], json);
-      default:
-        process.stderr.write(`attestctl: unknown command: ${cmd}\n\n${HELP}`);
-        return EXIT.USAGE;
-    }
+    return await dispatch(cmd, rest, values, command, socket);
   } catch (err) {
-    return reportError(err, json);
+    return reportError(err, values.json ?? false);
   }
 }
 

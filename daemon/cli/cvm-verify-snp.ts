@@ -99,78 +99,122 @@ async function readInput(path: string, what: string): Promise<Buffer | string> {
   }
 }
 
-export async function cvmVerifySnp(
-  reportPath: string | undefined,
-  opts: { cert?: string; chain?: string; at?: string; json: boolean },
-): Promise<number> {
-  if (!reportPath || !opts.cert || !opts.chain) {
-    process.stderr.write(`attestctl: cvm verify-snp needs REPORT, --cert and --chain\n\n${CVM_VERIFY_SNP_HELP}\n`);
-    return EXIT.USAGE;
+interface SnpVerifyOptions {
+  cert?: string;
+  chain?: string;
+  at?: string;
+  json: boolean;
+}
+
+/** What the checks found, for printing. */
+interface Outcome {
+  verified?: VerifiedSnpReport;
+  failure?: AttestdError;
+  lines: CheckLine[];
+}
+
+/** Checks --at; returns the time to verify at, or undefined once the usage error is printed. */
+function verificationTime(at: string | undefined): Date | undefined {
+  const time = at === undefined ? new Date() : new Date(at);
+  if (Number.isNaN(time.getTime())) {
+    process.stderr.write(`attestctl: --at takes an ISO 8601 time, not "${at}"\n`);
+    return undefined;
   }
-  const at = opts.at === undefined ? new Date() : new Date(opts.at);
-  if (Number.isNaN(at.getTime())) {
-    process.stderr.write(`attestctl: --at takes an ISO 8601 time, not "${opts.at}"\n`);
-    return EXIT.USAGE;
-  }
-  const [report, certFile, chainFile] = await Promise.all([
-    readInput(reportPath, 'report'), readInput(opts.cert, 'certificate'), readInput(opts.chain, 'chain'),
+  return time;
+}
+
+/** Reads the report, certificate and chain at once; on the first that cannot be read, prints why and returns undefined. */
+async function readInputs(reportPath: string, certPath: string, chainPath: string): Promise<[Buffer, Buffer, Buffer] | undefined> {
+  const inputs = await Promise.all([
+    readInput(reportPath, 'report'), readInput(certPath, 'certificate'), readInput(chainPath, 'chain'),
   ]);
-  for (const input of [report, certFile, chainFile]) {
+  for (const input of inputs) {
     if (typeof input === 'string') {
       process.stderr.write(`attestctl: ${input}\n`);
-      return EXIT.FAILURE;
+      return undefined;
     }
   }
+  return inputs as [Buffer, Buffer, Buffer];
+}
+
+/** The leaf certificate (PEM or DER) and the chain sorted out of the chain file; undefined once the reason is printed. */
+function certAndChain(certFile: Buffer, chainFile: Buffer, certPath: string): { cert: Uint8Array; chain: SnpChain } | undefined {
   let cert: Uint8Array | undefined;
   let chain: SnpChain | string;
   try {
-    cert = isPem(certFile as Buffer) ? pemCertificates((certFile as Buffer).toString('latin1'))[0] : new Uint8Array(certFile as Buffer);
-    chain = pickChain(pemCertificates((chainFile as Buffer).toString('latin1')), cert ?? new Uint8Array(0));
+    cert = isPem(certFile) ? pemCertificates(certFile.toString('latin1'))[0] : new Uint8Array(certFile);
+    chain = pickChain(pemCertificates(chainFile.toString('latin1')), cert ?? new Uint8Array(0));
   } catch (err) {
     chain = `${(err as Error).message}`;
   }
   if (!cert || typeof chain === 'string') {
-    process.stderr.write(`attestctl: ${typeof chain === 'string' ? chain : 'no certificate in ' + opts.cert}\n`);
-    return EXIT.FAILURE;
+    process.stderr.write(`attestctl: ${typeof chain === 'string' ? chain : 'no certificate in ' + certPath}\n`);
+    return undefined;
   }
+  return { cert, chain };
+}
 
+/** Runs every check, one line each in the verifier's order; a failed one ends the run with its error in `failure`. */
+function runChecks(report: Buffer, cert: Uint8Array, chain: SnpChain, at: Date): Outcome {
   const lines: CheckLine[] = SNP_CHECKS.map((check) => ({ check, result: 'not run', detail: '' }));
   const record = (check: SnpCheck, passed: boolean, detail: string): void => {
     const line = lines.find((l) => l.check === check);
     if (line) Object.assign(line, { result: passed ? 'pass' : 'fail', detail });
   };
-  let verified: VerifiedSnpReport | undefined;
-  let failure: AttestdError | undefined;
   try {
-    verified = verifySnpReport({ report: report as Buffer, cert, chain, at, onCheck: record });
+    return { verified: verifySnpReport({ report, cert, chain, at, onCheck: record }), lines };
   } catch (err) {
     if (!(err instanceof AttestdError)) throw err;
-    failure = err;
+    return { failure: err, lines };
   }
-  // On failure the fields are shown for diagnosis, marked as unverified.
-  let shown: SnpReport | undefined = verified?.report;
-  if (!shown) {
-    try {
-      shown = parseSnpReport(report as Buffer);
-    } catch {
-      shown = undefined;
-    }
-  }
+}
 
-  if (opts.json) {
-    const out = verified
-      ? { verified: true, product: verified.product, signingKey: verified.signingKey, keyExtensions: verified.keyExtensions, certificate: verified.certificate, arkSpkiSha256: verified.arkSpkiSha256, report: verified.report, checks: lines }
-      : { verified: false, error: { code: failure?.code, message: failure?.message }, unverifiedReport: shown, checks: lines };
-    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
-  } else {
-    let text = verified
-      ? `SEV-SNP report: ${verified.product}, signed by ${verified.signingKey} (${verified.keyExtensions.productName ?? ''})\n`
-      : 'SEV-SNP report (NOT verified; fields shown as parsed):\n';
-    if (shown) text += reportText(shown);
-    text += 'checks:\n';
-    for (const l of lines) text += `  ${l.result.toUpperCase().padEnd(8)} ${l.check.padEnd(17)} ${l.detail}\n`;
-    text += verified ? 'verified\n' : `FAILED: ${failure?.code ?? ''}: ${failure?.message ?? ''}\n`;
-    process.stdout.write(text);
+/** The verified report, or on failure the fields as parsed for diagnosis (marked unverified when printed). */
+function shownReport(o: Outcome, report: Buffer): SnpReport | undefined {
+  if (o.verified) return o.verified.report;
+  try {
+    return parseSnpReport(report);
+  } catch {
+    return undefined;
   }
-  return verified ? EXIT.OK : VERIFY_FAILED;
+}
+
+function printJsonOutcome(o: Outcome, shown: SnpReport | undefined): void {
+  const v = o.verified;
+  const out = v
+    ? { verified: true, product: v.product, signingKey: v.signingKey, keyExtensions: v.keyExtensions, certificate: v.certificate, arkSpkiSha256: v.arkSpkiSha256, report: v.report, checks: o.lines }
+    : { verified: false, error: { code: o.failure?.code, message: o.failure?.message }, unverifiedReport: shown, checks: o.lines };
+  process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+}
+
+function printTextOutcome(o: Outcome, shown: SnpReport | undefined): void {
+  const v = o.verified;
+  let text = v
+    ? `SEV-SNP report: ${v.product}, signed by ${v.signingKey} (${v.keyExtensions.productName ?? ''})\n`
+    : 'SEV-SNP report (NOT verified; fields shown as parsed):\n';
+  if (shown) text += reportText(shown);
+  text += 'checks:\n';
+  for (const l of o.lines) text += `  ${l.result.toUpperCase().padEnd(8)} ${l.check.padEnd(17)} ${l.detail}\n`;
+  text += v ? 'verified\n' : `FAILED: ${o.failure?.code ?? ''}: ${o.failure?.message ?? ''}\n`;
+  process.stdout.write(text);
+}
+
+export async function cvmVerifySnp(reportPath: string | undefined, opts: SnpVerifyOptions): Promise<number> {
+  if (!reportPath || !opts.cert || !opts.chain) {
+    process.stderr.write(`attestctl: cvm verify-snp needs REPORT, --cert and --chain\n\n${CVM_VERIFY_SNP_HELP}\n`);
+    return EXIT.USAGE;
+  }
+  const at = verificationTime(opts.at);
+  if (!at) return EXIT.USAGE;
+  const inputs = await readInputs(reportPath, opts.cert, opts.chain);
+  if (!inputs) return EXIT.FAILURE;
+  const [report, certFile, chainFile] = inputs;
+  const leaf = certAndChain(certFile, chainFile, opts.cert);
+  if (!leaf) return EXIT.FAILURE;
+
+  const outcome = runChecks(report, leaf.cert, leaf.chain, at);
+  const shown = shownReport(outcome, report);
+  if (opts.json) printJsonOutcome(outcome, shown);
+  else printTextOutcome(outcome, shown);
+  return outcome.verified ? EXIT.OK : VERIFY_FAILED;
 }

@@ -34,6 +34,33 @@ interface CheckLine {
 
 type RimKind = 'driver' | 'vbios';
 
+interface GpuVerifyOptions {
+  chain?: string;
+  nonce?: string;
+  rim?: string[];
+  at?: string;
+  json: boolean;
+}
+
+/** The RIMs given, by kind; the first one that does not parse is kept to fail the `rims` check. */
+interface SortedRims {
+  count: number;
+  byKind: Partial<Record<RimKind, Buffer>>;
+  error?: AttestdError;
+}
+
+/** What the checks found, for printing. */
+interface Outcome {
+  verified?: VerifiedGpuReport;
+  failure?: AttestdError;
+  reasons: Reason[];
+  verifiedRims: { kind: RimKind; rim: VerifiedRim }[];
+  lines: CheckLine[];
+}
+
+/** The report fields printed: verified ones, else as parsed for diagnosis, else none. */
+type Shown = ReturnType<typeof unverifiedFields>;
+
 /** VBIOS versions are five dot-separated hex pairs ("96.00.5E.00.01"); driver versions are not. */
 const VBIOS_VERSION = /^[0-9A-Fa-f]{2}(\.[0-9A-Fa-f]{2}){4}$/;
 const MAX_INPUT = 1024 * 1024;
@@ -103,109 +130,145 @@ function rimKind(xml: Buffer): RimKind | AttestdError {
   }
 }
 
-export async function gpuVerify(
-  reportPath: string | undefined,
-  opts: { chain?: string; nonce?: string; rim?: string[]; at?: string; json: boolean },
-): Promise<number> {
-  if (!reportPath || !opts.chain) {
-    process.stderr.write(`attestctl: gpu verify needs REPORT and --chain\n\n${GPU_VERIFY_HELP}\n`);
-    return EXIT.USAGE;
-  }
+/** Checks --nonce and --at; returns the time to verify at, or undefined once the usage error is printed. */
+function verificationTime(opts: GpuVerifyOptions): Date | undefined {
   if (opts.nonce !== undefined && !/^[0-9a-fA-F]{64}$/.test(opts.nonce)) {
     process.stderr.write('attestctl: --nonce takes 64 hex digits (32 bytes)\n');
-    return EXIT.USAGE;
+    return undefined;
   }
   const at = opts.at === undefined ? new Date() : new Date(opts.at);
   if (Number.isNaN(at.getTime())) {
     process.stderr.write(`attestctl: --at takes an ISO 8601 time, not "${opts.at}"\n`);
-    return EXIT.USAGE;
+    return undefined;
   }
-  const rimPaths = opts.rim ?? [];
-  const inputs = await Promise.all([readInput(reportPath, 'report'), readInput(opts.chain, 'chain'), ...rimPaths.map((p) => readInput(p, 'RIM'))]);
+  return at;
+}
+
+/** Reads every input at once; on the first that cannot be read, prints why and returns undefined. */
+async function readInputs(reportPath: string, chainPath: string, rimPaths: string[]): Promise<Buffer[] | undefined> {
+  const inputs = await Promise.all([readInput(reportPath, 'report'), readInput(chainPath, 'chain'), ...rimPaths.map((p) => readInput(p, 'RIM'))]);
   for (const input of inputs) {
     if (typeof input === 'string') {
       process.stderr.write(`attestctl: ${input}\n`);
-      return EXIT.FAILURE;
+      return undefined;
     }
   }
-  const [reportFile, chainFile, ...rimFiles] = inputs as Buffer[];
-  const report = reportBytes(reportFile ?? Buffer.alloc(0));
+  return inputs as Buffer[];
+}
 
-  const rims: Partial<Record<RimKind, Buffer>> = {};
-  let rimError: AttestdError | undefined;
+/** Sorts the RIMs by kind; two of one kind is a usage error, printed, and gives undefined. */
+function sortRims(rimFiles: Buffer[], rimPaths: string[]): SortedRims | undefined {
+  const sorted: SortedRims = { count: rimFiles.length, byKind: {} };
   for (const [i, xml] of rimFiles.entries()) {
     const kind = rimKind(xml);
     if (kind instanceof AttestdError) {
-      rimError ??= new AttestdError(kind.code, `${rimPaths[i] ?? ''}: ${kind.message}`);
+      sorted.error ??= new AttestdError(kind.code, `${rimPaths[i] ?? ''}: ${kind.message}`);
       continue;
     }
-    if (rims[kind]) {
+    if (sorted.byKind[kind]) {
       process.stderr.write(`attestctl: more than one ${kind} RIM given\n`);
-      return EXIT.USAGE;
+      return undefined;
     }
-    rims[kind] = xml;
+    sorted.byKind[kind] = xml;
   }
+  return sorted;
+}
 
+/** One line per check, in the verifier's order, filled in as it reports; two more with RIMs. */
+function checkTable(withRims: boolean): { lines: CheckLine[]; record: (check: GpuCheck | string, passed: boolean, detail: string) => void } {
   const lines: CheckLine[] = GPU_CHECKS.map((check) => ({ check, result: 'not run', detail: '' }));
-  if (rimFiles.length > 0) lines.push({ check: 'rims', result: 'not run', detail: '' }, { check: 'measurements', result: 'not run', detail: '' });
+  if (withRims) lines.push({ check: 'rims', result: 'not run', detail: '' }, { check: 'measurements', result: 'not run', detail: '' });
   const record = (check: GpuCheck | string, passed: boolean, detail: string): void => {
     const line = lines.find((l) => l.check === check);
     if (line) Object.assign(line, { result: passed ? 'pass' : 'fail', detail });
   };
+  return { lines, record };
+}
 
-  let verified: VerifiedGpuReport | undefined;
-  let failure: AttestdError | undefined;
-  let reasons: Reason[] = [];
-  const verifiedRims: { kind: RimKind; rim: VerifiedRim }[] = [];
+/** The report's measurements against the RIMs; throws (after recording the `rims` line) when a RIM does not verify. */
+function compareRims(verified: VerifiedGpuReport, rims: SortedRims, at: Date, record: ReturnType<typeof checkTable>['record'],
+  verifiedRims: Outcome['verifiedRims']): Reason[] {
+  if (rims.error) {
+    record('rims', false, rims.error.message);
+    throw rims.error;
+  }
+  if (rims.count === 0) return [];
+  let reasons: Reason[];
   try {
-    verified = verifyGpuAttestation({
-      report, certChainPem: chainFile ?? '', at, onCheck: record,
-      ...(opts.nonce === undefined ? { allowAnyNonce: true } : { expectedNonce: Buffer.from(opts.nonce, 'hex') }),
+    reasons = compareWithRims(verified, { driverRim: rims.byKind.driver, vbiosRim: rims.byKind.vbios, at, onRim: (kind, rim) => verifiedRims.push({ kind, rim }) });
+  } catch (err) {
+    record('rims', false, err instanceof Error ? err.message : String(err));
+    throw err;
+  }
+  record('rims', true, verifiedRims.map((r) => `${r.kind} ${r.rim.rim.colloquialVersion} signed by ${r.rim.signer.commonName}`).join('; '));
+  record('measurements', reasons.length === 0, reasons.length === 0 ? 'every active index matches' : `${reasons.length} reason(s) below`);
+  return reasons;
+}
+
+/** Runs every check; a failed one ends the run with its error in `failure`. */
+function runChecks(report: Buffer, chain: Buffer | string, rims: SortedRims, at: Date, nonce: string | undefined): Outcome {
+  const { lines, record } = checkTable(rims.count > 0);
+  const outcome: Outcome = { reasons: [], verifiedRims: [], lines };
+  try {
+    outcome.verified = verifyGpuAttestation({
+      report, certChainPem: chain, at, onCheck: record,
+      ...(nonce === undefined ? { allowAnyNonce: true } : { expectedNonce: Buffer.from(nonce, 'hex') }),
     });
-    if (rimError) {
-      record('rims', false, rimError.message);
-      throw rimError;
-    }
-    if (rimFiles.length > 0) {
-      try {
-        reasons = compareWithRims(verified, { driverRim: rims.driver, vbiosRim: rims.vbios, at, onRim: (kind, rim) => verifiedRims.push({ kind, rim }) });
-      } catch (err) {
-        record('rims', false, err instanceof Error ? err.message : String(err));
-        throw err;
-      }
-      record('rims', true, verifiedRims.map((r) => `${r.kind} ${r.rim.rim.colloquialVersion} signed by ${r.rim.signer.commonName}`).join('; '));
-      record('measurements', reasons.length === 0, reasons.length === 0 ? 'every active index matches' : `${reasons.length} reason(s) below`);
-    }
+    outcome.reasons = compareRims(outcome.verified, rims, at, record, outcome.verifiedRims);
   } catch (err) {
     if (!(err instanceof AttestdError)) throw err;
-    failure = err;
+    outcome.failure = err;
   }
-  const passed = verified !== undefined && failure === undefined && reasons.length === 0;
-  const shown = verified ? { blocks: verified.blocks, opaque: verified.opaque, nonceHex: verified.nonceHex } : unverifiedFields(report);
+  return outcome;
+}
 
-  if (opts.json) {
-    const out = {
-      verified: passed,
-      ...(verified ? { report: verified } : { unverifiedReport: shown }),
-      rims: verifiedRims.map((r) => ({ kind: r.kind, colloquialVersion: r.rim.rim.colloquialVersion, tagId: r.rim.rim.tagId, signer: r.rim.signer, contentSha384: r.rim.contentSha384 })),
-      reasons,
-      ...(failure ? { error: { code: failure.code, message: failure.message } } : {}),
-      checks: lines,
-    };
-    process.stdout.write(JSON.stringify(out, null, 2) + '\n');
-  } else {
-    let text = verified
-      ? `NVIDIA attestation report from "${verified.device.chain[0] ?? ''}" (signature and chain verified):\n`
-      : 'NVIDIA attestation report (NOT verified; fields shown as parsed):\n';
-    const nonceNote = opts.nonce === undefined ? 'not checked: no --nonce' : verified ? 'matches --nonce' : 'expected ' + opts.nonce.toLowerCase();
-    if (shown) text += fieldsText(shown.blocks, shown.opaque, shown.nonceHex, nonceNote);
-    text += 'checks:\n';
-    for (const l of lines) text += `  ${l.result.toUpperCase().padEnd(8)} ${l.check.padEnd(17)} ${l.detail}\n`;
-    for (const r of reasons) text += `  ${r.code}: ${r.message}\n`;
-    if (passed) text += 'verified\n';
-    else if (failure) text += `FAILED: ${failure.code}: ${failure.message}\n`;
-    else text += 'FAILED: the measurements do not match the RIMs\n';
-    process.stdout.write(text);
+function printJsonOutcome(o: Outcome, passed: boolean, shown: Shown): void {
+  const out = {
+    verified: passed,
+    ...(o.verified ? { report: o.verified } : { unverifiedReport: shown }),
+    rims: o.verifiedRims.map((r) => ({ kind: r.kind, colloquialVersion: r.rim.rim.colloquialVersion, tagId: r.rim.rim.tagId, signer: r.rim.signer, contentSha384: r.rim.contentSha384 })),
+    reasons: o.reasons,
+    ...(o.failure ? { error: { code: o.failure.code, message: o.failure.message } } : {}),
+    checks: o.lines,
+  };
+  process.stdout.write(JSON.stringify(out, null, 2) + '\n');
+}
+
+function printTextOutcome(o: Outcome, passed: boolean, shown: Shown, nonce: string | undefined): void {
+  let text = o.verified
+    ? `NVIDIA attestation report from "${o.verified.device.chain[0] ?? ''}" (signature and chain verified):\n`
+    : 'NVIDIA attestation report (NOT verified; fields shown as parsed):\n';
+  const nonceNote = nonce === undefined ? 'not checked: no --nonce' : o.verified ? 'matches --nonce' : 'expected ' + nonce.toLowerCase();
+  if (shown) text += fieldsText(shown.blocks, shown.opaque, shown.nonceHex, nonceNote);
+  text += 'checks:\n';
+  for (const l of o.lines) text += `  ${l.result.toUpperCase().padEnd(8)} ${l.check.padEnd(17)} ${l.detail}\n`;
+  for (const r of o.reasons) text += `  ${r.code}: ${r.message}\n`;
+  if (passed) text += 'verified\n';
+  else if (o.failure) text += `FAILED: ${o.failure.code}: ${o.failure.message}\n`;
+  else text += 'FAILED: the measurements do not match the RIMs\n';
+  process.stdout.write(text);
+}
+
+export async function gpuVerify(reportPath: string | undefined, opts: GpuVerifyOptions): Promise<number> {
+  if (!reportPath || !opts.chain) {
+    process.stderr.write(`attestctl: gpu verify needs REPORT and --chain\n\n${GPU_VERIFY_HELP}\n`);
+    return EXIT.USAGE;
   }
+  const at = verificationTime(opts);
+  if (!at) return EXIT.USAGE;
+  const rimPaths = opts.rim ?? [];
+  const inputs = await readInputs(reportPath, opts.chain, rimPaths);
+  if (!inputs) return EXIT.FAILURE;
+  const [reportFile, chainFile, ...rimFiles] = inputs;
+  const report = reportBytes(reportFile ?? Buffer.alloc(0));
+  const rims = sortRims(rimFiles, rimPaths);
+  if (!rims) return EXIT.USAGE;
+
+  const outcome = runChecks(report, chainFile ?? '', rims, at, opts.nonce);
+  const passed = outcome.verified !== undefined && outcome.failure === undefined && outcome.reasons.length === 0;
+  const v = outcome.verified;
+  const shown: Shown = v ? { blocks: v.blocks, opaque: v.opaque, nonceHex: v.nonceHex } : unverifiedFields(report);
+  if (opts.json) printJsonOutcome(outcome, passed, shown);
+  else printTextOutcome(outcome, passed, shown, opts.nonce);
   return passed ? EXIT.OK : VERIFY_FAILED;
 }

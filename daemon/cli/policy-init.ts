@@ -32,67 +32,92 @@ export interface PolicyInitOptions {
 
 const q = (s: string) => JSON.stringify(s);
 
-export async function policyInit(o: PolicyInitOptions): Promise<number> {
-  const lines: string[] = ['# attestd policy written by `attestctl policy init` from this host as it was at', `# ${new Date().toISOString()}.`,
+function headerLines(): string[] {
+  return ['# attestd policy written by `attestctl policy init` from this host as it was at', `# ${new Date().toISOString()}.`,
     '# It trusts the present state: review every value, remove what you do not mean to require.', 'version: 2', '',
     'attestation:', '  interval: 2s    # re-attest every 2 seconds', '  max_age: 6s     # refuse leases when the last passing appraisal is older', ''];
+}
+
+/** The SHA-256 PCRs the TPM holds now; undefined once the reason the TPM cannot be opened is printed. */
+async function pcrLines(tcti: string): Promise<string[] | undefined> {
   let tpm: Tpm;
   try {
-    tpm = await Tpm.open(o.tcti ?? 'device:/dev/tpmrm0');
+    tpm = await Tpm.open(tcti);
   } catch (err) {
     process.stderr.write(`attestctl: cannot open the TPM: ${(err as Error).message}\n`);
-    return EXIT.FAILURE;
+    return undefined;
   }
   try {
     const pcrs = await tpm.readPcrs('sha256', [0, 1, 2, 3, 4, 5, 6, 7, 16]);
-    lines.push('pcrs:', '  sha256:', '    # 0-7: firmware, its configuration, option ROMs, boot loader, Secure Boot state');
+    const lines = ['pcrs:', '  sha256:', '    # 0-7: firmware, its configuration, option ROMs, boot loader, Secure Boot state'];
     for (const [i, v] of [...pcrs.values].sort((a, b) => a[0] - b[0])) lines.push(`    ${i}: ${q(v.toString('hex'))}`);
     lines.push('');
+    return lines;
   } finally {
     await tpm.close();
   }
+}
 
-  const logPath = o.eventLog ?? '/sys/kernel/security/tpm0/binary_bios_measurements';
+/** The boot applications and Secure Boot state the event log records; nothing when it cannot be read or parsed. */
+async function bootLines(logPath: string): Promise<string[]> {
   const log = await readFile(logPath).then((b) => parseEventLog(b, { details: true }), () => undefined);
-  if (log) {
-    const apps = new Set<string>();
-    let secureBoot = false;
-    for (const e of log.events) {
-      const d = e.digests.get('sha256');
-      if (e.type === EV.EFI_BOOT_SERVICES_APPLICATION && d) apps.add(d.toString('hex'));
-      const det = e.details as { kind?: string; name?: string; value?: unknown } | undefined;
-      if (det?.kind === 'uefi-variable' && det.name === 'SecureBoot' && det.value === 1) secureBoot = true;
-    }
-    lines.push('boot:', `  event_log: ${logPath}`, '  bank: sha256', `  secure_boot: ${secureBoot ? 'required' : 'any'}    # as measured now`,
-      '  forbid_test_keys: true');
-    if (apps.size > 0) lines.push('  boot_applications:   # EV_EFI_BOOT_SERVICES_APPLICATION digests seen in this boot', '    sha256:',
-      ...[...apps].map((a) => `      - ${q(a)}`));
-    lines.push('');
+  if (!log) return [];
+  const apps = new Set<string>();
+  let secureBoot = false;
+  for (const e of log.events) {
+    const d = e.digests.get('sha256');
+    if (e.type === EV.EFI_BOOT_SERVICES_APPLICATION && d) apps.add(d.toString('hex'));
+    const det = e.details as { kind?: string; name?: string; value?: unknown } | undefined;
+    if (det?.kind === 'uefi-variable' && det.name === 'SecureBoot' && det.value === 1) secureBoot = true;
   }
+  const lines = ['boot:', `  event_log: ${logPath}`, '  bank: sha256', `  secure_boot: ${secureBoot ? 'required' : 'any'}    # as measured now`,
+    '  forbid_test_keys: true'];
+  if (apps.size > 0) lines.push('  boot_applications:   # EV_EFI_BOOT_SERVICES_APPLICATION digests seen in this boot', '    sha256:',
+    ...[...apps].map((a) => `      - ${q(a)}`));
+  lines.push('');
+  return lines;
+}
 
-  const imaPath = o.ima ?? '/sys/kernel/security/ima/ascii_runtime_measurements';
+/** Every file IMA has measured so far (SHA-256, UTF-8 paths); nothing when the list cannot be read or parsed. */
+async function imaLines(imaPath: string): Promise<string[]> {
   const ima = await readFile(imaPath).then((b) => parseImaList(b), () => undefined);
-  if (ima) {
-    const seen = new Map<string, string>();
-    for (const e of ima.slice(1)) if (e.pathIsUtf8 && e.digestAlg === 'sha256' && !e.violation) seen.set(`${e.path}\0${e.digest.toString('hex')}`, e.path);
-    lines.push('ima:', `  list: ${imaPath}`, '  bank: sha256', '  exclude: ["/tmp/", "/var/tmp/"]', '  allow:   # every file IMA measured so far');
-    for (const [key, path] of [...seen].sort()) lines.push(`    - { path: ${q(path)}, sha256: ${q(key.split('\0')[1]!)} }`);
-    if (seen.size === 0) lines.push('    []');
-    lines.push('');
-  }
+  if (!ima) return [];
+  const seen = new Map<string, string>();
+  for (const e of ima.slice(1)) if (e.pathIsUtf8 && e.digestAlg === 'sha256' && !e.violation) seen.set(`${e.path}\0${e.digest.toString('hex')}`, e.path);
+  const lines = ['ima:', `  list: ${imaPath}`, '  bank: sha256', '  exclude: ["/tmp/", "/var/tmp/"]', '  allow:   # every file IMA measured so far'];
+  for (const [key, path] of [...seen].sort()) lines.push(`    - { path: ${q(path)}, sha256: ${q(key.split('\0')[1]!)} }`);
+  if (seen.size === 0) lines.push('    []');
+  lines.push('');
+  return lines;
+}
 
-  const gpu: GpuMeasurement | undefined = await new GpuCollector({ nvmlLibraryPath: o.nvml }).collect().then((g) => g.measurement, () => undefined);
-  if (gpu && gpu.source !== 'none') {
-    const models = new Map<string, Set<string>>();
-    for (const g of gpu.gpus) models.set(g.name, (models.get(g.name) ?? new Set()).add(g.vbiosVersion));
-    lines.push('gpu:', '  required: true', `  driver_versions: [${q(gpu.driverVersion)}]`, '  vbios_versions:',
-      ...[...models].map(([m, v]) => `    ${q(m)}: [${[...v].map(q).join(', ')}]`),
-      `  pinned_uuids: [${gpu.gpus.map((g) => q(g.uuid)).join(', ')}]   # a swapped card is drift`,
-      `  cc_mode: ${gpu.ccState.ccFeature === 'enabled' ? 'on' : 'any'}`, '');
-  }
-  lines.push('rules:', '  - name: default    # edit: which workloads may lease, for how long', '    match:',
-    `      uids: [${process.getuid?.() ?? 0}]`, '    lease:', '      ttl: 30s', '      scopes: ["default"]');
-  if (gpu && gpu.source !== 'none') lines.push('      gpus: all');
+function gpuLines(gpu: GpuMeasurement): string[] {
+  const models = new Map<string, Set<string>>();
+  for (const g of gpu.gpus) models.set(g.name, (models.get(g.name) ?? new Set()).add(g.vbiosVersion));
+  return ['gpu:', '  required: true', `  driver_versions: [${q(gpu.driverVersion)}]`, '  vbios_versions:',
+    ...[...models].map(([m, v]) => `    ${q(m)}: [${[...v].map(q).join(', ')}]`),
+    `  pinned_uuids: [${gpu.gpus.map((g) => q(g.uuid)).join(', ')}]   # a swapped card is drift`,
+    `  cc_mode: ${gpu.ccState.ccFeature === 'enabled' ? 'on' : 'any'}`, ''];
+}
+
+function ruleLines(withGpus: boolean): string[] {
+  const lines = ['rules:', '  - name: default    # edit: which workloads may lease, for how long', '    match:',
+    `      uids: [${process.getuid?.() ?? 0}]`, '    lease:', '      ttl: 30s', '      scopes: ["default"]'];
+  if (withGpus) lines.push('      gpus: all');
+  return lines;
+}
+
+export async function policyInit(o: PolicyInitOptions): Promise<number> {
+  const lines = headerLines();
+  const pcrs = await pcrLines(o.tcti ?? 'device:/dev/tpmrm0');
+  if (!pcrs) return EXIT.FAILURE;
+  lines.push(...pcrs);
+  lines.push(...await bootLines(o.eventLog ?? '/sys/kernel/security/tpm0/binary_bios_measurements'));
+  lines.push(...await imaLines(o.ima ?? '/sys/kernel/security/ima/ascii_runtime_measurements'));
+  const measured: GpuMeasurement | undefined = await new GpuCollector({ nvmlLibraryPath: o.nvml }).collect().then((g) => g.measurement, () => undefined);
+  const gpu = measured && measured.source !== 'none' ? measured : undefined;
+  if (gpu) lines.push(...gpuLines(gpu));
+  lines.push(...ruleLines(gpu !== undefined));
   const text = lines.join('\n') + '\n';
   // What we write must load: a policy init that writes an invalid policy is a bug.
   parsePolicy(text, o.output ?? '(policy init)');
