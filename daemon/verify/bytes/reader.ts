@@ -33,6 +33,7 @@ export class ByteReader {
     readonly code: ErrorCode,
     private readonly where?: () => string,
   ) {
+    if (!(bytes instanceof Uint8Array)) throw new AttestdError(code, 'the input is not bytes');
     this.buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     this.le = order === 'le';
     this.limit = this.buf.length;
