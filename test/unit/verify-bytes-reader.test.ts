@@ -183,6 +183,26 @@ describe('ByteReader bounds', () => {
   });
 });
 
+describe('ByteReader hex and reserved bytes', () => {
+  it('hex() is the hex of what bytes() reads, and zeros() says whether every byte read was zero', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 40 }), fc.nat({ max: 48 }), (bytes, n) => {
+        const a = new ByteReader(bytes, 'le', 'CVM_REPORT_MALFORMED');
+        const b = new ByteReader(bytes, 'le', 'CVM_REPORT_MALFORMED');
+        const c = new ByteReader(bytes, 'le', 'CVM_REPORT_MALFORMED');
+        if (n > bytes.length) {
+          for (const read of [() => a.hex(n), () => c.zeros(n)]) expect((thrown(read) as AttestdError).code).toBe('CVM_REPORT_MALFORMED');
+          return;
+        }
+        expect(a.hex(n)).toBe(b.bytes(n).toString('hex'));
+        expect(c.zeros(n)).toBe(bytes.subarray(0, n).every((x) => x === 0));
+        expect([a.offset, c.offset]).toEqual([n, n]);
+      }),
+      RUNS,
+    );
+  });
+});
+
 describe('ByteReader messages', () => {
   it('names the field and prefixes where the decoder says it is, built only on failure', () => {
     let asked = 0;

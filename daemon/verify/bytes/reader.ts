@@ -91,6 +91,20 @@ export class ByteReader {
     return this.buf.subarray(p, p + n);
   }
 
+  /** The next `n` bytes as lowercase hex, without a view of them. */
+  hex(n: number, what = 'bytes'): string {
+    const p = this.take(this.length(n, what), what);
+    return this.buf.toString('hex', p, p + n);
+  }
+
+  /** Moves past the next `n` bytes and says whether all of them are zero, as reserved bytes must be. */
+  zeros(n: number, what = 'reserved'): boolean {
+    const p = this.take(this.length(n, what), what);
+    const b = this.buf;
+    for (let i = p; i < p + n; i++) if (b[i] !== 0) return false;
+    return true;
+  }
+
   skip(n: number, what = 'bytes'): void {
     this.take(this.length(n, what), what);
   }

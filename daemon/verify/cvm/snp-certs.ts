@@ -20,7 +20,7 @@ function readGuid(r: ByteReader): string {
   const d1 = r.u32('GUID').toString(16).padStart(8, '0');
   const d2 = r.u16('GUID').toString(16).padStart(4, '0');
   const d3 = r.u16('GUID').toString(16).padStart(4, '0');
-  const d4 = r.bytes(8, 'GUID').toString('hex');
+  const d4 = r.hex(8, 'GUID');
   return `${d1}-${d2}-${d3}-${d4.slice(0, 4)}-${d4.slice(4)}`;
 }
 

@@ -87,7 +87,7 @@ function eventTag(data: Buffer): EventDetails {
   const id = r.u32('taggedEventID');
   const size = r.u32('taggedEventDataSize');
   if (size !== r.remaining) r.fail(`taggedEventDataSize ${size} does not match the ${r.remaining} bytes left`);
-  return { kind: 'event-tag', taggedEventId: id, data: r.bytes(size).toString('hex') };
+  return { kind: 'event-tag', taggedEventId: id, data: r.hex(size) };
 }
 
 /** A CHAR16 version string, or (on some platforms) a GUID. */

@@ -77,7 +77,7 @@ export function parseSpecId(data: Buffer, offset: number, limits: EventLogLimits
     algorithms.push({ id, alg, digestSize: size });
   }
   const vendorInfoSize = r.u8('Spec ID vendorInfoSize');
-  const vendorInfo = r.bytes(vendorInfoSize, 'Spec ID vendorInfo').toString('hex');
+  const vendorInfo = r.hex(vendorInfoSize, 'Spec ID vendorInfo');
   r.end('Spec ID event');
   return {
     signature, platformClass, specVersionMajor, specVersionMinor, specErrata, uintnSize, algorithms, vendorInfo,

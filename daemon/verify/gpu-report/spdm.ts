@@ -131,7 +131,7 @@ function parseRecord(r: ByteReader, count: number): MeasurementBlock[] {
       valueType,
       valueTypeName: DMTF_TYPES[valueType] ?? `type-${valueType}`,
       rawBitStream: (type & 0x80) !== 0,
-      valueHex: r.bytes(valueSize, 'DMTFSpecMeasurementValue').toString('hex'),
+      valueHex: r.hex(valueSize, 'DMTFSpecMeasurementValue'),
     });
   }
   if (blocks.length !== count) malformed(`${count} blocks announced, ${blocks.length} present`);
@@ -146,7 +146,7 @@ export function parseSpdmReport(report: Uint8Array): SpdmReport {
   q.skip(1, 'RequestResponseCode');
   const requestParam1 = q.u8('Param1');
   const measurementOperation = q.u8('Param2');
-  const requestNonce = q.bytes(NONCE_LENGTH, 'Nonce').toString('hex');
+  const requestNonce = q.hex(NONCE_LENGTH, 'Nonce');
   const slotId = q.u8('SlotIDParam') & 0x0f;
   q.end('the request');
 
@@ -157,7 +157,7 @@ export function parseSpdmReport(report: Uint8Array): SpdmReport {
   if ((param2 & 0x0f) !== slotId) malformed(`the response is from slot ${param2 & 0x0f}, the request asked slot ${slotId}`);
   const count = p.u8('NumberOfBlocks');
   const blocks = parseRecord(p.sub(p.u24('MeasurementRecordLength'), 'MeasurementRecord'), count);
-  const nonceHex = p.bytes(NONCE_LENGTH, 'Nonce').toString('hex');
+  const nonceHex = p.hex(NONCE_LENGTH, 'Nonce');
   const opaqueData = Buffer.from(p.bytes(p.u16('OpaqueLength'), 'OpaqueData'));
   p.skip(SIGNATURE_LENGTH, 'Signature');
   p.end('the response');

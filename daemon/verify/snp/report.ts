@@ -42,11 +42,8 @@ const where = (): string => PREFIX;
 /** `n` reserved bytes, which must be zero. */
 function reserved(r: ByteReader, n: number): void {
   const from = r.offset;
-  const bytes = r.bytes(n, 'reserved');
-  for (let i = 0; i < n; i++) if (bytes[i] !== 0) r.fail(`reserved bytes 0x${from.toString(16)}..0x${(from + n - 1).toString(16)} are not zero`);
+  if (!r.zeros(n)) r.fail(`reserved bytes 0x${from.toString(16)}..0x${(from + n - 1).toString(16)} are not zero`);
 }
-
-const hex = (r: ByteReader, n: number, what: string): string => r.bytes(n, what).toString('hex');
 
 /** A little-endian field as big-endian hex of its significant bytes (copied: the input is never changed). */
 function leToBeHex(b: Buffer): string {
@@ -128,7 +125,13 @@ export function parseSnpReport(bytes: Uint8Array, familyHint?: number): SnpRepor
     authorKeyEn: guest.authorKeyEn,
     maskChipKey: guest.maskChipKey,
     signingKey: guest.signingKey,
-    ...digests,
+    reportData: digests.reportData,
+    measurement: digests.measurement,
+    hostData: digests.hostData,
+    idKeyDigest: digests.idKeyDigest,
+    authorKeyDigest: digests.authorKeyDigest,
+    reportId: digests.reportId,
+    reportIdMa: digests.reportIdMa,
     reportedTcb: decodeTcb(platform.reportedTcb, family),
     chipId: platform.chipId,
     committedTcb: decodeTcb(platform.committedTcb, family),
@@ -150,8 +153,8 @@ function readGuest(r: ByteReader) {
   r.skip(4, 'VERSION'); // read by snpReportHeader
   const guestSvn = r.u32('GUEST_SVN');
   const policy = r.u64('POLICY');
-  const familyId = hex(r, 16, 'FAMILY_ID');
-  const imageId = hex(r, 16, 'IMAGE_ID');
+  const familyId = r.hex(16, 'FAMILY_ID');
+  const imageId = r.hex(16, 'IMAGE_ID');
   const vmpl = r.u32('VMPL');
   r.skip(4, 'SIGNATURE_ALGO'); // checked by snpReportHeader
   const currentTcb = r.u64('CURRENT_TCB');
@@ -171,13 +174,13 @@ function readGuest(r: ByteReader) {
 /** 0x050..0x180: the guest's report data, launch measurement and the digests bound to it. */
 function readDigests(r: ByteReader) {
   return {
-    reportData: hex(r, 64, 'REPORT_DATA'),
-    measurement: hex(r, 48, 'MEASUREMENT'),
-    hostData: hex(r, 32, 'HOST_DATA'),
-    idKeyDigest: hex(r, 48, 'ID_KEY_DIGEST'),
-    authorKeyDigest: hex(r, 48, 'AUTHOR_KEY_DIGEST'),
-    reportId: hex(r, 32, 'REPORT_ID'),
-    reportIdMa: hex(r, 32, 'REPORT_ID_MA'),
+    reportData: r.hex(64, 'REPORT_DATA'),
+    measurement: r.hex(48, 'MEASUREMENT'),
+    hostData: r.hex(32, 'HOST_DATA'),
+    idKeyDigest: r.hex(48, 'ID_KEY_DIGEST'),
+    authorKeyDigest: r.hex(48, 'AUTHOR_KEY_DIGEST'),
+    reportId: r.hex(32, 'REPORT_ID'),
+    reportIdMa: r.hex(32, 'REPORT_ID_MA'),
   };
 }
 
@@ -191,7 +194,7 @@ function readPlatform(r: ByteReader, version: number) {
   } else {
     reserved(r, 0x1a0 - 0x188);
   }
-  const chipId = hex(r, 64, 'CHIP_ID');
+  const chipId = r.hex(64, 'CHIP_ID');
   const committedTcb = r.u64('COMMITTED_TCB');
   const current = firmware(r);
   const committed = firmware(r);
