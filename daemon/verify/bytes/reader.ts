@@ -7,10 +7,13 @@
  * window before it touches the buffer; a length is checked to be a non-negative integer that
  * fits before anything is sliced; a failure throws AttestdError with the code the decoder
  * chose (QUOTE_MALFORMED, EVENTLOG_MALFORMED, CVM_REPORT_MALFORMED, ...), its message prefixed
- * with where the decoder says it is. Nothing is allocated beyond the input: slices are views of
- * the buffer the reader was given, so a decoder whose results must not alias its caller's
- * memory copies the input once before reading. Reads are on the hot path of every epoch: they
- * build no closure, no message and no object unless they fail.
+ * with where the decoder says it is.
+ *
+ * Nothing is copied: bytes() returns a view of the buffer the reader was given, so a decoder
+ * whose results must not alias its caller's memory copies the input once before reading (or,
+ * for input that is mostly padding, copies out what it keeps). Reads are on the hot path of
+ * every epoch: an integer read allocates nothing but a u64's bigint, hex() and zeros() read in
+ * place without a view, and no closure or message is built unless a read fails.
  */
 import { AttestdError, type ErrorCode } from '../../base/errors.js';
 
