@@ -1,83 +1,25 @@
 /**
- * Big-endian reader and writer for TPM 2.0 marshalled structures (TPM 2.0 Part 2).
+ * TPM 2.0 marshalled structures (TPM 2.0 Part 2): the one byte reader set up for them, and a
+ * writer.
  *
- * The bytes a reader sees are attacker-controlled: every read checks the remaining length
- * first, a sized buffer (TPM2B) is checked against the structure's maximum before anything
- * is copied, and any overrun throws AttestdError('QUOTE_MALFORMED'). Nothing here allocates
- * more than the input already holds.
+ * A TpmReader is the bounded ByteReader, big-endian, failing with QUOTE_MALFORMED, plus the
+ * sized buffer (TPM2B) whose size is checked against the structure's maximum before anything
+ * is sliced. It copies its input once, so the slices it returns never alias the caller's
+ * buffer.
  */
 import { AttestdError } from '../base/errors.js';
+import { ByteReader } from './bytes/reader.js';
 
-export class TpmReader {
-  private readonly buf: Buffer;
-  private pos = 0;
-
+export class TpmReader extends ByteReader {
   constructor(bytes: Uint8Array) {
-    // A view, not a copy: slices returned to callers are copied in bytes().
-    this.buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  }
-
-  get offset(): number {
-    return this.pos;
-  }
-
-  get remaining(): number {
-    return this.buf.length - this.pos;
-  }
-
-  u8(): number {
-    this.need(1, 'u8');
-    const v = this.buf.readUInt8(this.pos);
-    this.pos += 1;
-    return v;
-  }
-
-  u16(): number {
-    this.need(2, 'u16');
-    const v = this.buf.readUInt16BE(this.pos);
-    this.pos += 2;
-    return v;
-  }
-
-  u32(): number {
-    this.need(4, 'u32');
-    const v = this.buf.readUInt32BE(this.pos);
-    this.pos += 4;
-    return v;
-  }
-
-  u64(): bigint {
-    this.need(8, 'u64');
-    const v = this.buf.readBigUInt64BE(this.pos);
-    this.pos += 8;
-    return v;
-  }
-
-  /** `n` raw bytes, copied so the result does not alias the input. */
-  bytes(n: number, what = 'bytes'): Buffer {
-    if (!Number.isSafeInteger(n) || n < 0) malformed(`${what}: bad length ${n}`);
-    this.need(n, what);
-    const out = Buffer.from(this.buf.subarray(this.pos, this.pos + n));
-    this.pos += n;
-    return out;
+    super(bytes instanceof Uint8Array ? Buffer.from(bytes) : bytes, 'be', 'QUOTE_MALFORMED');
   }
 
   /** A TPM2B: u16 size, then that many bytes; the size is checked against `max` first. */
   tpm2b(max: number, what = 'TPM2B'): Buffer {
-    const size = this.u16();
-    if (size > max) malformed(`${what}: size ${size} exceeds maximum ${max}`);
+    const size = this.u16(what);
+    if (size > max) this.fail(`${what}: size ${size} exceeds maximum ${max}`);
     return this.bytes(size, what);
-  }
-
-  /** Throws unless every byte has been read: trailing bytes are never ignored. */
-  end(what = 'structure'): void {
-    if (this.remaining !== 0) malformed(`${what}: ${this.remaining} trailing bytes`);
-  }
-
-  private need(n: number, what: string): void {
-    if (n > this.buf.length - this.pos) {
-      malformed(`${what}: needs ${n} bytes at offset ${this.pos}, ${this.remaining} left`);
-    }
   }
 }
 

@@ -2,7 +2,7 @@ import { describe, it, expect } from 'vitest';
 import { createPrivateKey, generateKeyPairSync, sign } from 'node:crypto';
 import { AttestdError } from '../../daemon/base/errors.js';
 import { appraiseTdxQuote, verifyTdxQuote } from '../../daemon/verify/tdx/verify.js';
-import { firstProblem } from '../../daemon/verify/tdx/checks.js';
+import { firstProblem } from '../../daemon/verify/check-runner.js';
 import { parseTdxQuote } from '../../daemon/verify/tdx/quote.js';
 import { parseCertificate, parseCrl, pemCertificates } from '../../daemon/verify/tdx/cert.js';
 import { checkNotRevoked, pckExtensions } from '../../daemon/verify/tdx/pck.js';

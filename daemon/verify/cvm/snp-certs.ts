@@ -5,6 +5,7 @@
  * ended by an all-zero GUID; offsets are from the table start. Hostile input: bounded.
  */
 import { AttestdError } from '../../base/errors.js';
+import { ByteReader } from '../bytes/reader.js';
 import { parseCertificate, pemCertificates } from '../snp/certificate.js';
 
 const GUID_VCEK = '63da758d-e664-4564-adc5-f4b93be8accd';
@@ -12,13 +13,15 @@ const GUID_VLEK = 'a8074bc2-a25a-483e-aae6-39c045a0b8a1';
 const GUID_ASK = '4ab7b379-bbac-4fe4-a02f-05aef327c782';
 const GUID_ARK = 'c0b406a4-a803-4952-9743-3fb6014cd0ae';
 const MAX_ENTRIES = 16;
+const ENTRY_SIZE = 24;
 
-function guidAt(b: Buffer, at: number): string {
-  const h = (s: number, e: number, le: boolean) => {
-    const part = b.subarray(at + s, at + e);
-    return Buffer.from(le ? [...part].reverse() : part).toString('hex');
-  };
-  return `${h(0, 4, true)}-${h(4, 6, true)}-${h(6, 8, true)}-${h(8, 10, false)}-${h(10, 16, false)}`;
+/** An EFI_GUID in registry form: its first three fields are little-endian. */
+function readGuid(r: ByteReader): string {
+  const d1 = r.u32('GUID').toString(16).padStart(8, '0');
+  const d2 = r.u16('GUID').toString(16).padStart(4, '0');
+  const d3 = r.u16('GUID').toString(16).padStart(4, '0');
+  const d4 = r.hex(8, 'GUID');
+  return `${d1}-${d2}-${d3}-${d4.slice(0, 4)}-${d4.slice(4)}`;
 }
 
 export interface SnpCertSet {
@@ -30,17 +33,18 @@ export interface SnpCertSet {
 
 export function parseSnpCertTable(table: Uint8Array): SnpCertSet {
   const b = Buffer.from(table);
+  const r = new ByteReader(b, 'le', 'CVM_REPORT_MALFORMED');
   const out: SnpCertSet = {};
   for (let i = 0; i < MAX_ENTRIES; i++) {
-    const at = i * 24;
-    if (at + 24 > b.length) throw new AttestdError('CVM_REPORT_MALFORMED', 'SNP certificate table is not terminated');
-    const guid = guidAt(b, at);
+    if (r.remaining < ENTRY_SIZE) r.fail('SNP certificate table is not terminated');
+    const guid = readGuid(r);
+    const offset = r.u32('certificate offset');
+    const length = r.u32('certificate length');
     if (guid === '00000000-0000-0000-0000-000000000000') return out;
-    const offset = b.readUInt32LE(at + 16);
-    const length = b.readUInt32LE(at + 20);
     if (offset > b.length || length > b.length - offset || length === 0) {
-      throw new AttestdError('CVM_REPORT_MALFORMED', `SNP certificate table entry ${i} points outside the table`);
+      r.fail(`SNP certificate table entry ${i} points outside the table`);
     }
+    // Offsets count from the table's start, so a certificate is cut from the whole table.
     const der = b.subarray(offset, offset + length);
     if (guid === GUID_VCEK || guid === GUID_VLEK) {
       out.key = der;

@@ -2,27 +2,28 @@
  * EFI_DEVICE_PATH_PROTOCOL (UEFI 2.10, section 10.3) rendered as a readable string in the
  * style of the UEFI text form, for the node types boot logs carry; any other node is shown
  * as Path(type,subtype,hex). Node lengths are checked against the bytes left, and the
- * number of nodes rendered is bounded.
+ * number of nodes rendered is bounded; a malformed path throws EVENTLOG_MALFORMED.
  */
+import { ByteReader } from '../bytes/reader.js';
 import { guidAt, utf16Printable, utf8Printable } from './text.js';
 
 const MAX_NODES = 64;
 
 export function devicePathToString(buf: Buffer): string {
   const parts: string[] = [];
-  let pos = 0;
-  while (pos < buf.length) {
+  const r = new ByteReader(buf, 'le', 'EVENTLOG_MALFORMED');
+  while (r.remaining > 0) {
     if (parts.length >= MAX_NODES) {
       parts.push('...');
       break;
     }
-    if (buf.length - pos < 4) throw new Error(`device path node header needs 4 bytes, ${buf.length - pos} left`);
-    const type = buf[pos] as number;
-    const subtype = buf[pos + 1] as number;
-    const len = buf.readUInt16LE(pos + 2);
-    if (len < 4 || len > buf.length - pos) throw new Error(`device path node length ${len} at ${pos} is out of bounds`);
-    const body = buf.subarray(pos + 4, pos + len);
-    pos += len;
+    const at = r.offset;
+    r.need(4, 'device path node header');
+    const type = r.u8();
+    const subtype = r.u8();
+    const len = r.u16();
+    if (len < 4 || len - 4 > r.remaining) r.fail(`device path node length ${len} at ${at} is out of bounds`);
+    const body = r.bytes(len - 4, 'device path node');
     if (type === 0x7f) {
       if (subtype === 0xff) break;
       parts.push(',');

@@ -4,6 +4,7 @@
  * that was extended, so decoding never fails the log: a body that does not decode is
  * reported as { kind: 'undecodable', reason, hex }.
  */
+import { ByteReader } from '../bytes/reader.js';
 import { EV } from './event-types.js';
 import { noActionDetails } from './spec-id.js';
 import { decodeText, guidAt, looksUtf16, utf16Printable, utf8Printable } from './text.js';
@@ -82,11 +83,11 @@ function text(kind: string, data: Buffer): EventDetails {
 }
 
 function eventTag(data: Buffer): EventDetails {
-  if (data.length < 8) throw new Error(`TCG_PCClientTaggedEvent needs 8 bytes, has ${data.length}`);
-  const id = data.readUInt32LE(0);
-  const size = data.readUInt32LE(4);
-  if (size !== data.length - 8) throw new Error(`taggedEventDataSize ${size} does not match the ${data.length - 8} bytes left`);
-  return { kind: 'event-tag', taggedEventId: id, data: data.subarray(8).toString('hex') };
+  const r = new ByteReader(data, 'le', 'EVENTLOG_MALFORMED');
+  const id = r.u32('taggedEventID');
+  const size = r.u32('taggedEventDataSize');
+  if (size !== r.remaining) r.fail(`taggedEventDataSize ${size} does not match the ${r.remaining} bytes left`);
+  return { kind: 'event-tag', taggedEventId: id, data: r.hex(size) };
 }
 
 /** A CHAR16 version string, or (on some platforms) a GUID. */

@@ -12,10 +12,10 @@
  * not fail parsing.
  */
 import { AttestdError } from '../../base/errors.js';
+import { ByteReader } from '../bytes/reader.js';
 import { hex16 } from '../tpm-alg.js';
 import { EV, eventTypeName } from './event-types.js';
 import { decodeDetails, type DecodeContext } from './events.js';
-import { LeReader, hexOffset, malformedAt } from './reader.js';
 import { SPEC_ID_03, algKey, parseSpecId, startsWithAscii, startupLocalityOf } from './spec-id.js';
 import { separatorWarnings } from './warnings.js';
 import {
@@ -44,9 +44,10 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseOptions = {}): Event
   if (bytes.length === 0) throw new AttestdError('EVENTLOG_MALFORMED', 'event log is empty');
   // One copy, so the events' data views never alias a buffer the caller may reuse.
   const buf = Buffer.from(bytes);
-  const r = new LeReader(buf);
+  const pos: EventPosition = { index: -1, offset: 0 };
+  const r = new ByteReader(buf, 'le', 'EVENTLOG_MALFORMED', () => (pos.index >= 0 ? where(pos.index, pos.offset) : ''));
 
-  const first = readSha1Event(r, 0, limits);
+  const first = readSha1Event(r, pos, 0, limits);
   let specId: SpecIdEvent | undefined;
   if (first.type === EV.NO_ACTION && startsWithAscii(first.data, SPEC_ID_03)) {
     if (first.pcr !== 0) throw at(first, `Spec ID event is in PCR ${first.pcr}, not PCR 0`);
@@ -54,12 +55,13 @@ export function parseEventLog(bytes: Uint8Array, opts: ParseOptions = {}): Event
     specId = parseSpecId(first.data, first.offset, limits);
   }
   const algorithms = specId?.algorithms ?? SHA1_ONLY;
+  const banks = algorithms.map(framing);
   const events: TcgEvent[] = [first];
   while (r.remaining > 0) {
     if (events.length >= limits.maxEvents) {
-      throw new AttestdError('EVENTLOG_MALFORMED', `event ${events.length} at offset ${hexOffset(r.offset)}: more than ${limits.maxEvents} events`);
+      throw malformedAt(events.length, r.offset, `more than ${limits.maxEvents} events`);
     }
-    events.push(specId ? readAgileEvent(r, events.length, algorithms, limits) : readSha1Event(r, events.length, limits));
+    events.push(specId ? readAgileEvent(r, pos, events.length, banks, limits) : readSha1Event(r, pos, events.length, limits));
   }
 
   const warnings: EventLogWarning[] = [];
@@ -102,20 +104,35 @@ function lazyDetails(e: TcgEvent, ctx: DecodeContext): void {
   });
 }
 
+/** The event being read, for the reader's failure messages; index -1 before the first. */
+interface EventPosition {
+  index: number;
+  offset: number;
+}
+
+function where(index: number, offset: number): string {
+  return `event ${index} at offset 0x${offset.toString(16)}: `;
+}
+
+/** The error every structural failure of a log raises, naming where it happened. */
+function malformedAt(index: number, offset: number, message: string): AttestdError {
+  return new AttestdError('EVENTLOG_MALFORMED', where(index, offset) + message);
+}
+
 function at(e: { index: number; offset: number }, message: string): AttestdError {
   return malformedAt(e.index, e.offset, message);
 }
 
-function begin(r: LeReader, index: number): { offset: number; pcr: number; type: number } {
-  r.event = index;
-  r.eventOffset = r.offset;
+function begin(r: ByteReader, pos: EventPosition, index: number): { offset: number; pcr: number; type: number } {
   const offset = r.offset;
+  pos.index = index;
+  pos.offset = offset;
   const pcr = r.u32('pcrIndex');
   const type = r.u32('eventType');
   return { offset, pcr, type };
 }
 
-function finish(r: LeReader, head: { offset: number; pcr: number; type: number }, index: number,
+function finish(r: ByteReader, head: { offset: number; pcr: number; type: number }, index: number,
   digests: Map<string, Buffer>, limits: EventLogLimits): TcgEvent {
   const size = r.u32('eventSize');
   if (size > r.remaining) r.fail(`event size ${size} exceeds remaining ${r.remaining} bytes`);
@@ -126,28 +143,45 @@ function finish(r: LeReader, head: { offset: number; pcr: number; type: number }
 }
 
 /** TCG_PCR_EVENT: pcrIndex, eventType, a 20-byte SHA-1 digest, eventDataSize, event. */
-function readSha1Event(r: LeReader, index: number, limits: EventLogLimits): TcgEvent {
-  const head = begin(r, index);
+function readSha1Event(r: ByteReader, pos: EventPosition, index: number, limits: EventLogLimits): TcgEvent {
+  const head = begin(r, pos, index);
   const digests = new Map<string, Buffer>([['sha1', r.bytes(20, 'SHA-1 digest')]]);
   return finish(r, head, index, digests, limits);
 }
 
+/** How one declared algorithm's digests are framed and stored, worked out once per log. */
+interface Bank {
+  id: number;
+  key: string;
+  size: number;
+  /** The digest's name in failure messages. */
+  what: string;
+}
+
+function framing(a: LogAlgorithm): Bank {
+  return { id: a.id, key: algKey(a), size: a.digestSize, what: `0x${hex16(a.id)} digest` };
+}
+
+function bankOf(banks: readonly Bank[], id: number): Bank | undefined {
+  for (const b of banks) if (b.id === id) return b;
+  return undefined;
+}
+
 /** TCG_PCR_EVENT2: a TPML_DIGEST_VALUES of the Spec ID's algorithms, each at most once. */
-function readAgileEvent(r: LeReader, index: number, algorithms: LogAlgorithm[], limits: EventLogLimits): TcgEvent {
-  const head = begin(r, index);
+function readAgileEvent(r: ByteReader, pos: EventPosition, index: number, banks: readonly Bank[], limits: EventLogLimits): TcgEvent {
+  const head = begin(r, pos, index);
   const count = r.u32('digest count');
   // Fewer digests than declared occur in real tools' output; those banks are then not replayed.
-  if (count === 0 || count > algorithms.length) {
-    r.fail(`digest count ${count}, the Spec ID event declares ${algorithms.length}`);
+  if (count === 0 || count > banks.length) {
+    r.fail(`digest count ${count}, the Spec ID event declares ${banks.length}`);
   }
   const digests = new Map<string, Buffer>();
   for (let i = 0; i < count; i++) {
     const id = r.u16('hashAlg');
-    const a = algorithms.find((x) => x.id === id);
-    if (a === undefined) r.fail(`digest algorithm 0x${hex16(id)} is not declared in the Spec ID event`);
-    const key = algKey(a);
-    if (digests.has(key)) r.fail(`digest algorithm 0x${hex16(id)} appears twice`);
-    digests.set(key, r.bytes(a.digestSize, `0x${hex16(id)} digest`));
+    const bank = bankOf(banks, id);
+    if (bank === undefined) r.fail(`digest algorithm 0x${hex16(id)} is not declared in the Spec ID event`);
+    if (digests.has(bank.key)) r.fail(`digest algorithm 0x${hex16(id)} appears twice`);
+    digests.set(bank.key, r.bytes(bank.size, bank.what));
   }
   return finish(r, head, index, digests, limits);
 }

@@ -6,7 +6,7 @@
  */
 import { AttestdError } from '../../base/errors.js';
 import { digestSize, hex16, TPM_ALG, type HashAlg } from '../tpm-alg.js';
-import { LeReader } from './reader.js';
+import { ByteReader } from '../bytes/reader.js';
 import type { EventDetails, EventLogLimits, LogAlgorithm, SpecIdEvent } from './types.js';
 
 export const SPEC_ID_03 = 'Spec ID Event03\0';
@@ -47,9 +47,7 @@ export function algKey(a: LogAlgorithm): HashAlg | string {
  * framed (it is reported, and skipped in replay).
  */
 export function parseSpecId(data: Buffer, offset: number, limits: EventLogLimits): SpecIdEvent {
-  const r = new LeReader(data);
-  r.event = 0;
-  r.eventOffset = offset;
+  const r = new ByteReader(data, 'le', 'EVENTLOG_MALFORMED', () => `event 0 at offset 0x${offset.toString(16)}: `);
   const signature = r.bytes(16, 'Spec ID signature').toString('latin1').replace(/\0+$/, '');
   const platformClass = r.u32('Spec ID platformClass');
   const specVersionMinor = r.u8('Spec ID specVersionMinor');
@@ -79,8 +77,8 @@ export function parseSpecId(data: Buffer, offset: number, limits: EventLogLimits
     algorithms.push({ id, alg, digestSize: size });
   }
   const vendorInfoSize = r.u8('Spec ID vendorInfoSize');
-  const vendorInfo = r.bytes(vendorInfoSize, 'Spec ID vendorInfo').toString('hex');
-  if (r.remaining !== 0) r.fail(`Spec ID event has ${r.remaining} trailing bytes`);
+  const vendorInfo = r.hex(vendorInfoSize, 'Spec ID vendorInfo');
+  r.end('Spec ID event');
   return {
     signature, platformClass, specVersionMajor, specVersionMinor, specErrata, uintnSize, algorithms, vendorInfo,
   };

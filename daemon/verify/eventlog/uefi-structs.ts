@@ -3,8 +3,8 @@
  * UEFI_PLATFORM_FIRMWARE_BLOB(2) and UEFI_HANDOFF_TABLE_POINTERS(2). UINTN fields take
  * the width the Spec ID event declares.
  */
+import { ByteReader } from '../bytes/reader.js';
 import { devicePathToString } from './device-path.js';
-import { LeReader } from './reader.js';
 import { guidAt, guidName, utf16Printable, utf8Printable } from './text.js';
 import type { EventDetails } from './types.js';
 
@@ -13,12 +13,17 @@ const MAX_ITEMS = 1024;
 
 const hex64 = (v: bigint): string => `0x${v.toString(16)}`;
 
+/** A UINTN of `size` bytes (4 or 8), as a bigint. */
+function readUintn(r: ByteReader, size: 4 | 8, what: string): bigint {
+  return size === 4 ? BigInt(r.u32(what)) : r.u64(what);
+}
+
 export function imageLoad(data: Buffer, uintn: 4 | 8): EventDetails {
-  const r = new LeReader(data);
+  const r = new ByteReader(data, 'le', 'EVENTLOG_MALFORMED');
   const location = r.u64('ImageLocationInMemory');
-  const length = r.uintn(uintn, 'ImageLengthInMemory');
-  const linkTimeAddress = r.uintn(uintn, 'ImageLinkTimeAddress');
-  const pathLength = r.uintn(uintn, 'LengthOfDevicePath');
+  const length = readUintn(r, uintn, 'ImageLengthInMemory');
+  const linkTimeAddress = readUintn(r, uintn, 'ImageLinkTimeAddress');
+  const pathLength = readUintn(r, uintn, 'LengthOfDevicePath');
   if (pathLength > BigInt(r.remaining)) r.fail(`LengthOfDevicePath ${pathLength} exceeds remaining ${r.remaining} bytes`);
   const pathBytes = r.bytes(Number(pathLength), 'DevicePath');
   let devicePath: string;
@@ -38,7 +43,7 @@ export function imageLoad(data: Buffer, uintn: 4 | 8): EventDetails {
 }
 
 export function gpt(data: Buffer): EventDetails {
-  const r = new LeReader(data);
+  const r = new ByteReader(data, 'le', 'EVENTLOG_MALFORMED');
   const signature = r.bytes(8, 'GPT Signature').toString('latin1');
   const revision = r.u32('Revision');
   const headerSize = r.u32('HeaderSize');
@@ -67,14 +72,14 @@ export function gpt(data: Buffer): EventDetails {
 }
 
 export function firmwareBlob(data: Buffer): EventDetails {
-  const r = new LeReader(data);
+  const r = new ByteReader(data, 'le', 'EVENTLOG_MALFORMED');
   const base = r.u64('BlobBase');
   const length = r.u64('BlobLength');
   return { kind: 'uefi-firmware-blob', base: hex64(base), length: hex64(length) };
 }
 
 export function firmwareBlob2(data: Buffer): EventDetails {
-  const r = new LeReader(data);
+  const r = new ByteReader(data, 'le', 'EVENTLOG_MALFORMED');
   const size = r.u8('BlobDescriptionSize');
   const desc = r.bytes(size, 'BlobDescription');
   const base = r.u64('BlobBase');
@@ -88,7 +93,7 @@ export function firmwareBlob2(data: Buffer): EventDetails {
 }
 
 export function handoffTables(data: Buffer, withDescription: boolean): EventDetails {
-  const r = new LeReader(data);
+  const r = new ByteReader(data, 'le', 'EVENTLOG_MALFORMED');
   let description: string | undefined;
   if (withDescription) {
     const size = r.u8('TableDescriptionSize');

@@ -5,8 +5,8 @@
  * EV_EFI_VARIABLE_AUTHORITY event records, and BootOrder / Boot#### load options.
  */
 import { X509Certificate } from 'node:crypto';
+import { ByteReader } from '../bytes/reader.js';
 import { devicePathToString } from './device-path.js';
-import { LeReader } from './reader.js';
 import { GUID, decodeText, guidAt, guidName, utf16Printable } from './text.js';
 import type { EventDetails } from './types.js';
 
@@ -15,7 +15,7 @@ const MAX_LISTS = 256;
 const MAX_ENTRIES_SHOWN = 4096;
 
 export function decodeVariable(data: Buffer, authority: boolean): EventDetails {
-  const r = new LeReader(data);
+  const r = new ByteReader(data, 'le', 'EVENTLOG_MALFORMED');
   const guid = guidAt(r.bytes(16, 'VariableName'), 0);
   const nameChars = r.length64('UnicodeNameLength');
   const dataLength = r.length64('VariableDataLength');
@@ -59,7 +59,7 @@ function variableContents(guid: string, name: string, value: Buffer, authority: 
 
 /** EFI_SIGNATURE_LIST chain; each list's signatures are EFI_SIGNATURE_DATA of SignatureSize bytes. */
 export function signatureLists(value: Buffer): Record<string, unknown>[] {
-  const r = new LeReader(value);
+  const r = new ByteReader(value, 'le', 'EVENTLOG_MALFORMED');
   const lists: Record<string, unknown>[] = [];
   let shown = 0;
   while (r.remaining > 0) {
@@ -127,7 +127,7 @@ function certificate(der: Buffer): Record<string, unknown> {
 
 /** EFI_LOAD_OPTION: attributes, description, device path, optional data. */
 function loadOption(value: Buffer): Record<string, unknown> {
-  const r = new LeReader(value);
+  const r = new ByteReader(value, 'le', 'EVENTLOG_MALFORMED');
   const attributes = r.u32('Attributes');
   const pathLength = r.u16('FilePathListLength');
   let end = r.offset;

@@ -6,6 +6,7 @@
  * controlled bytes: each size is checked against what remains; unknown types are kept raw.
  */
 import { AttestdError } from '../../base/errors.js';
+import { ByteReader } from '../bytes/reader.js';
 
 /** NVIDIA opaque field numbers, by the names this code gives them. */
 export const OPAQUE_FIELD = {
@@ -75,9 +76,13 @@ export interface NvidiaOpaqueData {
   nvdec0Status?: number;
 }
 
+const PREFIX = 'opaque data: ';
+
 function malformed(why: string): never {
-  throw new AttestdError('GPU_REPORT_MALFORMED', `opaque data: ${why}`);
+  throw new AttestdError('GPU_REPORT_MALFORMED', PREFIX + why);
 }
+
+const where = (): string => PREFIX;
 
 /** NUL-terminated (or NUL-padded) printable ASCII. */
 function asciiString(value: Buffer, name: string): string {
@@ -139,22 +144,19 @@ function decode(out: NvidiaOpaqueData, type: number, name: string, value: Buffer
 }
 
 export function parseOpaqueData(data: Uint8Array): NvidiaOpaqueData {
-  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  const r = new ByteReader(data, 'le', 'GPU_REPORT_MALFORMED', where);
   const out: NvidiaOpaqueData = { fields: [] };
   const seen = new Set<number>();
-  let pos = 0;
-  while (pos < buf.length) {
+  while (r.remaining > 0) {
     if (out.fields.length >= MAX_FIELDS) malformed(`more than ${MAX_FIELDS} fields`);
-    if (buf.length - pos < 4) malformed(`field header at ${pos} is truncated`);
-    const type = buf.readUInt16LE(pos);
-    const size = buf.readUInt16LE(pos + 2);
-    pos += 4;
-    if (size > buf.length - pos) malformed(`field ${type} of ${size} bytes overruns the opaque data`);
+    if (r.remaining < 4) malformed(`field header at ${r.offset} is truncated`);
+    const type = r.u16('field type');
+    const size = r.u16('field size');
+    if (size > r.remaining) malformed(`field ${type} of ${size} bytes overruns the opaque data`);
     // A repeated field would let two readers of one report see different values.
     if (seen.has(type)) malformed(`field ${type} appears twice`);
     seen.add(type);
-    const value = buf.subarray(pos, pos + size);
-    pos += size;
+    const value = r.bytes(size, 'field value');
     const name = NAME_OF.get(type) ?? `field-${type}`;
     out.fields.push({ type, name, valueHex: value.toString('hex') });
     decode(out, type, name, value);

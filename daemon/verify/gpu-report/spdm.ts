@@ -15,6 +15,7 @@
  * (u16 LE), value.
  */
 import { AttestdError } from '../../base/errors.js';
+import { ByteReader } from '../bytes/reader.js';
 
 export const SPDM_VERSION_1_1 = 0x11;
 const GET_MEASUREMENTS = 0xe0;
@@ -61,9 +62,13 @@ export interface SpdmFrame {
   signature: Buffer;
 }
 
+const PREFIX = 'SPDM report: ';
+
 function malformed(why: string): never {
-  throw new AttestdError('GPU_REPORT_MALFORMED', `SPDM report: ${why}`);
+  throw new AttestdError('GPU_REPORT_MALFORMED', PREFIX + why);
 }
+
+const where = (): string => PREFIX;
 
 /**
  * Finds the signature from the length fields alone, so that nothing in the signed region is
@@ -73,16 +78,21 @@ export function frameSpdmReport(report: Uint8Array): SpdmFrame {
   const buf = Buffer.from(report.buffer, report.byteOffset, report.byteLength);
   if (buf.length > MAX_REPORT_LENGTH) malformed(`${buf.length} bytes, over ${MAX_REPORT_LENGTH}`);
   if (buf.length < REQUEST_LENGTH + RESPONSE_FIXED + SIGNATURE_LENGTH) malformed(`${buf.length} bytes is too short`);
-  const version = buf[0];
-  if (version !== SPDM_VERSION_1_1) malformed(`request version 0x${(version ?? 0).toString(16)}; only SPDM 1.1 (0x11) is supported`);
-  if (buf[1] !== GET_MEASUREMENTS) malformed('the request is not GET_MEASUREMENTS');
-  if (((buf[2] ?? 0) & 1) === 0) malformed('the request did not ask for a signature');
   const response = buf.subarray(REQUEST_LENGTH);
-  if (response[0] !== version) malformed('the response version differs from the request version');
-  if (response[1] !== MEASUREMENTS) malformed('the response is not MEASUREMENTS');
-  const recordLength = response.readUIntLE(5, 3);
+  // The length check above covers every fixed field read here.
+  const r = new ByteReader(buf, 'le', 'GPU_REPORT_MALFORMED', where);
+  const version = r.u8('SPDMVersion');
+  if (version !== SPDM_VERSION_1_1) malformed(`request version 0x${version.toString(16)}; only SPDM 1.1 (0x11) is supported`);
+  if (r.u8('RequestResponseCode') !== GET_MEASUREMENTS) malformed('the request is not GET_MEASUREMENTS');
+  if ((r.u8('Param1') & 1) === 0) malformed('the request did not ask for a signature');
+  r.skip(REQUEST_LENGTH - 3, 'the rest of the request');
+  if (r.u8('SPDMVersion') !== version) malformed('the response version differs from the request version');
+  if (r.u8('RequestResponseCode') !== MEASUREMENTS) malformed('the response is not MEASUREMENTS');
+  r.skip(3, 'Param1, Param2, NumberOfBlocks');
+  const recordLength = r.u24('MeasurementRecordLength');
   if (recordLength > response.length - RESPONSE_FIXED - SIGNATURE_LENGTH) malformed('the measurement record overruns the response');
-  const opaqueLength = response.readUInt16LE(8 + recordLength + NONCE_LENGTH);
+  r.skip(recordLength + NONCE_LENGTH, 'MeasurementRecord, Nonce');
+  const opaqueLength = r.u16('OpaqueLength');
   if (opaqueLength > MAX_OPAQUE_LENGTH) malformed(`opaque data of ${opaqueLength} bytes exceeds ${MAX_OPAQUE_LENGTH}`);
   const signatureAt = RESPONSE_FIXED + recordLength + opaqueLength;
   if (signatureAt + SIGNATURE_LENGTH !== response.length) {
@@ -96,25 +106,24 @@ export function frameSpdmReport(report: Uint8Array): SpdmFrame {
   };
 }
 
-function parseRecord(record: Buffer, count: number): MeasurementBlock[] {
+/** NumberOfBlocks measurement blocks, filling the record exactly. */
+function parseRecord(r: ByteReader, count: number): MeasurementBlock[] {
   const blocks: MeasurementBlock[] = [];
   const seen = new Set<number>();
-  let pos = 0;
-  while (pos < record.length) {
+  while (r.remaining > 0) {
     if (blocks.length >= count) malformed(`the measurement record holds more than the ${count} blocks announced`);
-    if (record.length - pos < 4) malformed(`measurement block ${blocks.length + 1} header is truncated`);
-    const index = record[pos] ?? 0;
-    const spec = record[pos + 1] ?? 0;
-    const size = record.readUInt16LE(pos + 2);
-    pos += 4;
-    if (size > record.length - pos) malformed(`measurement block ${index} overruns the record`);
+    if (r.remaining < 4) malformed(`measurement block ${blocks.length + 1} header is truncated`);
+    const index = r.u8('Index');
+    const spec = r.u8('MeasurementSpecification');
+    const size = r.u16('MeasurementSize');
+    if (size > r.remaining) malformed(`measurement block ${index} overruns the record`);
     if (index === 0 || index === 0xff) malformed(`measurement index ${index} is reserved`);
     if (seen.has(index)) malformed(`measurement index ${index} appears twice`);
     seen.add(index);
     if ((spec & 1) === 0) malformed(`measurement block ${index} is not in the DMTF format`);
     if (size < 3) malformed(`measurement block ${index} is too short for a DMTF measurement`);
-    const type = record[pos] ?? 0;
-    const valueSize = record.readUInt16LE(pos + 1);
+    const type = r.u8('DMTFSpecMeasurementValueType');
+    const valueSize = r.u16('DMTFSpecMeasurementValueSize');
     if (valueSize !== size - 3) malformed(`measurement block ${index}: value size ${valueSize} does not fit block size ${size}`);
     const valueType = type & 0x7f;
     blocks.push({
@@ -122,9 +131,8 @@ function parseRecord(record: Buffer, count: number): MeasurementBlock[] {
       valueType,
       valueTypeName: DMTF_TYPES[valueType] ?? `type-${valueType}`,
       rawBitStream: (type & 0x80) !== 0,
-      valueHex: record.subarray(pos + 3, pos + size).toString('hex'),
+      valueHex: r.hex(valueSize, 'DMTFSpecMeasurementValue'),
     });
-    pos += size;
   }
   if (blocks.length !== count) malformed(`${count} blocks announced, ${blocks.length} present`);
   return blocks;
@@ -133,29 +141,31 @@ function parseRecord(record: Buffer, count: number): MeasurementBlock[] {
 /** Frames and parses the whole report. Callers verify the signature first (verify.ts). */
 export function parseSpdmReport(report: Uint8Array): SpdmReport {
   const { request, response, signature } = frameSpdmReport(report);
-  const slotId = (request[36] ?? 0) & 0x0f;
-  const param2 = response[3] ?? 0;
+  const q = new ByteReader(request, 'le', 'GPU_REPORT_MALFORMED', where);
+  const version = q.u8('SPDMVersion');
+  q.skip(1, 'RequestResponseCode');
+  const requestParam1 = q.u8('Param1');
+  const measurementOperation = q.u8('Param2');
+  const requestNonce = q.hex(NONCE_LENGTH, 'Nonce');
+  const slotId = q.u8('SlotIDParam') & 0x0f;
+  q.end('the request');
+
+  const p = new ByteReader(response, 'le', 'GPU_REPORT_MALFORMED', where);
+  p.skip(2, 'SPDMVersion, RequestResponseCode');
+  const param1 = p.u8('Param1');
+  const param2 = p.u8('Param2');
   if ((param2 & 0x0f) !== slotId) malformed(`the response is from slot ${param2 & 0x0f}, the request asked slot ${slotId}`);
-  const recordLength = response.readUIntLE(5, 3);
-  const nonceAt = 8 + recordLength;
-  const opaqueLength = response.readUInt16LE(nonceAt + NONCE_LENGTH);
-  const opaqueAt = nonceAt + NONCE_LENGTH + 2;
+  const count = p.u8('NumberOfBlocks');
+  const blocks = parseRecord(p.sub(p.u24('MeasurementRecordLength'), 'MeasurementRecord'), count);
+  const nonceHex = p.hex(NONCE_LENGTH, 'Nonce');
+  const opaqueData = Buffer.from(p.bytes(p.u16('OpaqueLength'), 'OpaqueData'));
+  p.skip(SIGNATURE_LENGTH, 'Signature');
+  p.end('the response');
   return {
-    version: request[0] ?? 0,
-    request: {
-      param1: request[2] ?? 0,
-      measurementOperation: request[3] ?? 0,
-      nonceHex: request.subarray(4, 4 + NONCE_LENGTH).toString('hex'),
-      slotId,
-    },
-    response: {
-      param1: response[2] ?? 0,
-      param2,
-      slotId: param2 & 0x0f,
-      blocks: parseRecord(response.subarray(8, nonceAt), response[4] ?? 0),
-      nonceHex: response.subarray(nonceAt, nonceAt + NONCE_LENGTH).toString('hex'),
-    },
-    opaqueData: Buffer.from(response.subarray(opaqueAt, opaqueAt + opaqueLength)),
+    version,
+    request: { param1: requestParam1, measurementOperation, nonceHex: requestNonce, slotId },
+    response: { param1, param2, slotId: param2 & 0x0f, blocks, nonceHex },
+    opaqueData,
     signatureHex: signature.toString('hex'),
   };
 }

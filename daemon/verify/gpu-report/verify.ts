@@ -3,7 +3,7 @@
  * certificate chain, and appraisal of its measurements against signed RIMs. Pure: no I/O,
  * no clock unless the caller leaves `at` out; shared with the offline verifier.
  */
-import { checkStepper } from '../check-step.js';
+import { CheckRunner } from '../check-runner.js';
 import { AttestdError } from '../../base/errors.js';
 import { NVIDIA_DEVICE_ROOT_SPKI_SHA256, parseRoots, verifyChain, type VerifiedChain } from './chain.js';
 import { compareMeasurements } from './compare.js';
@@ -102,24 +102,24 @@ function checkNonce(frame: SpdmFrame, expected: Uint8Array | undefined, allowAny
 export function verifyGpuAttestation(input: GpuVerifyInput): VerifiedGpuReport {
   const at = input.at ?? new Date();
   if (Number.isNaN(at.getTime())) throw new AttestdError('INVALID_ARGUMENT', 'verification time is not a valid date');
-  const step = checkStepper<GpuCheck>(input.onCheck);
+  const checks = new CheckRunner<GpuCheck>(input.onCheck);
 
-  const frame = step('report-format', () => frameSpdmReport(input.report), (f) => `SPDM 1.1, ${f.response.length}-byte response`);
-  const chain: VerifiedChain = step('device-chain', () => verifyChain(chainDers(input.certChainPem), {
+  const frame = checks.must('report-format', () => frameSpdmReport(input.report), (f) => `SPDM 1.1, ${f.response.length}-byte response`);
+  const chain: VerifiedChain = checks.must('device-chain', () => verifyChain(chainDers(input.certChainPem), {
     code: 'GPU_CERT_CHAIN_INVALID',
     what: 'device',
     roots: input.roots ? parseRoots(input.roots, 'GPU_CERT_CHAIN_INVALID') : undefined,
     pin: NVIDIA_DEVICE_ROOT_SPKI_SHA256,
     at,
   }), (c) => c.certs.map((x) => x.commonName).join(' -> '));
-  step('report-signature', () => verifyMeasurementSignature(frame, chain.leaf.publicKey), () => 'ECDSA P-384 SHA-384 over request || response');
-  const nonceChecked = step('nonce', () => checkNonce(frame, input.expectedNonce, input.allowAnyNonce === true),
+  checks.must('report-signature', () => verifyMeasurementSignature(frame, chain.leaf.publicKey), () => 'ECDSA P-384 SHA-384 over request || response');
+  const nonceChecked = checks.must('nonce', () => checkNonce(frame, input.expectedNonce, input.allowAnyNonce === true),
     (checked) => (checked ? 'matches the expected nonce' : 'not checked (allowAnyNonce)'));
-  const { report, opaque } = step('report-fields', () => {
+  const { report, opaque } = checks.must('report-fields', () => {
     const r = parseSpdmReport(input.report);
     return { report: r, opaque: parseOpaqueData(r.opaqueData) };
   }, (v) => `${v.report.response.blocks.length} measurement blocks, ${v.opaque.fields.length} opaque fields`);
-  const dice = step('fwid', () => {
+  const dice = checks.must('fwid', () => {
     const info = diceTcbInfo(chain.leaf);
     return { info, detail: matchReportFwid(opaque.fwidHex, info) };
   }, (v) => v.detail).info;

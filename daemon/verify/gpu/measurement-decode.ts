@@ -9,6 +9,7 @@
  * to exactly the input.
  */
 import { AttestdError } from '../../base/errors.js';
+import { ByteReader } from '../bytes/reader.js';
 import { LIMITS, validateMeasurement } from './measurement-check.js';
 import {
   type CcState, type FileDigest, type GpuDevice, type GpuMeasurement, type GpuSource, MEASUREMENT_MAGIC,
@@ -20,67 +21,38 @@ const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const MIN_GPU_BYTES = 4 + 10 * 4;
 const MIN_MODULE_BYTES = 3 * 4;
 const MIN_FILE_BYTES = 2 * 4;
+const PREFIX = 'GPU measurement encoding: ';
 
 function malformed(message: string): never {
-  throw new AttestdError('INVALID_ARGUMENT', `GPU measurement encoding: ${message}`);
+  throw new AttestdError('INVALID_ARGUMENT', PREFIX + message);
 }
 
-class Reader {
-  private pos = 0;
+const where = (): string => PREFIX;
 
-  constructor(private readonly buf: Buffer) {}
+/** A u32 count, bounded by `max` and by what the items it counts need at least. */
+function count(r: ByteReader, what: string, max: number, minItemBytes: number): number {
+  const n = r.u32(what);
+  if (n > max) r.fail(`${what} ${n} exceeds ${max}`);
+  if (n * minItemBytes > r.remaining) r.fail(`${what} ${n} cannot fit in ${r.remaining} bytes`);
+  return n;
+}
 
-  get remaining(): number {
-    return this.buf.length - this.pos;
-  }
-
-  private need(n: number, what: string): void {
-    if (n > this.remaining) malformed(`${what} runs past the end at offset ${this.pos}`);
-  }
-
-  u8(what: string): number {
-    this.need(1, what);
-    return this.buf[this.pos++] as number;
-  }
-
-  u32(what: string): number {
-    this.need(4, what);
-    const v = this.buf.readUInt32BE(this.pos);
-    this.pos += 4;
-    return v;
-  }
-
-  count(what: string, max: number, minItemBytes: number): number {
-    const n = this.u32(what);
-    if (n > max) malformed(`${what} ${n} exceeds ${max}`);
-    if (n * minItemBytes > this.remaining) malformed(`${what} ${n} cannot fit in ${this.remaining} bytes`);
-    return n;
-  }
-
-  str(what: string): string {
-    const len = this.u32(`${what} length`);
-    if (len > LIMITS.stringBytes) malformed(`${what} length ${len} exceeds ${LIMITS.stringBytes}`);
-    this.need(len, what);
-    const bytes = this.buf.subarray(this.pos, this.pos + len);
-    this.pos += len;
-    try {
-      return utf8.decode(bytes);
-    } catch {
-      return malformed(`${what} is not valid UTF-8`);
-    }
-  }
-
-  magic(): void {
-    this.need(MEASUREMENT_MAGIC.length, 'magic');
-    if (!this.buf.subarray(0, MEASUREMENT_MAGIC.length).equals(MEASUREMENT_MAGIC)) malformed('bad magic');
-    this.pos += MEASUREMENT_MAGIC.length;
+/** A u32 length, bounded by LIMITS.stringBytes, then that many bytes of UTF-8. */
+function str(r: ByteReader, what: string): string {
+  const len = r.u32(what);
+  if (len > LIMITS.stringBytes) r.fail(`${what} length ${len} exceeds ${LIMITS.stringBytes}`);
+  const bytes = r.bytes(len, what);
+  try {
+    return utf8.decode(bytes);
+  } catch {
+    return r.fail(`${what} is not valid UTF-8`);
   }
 }
 
-function readGpu(r: Reader): GpuDevice {
+function readGpu(r: ByteReader): GpuDevice {
   const index = r.u32('gpu index');
   const [name, uuid, serial, pciBusId, vbiosVersion, inforomImageVersion, ecc, mig, persistence, cc] =
-    Array.from({ length: 10 }, (_, i) => r.str(`gpu ${index} field ${i}`)) as [
+    Array.from({ length: 10 }, (_, i) => str(r, `gpu ${index} field ${i}`)) as [
       string, string, string, string, string, string, string, string, string, string];
   // The enum fields are checked by validateMeasurement below.
   return {
@@ -94,39 +66,39 @@ function readGpu(r: Reader): GpuDevice {
 export function decodeGpuMeasurement(bytes: Uint8Array): GpuMeasurement {
   if (!(bytes instanceof Uint8Array)) malformed('input must be bytes');
   if (bytes.length > LIMITS.encodedBytes) malformed(`input exceeds ${LIMITS.encodedBytes} bytes`);
-  const r = new Reader(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
-  r.magic();
-  const source = r.str('source') as GpuSource;
+  const r = new ByteReader(bytes, 'be', 'INVALID_ARGUMENT', where);
+  if (!r.bytes(MEASUREMENT_MAGIC.length, 'magic').equals(MEASUREMENT_MAGIC)) r.fail('bad magic');
+  const source = str(r, 'source') as GpuSource;
   const flag = r.u8('noDriverReason flag');
-  if (flag > 1) malformed(`noDriverReason flag ${flag} is neither 0 nor 1`);
-  const noDriverReason = flag === 1 ? r.str('noDriverReason') : undefined;
-  const driverVersion = r.str('driverVersion');
-  const nvmlVersion = r.str('nvmlVersion');
-  const cudaDriverVersion = r.str('cudaDriverVersion');
-  const procDriverVersion = r.str('procDriverVersion');
+  if (flag > 1) r.fail(`noDriverReason flag ${flag} is neither 0 nor 1`);
+  const noDriverReason = flag === 1 ? str(r, 'noDriverReason') : undefined;
+  const driverVersion = str(r, 'driverVersion');
+  const nvmlVersion = str(r, 'nvmlVersion');
+  const cudaDriverVersion = str(r, 'cudaDriverVersion');
+  const procDriverVersion = str(r, 'procDriverVersion');
 
   const gpus: GpuDevice[] = [];
-  const gpuCount = r.count('gpu count', LIMITS.gpus, MIN_GPU_BYTES);
+  const gpuCount = count(r, 'gpu count', LIMITS.gpus, MIN_GPU_BYTES);
   for (let i = 0; i < gpuCount; i++) gpus.push(readGpu(r));
 
   const ccState = {
-    environment: r.str('ccState.environment'),
-    ccFeature: r.str('ccState.ccFeature'),
-    devToolsMode: r.str('ccState.devToolsMode'),
-    gpusReady: r.str('ccState.gpusReady'),
+    environment: str(r, 'ccState.environment'),
+    ccFeature: str(r, 'ccState.ccFeature'),
+    devToolsMode: str(r, 'ccState.devToolsMode'),
+    gpusReady: str(r, 'ccState.gpusReady'),
   } as CcState;
 
   const moduleDigests: ModuleDigest[] = [];
-  const moduleCount = r.count('module count', LIMITS.digests, MIN_MODULE_BYTES);
+  const moduleCount = count(r, 'module count', LIMITS.digests, MIN_MODULE_BYTES);
   for (let i = 0; i < moduleCount; i++) {
-    moduleDigests.push({ name: r.str('module name'), path: r.str('module path'), sha256: r.str('module sha256') });
+    moduleDigests.push({ name: str(r, 'module name'), path: str(r, 'module path'), sha256: str(r, 'module sha256') });
   }
   const firmwareDigests: FileDigest[] = [];
-  const fileCount = r.count('firmware count', LIMITS.digests, MIN_FILE_BYTES);
+  const fileCount = count(r, 'firmware count', LIMITS.digests, MIN_FILE_BYTES);
   for (let i = 0; i < fileCount; i++) {
-    firmwareDigests.push({ path: r.str('firmware path'), sha256: r.str('firmware sha256') });
+    firmwareDigests.push({ path: str(r, 'firmware path'), sha256: str(r, 'firmware sha256') });
   }
-  if (r.remaining !== 0) malformed(`${r.remaining} trailing bytes`);
+  r.end('the encoding');
 
   const m: GpuMeasurement = {
     source, driverVersion, nvmlVersion, cudaDriverVersion, procDriverVersion, gpus, ccState,

@@ -5,6 +5,7 @@
  * verifySnpReport for that: it checks the signature before it believes any field here.
  */
 import { AttestdError } from '../../base/errors.js';
+import { ByteReader } from '../bytes/reader.js';
 import { decodeTcb } from './tcb.js';
 import type { FirmwareVersion, GuestPolicy, PlatformInfo, SnpReport, SnpSigningKey } from './types.js';
 
@@ -30,24 +31,23 @@ const SIGNING_KEY_NONE = 7;
 const POLICY_DEFINED_HIGH_BIT: Record<number, number> = { 2: 20, 3: 24, 5: 25 };
 const POLICY_RESERVED_ONE = 1n << 17n;
 
+const PREFIX = 'SEV-SNP report: ';
+
 function malformed(why: string): never {
-  throw new AttestdError('CVM_REPORT_MALFORMED', `SEV-SNP report: ${why}`);
+  throw new AttestdError('CVM_REPORT_MALFORMED', PREFIX + why);
 }
 
-function allZero(b: Uint8Array, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) if (b[i] !== 0) return false;
-  return true;
+const where = (): string => PREFIX;
+
+/** `n` reserved bytes, which must be zero. */
+function reserved(r: ByteReader, n: number): void {
+  const from = r.offset;
+  if (!r.zeros(n)) r.fail(`reserved bytes 0x${from.toString(16)}..0x${(from + n - 1).toString(16)} are not zero`);
 }
 
-function requireZero(b: Uint8Array, from: number, to: number): void {
-  if (!allZero(b, from, to)) malformed(`reserved bytes 0x${from.toString(16)}..0x${(to - 1).toString(16)} are not zero`);
-}
-
-const hex = (b: Uint8Array, from: number, len: number): string => Buffer.from(b.subarray(from, from + len)).toString('hex');
-
-/** A little-endian field as big-endian hex of its significant bytes. */
-function leToBeHex(b: Uint8Array, from: number, len: number): string {
-  return Buffer.from(b.subarray(from, from + len)).reverse().toString('hex');
+/** A little-endian field as big-endian hex of its significant bytes (copied: the input is never changed). */
+function leToBeHex(b: Buffer): string {
+  return Buffer.from(b).reverse().toString('hex');
 }
 
 function decodePolicy(raw: bigint, version: number): GuestPolicy {
@@ -84,89 +84,146 @@ function decodePlatformInfo(raw: bigint): PlatformInfo {
   };
 }
 
-function firmware(b: Uint8Array, at: number): FirmwareVersion {
-  return { build: b[at] as number, minor: b[at + 1] as number, major: b[at + 2] as number };
-}
-
 /** Version and signing algorithm only: enough to decide how to verify, before anything is trusted. */
 export function snpReportHeader(bytes: Uint8Array): { version: 2 | 3 | 5 } {
   if (!(bytes instanceof Uint8Array)) malformed('not a byte array');
   if (bytes.length !== SNP_REPORT_SIZE) malformed(`${bytes.length} bytes, expected ${SNP_REPORT_SIZE}`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const version = view.getUint32(0x00, true);
+  const r = new ByteReader(bytes, 'le', 'CVM_REPORT_MALFORMED', where);
+  const version = r.u32('VERSION');
   if (!SUPPORTED_VERSIONS.has(version)) malformed(`unsupported report version ${version}`);
-  const algo = view.getUint32(0x34, true);
+  r.skip(0x30, 'GUEST_SVN..VMPL');
+  const algo = r.u32('SIGNATURE_ALGO');
   if (algo !== ECDSA_P384_SHA384) malformed(`unsupported signature algorithm ${algo}`);
   return { version: version as 2 | 3 | 5 };
 }
 
 /**
  * Decodes a report. `familyHint` sets the TCB layout for version 2 reports, which do not
- * carry their CPU family; without it they are read in the Milan/Genoa layout.
+ * carry their CPU family; without it they are read in the Milan/Genoa layout. The report is
+ * read in order; every reserved byte and bit must be zero.
  */
 export function parseSnpReport(bytes: Uint8Array, familyHint?: number): SnpReport {
   const { version } = snpReportHeader(bytes);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const u32 = (at: number): number => view.getUint32(at, true);
-  const u64 = (at: number): bigint => view.getBigUint64(at, true);
+  const r = new ByteReader(bytes, 'le', 'CVM_REPORT_MALFORMED', where);
+  const guest = readGuest(r);
+  const digests = readDigests(r);
+  const platform = readPlatform(r, version);
+  const signature = readSignature(r);
+  r.end('the report');
 
-  const keyInfo = u32(0x48);
+  const family = platform.cpuid?.family ?? familyHint;
+  const report: SnpReport = {
+    version,
+    guestSvn: guest.guestSvn,
+    policy: decodePolicy(guest.policy, version),
+    familyId: guest.familyId,
+    imageId: guest.imageId,
+    vmpl: guest.vmpl,
+    signatureAlgo: ECDSA_P384_SHA384,
+    currentTcb: decodeTcb(guest.currentTcb, family),
+    platformInfo: decodePlatformInfo(guest.platformInfo),
+    authorKeyEn: guest.authorKeyEn,
+    maskChipKey: guest.maskChipKey,
+    signingKey: guest.signingKey,
+    reportData: digests.reportData,
+    measurement: digests.measurement,
+    hostData: digests.hostData,
+    idKeyDigest: digests.idKeyDigest,
+    authorKeyDigest: digests.authorKeyDigest,
+    reportId: digests.reportId,
+    reportIdMa: digests.reportIdMa,
+    reportedTcb: decodeTcb(platform.reportedTcb, family),
+    chipId: platform.chipId,
+    committedTcb: decodeTcb(platform.committedTcb, family),
+    current: platform.current,
+    committed: platform.committed,
+    launchTcb: decodeTcb(platform.launchTcb, family),
+    signature,
+  };
+  if (platform.cpuid) report.cpuid = platform.cpuid;
+  if (platform.mitigations) {
+    report.launchMitVector = platform.mitigations.launch;
+    report.currentMitVector = platform.mitigations.current;
+  }
+  return report;
+}
+
+/** 0x000..0x050: who the guest is, the TCB it runs on, and which key signed. */
+function readGuest(r: ByteReader) {
+  r.skip(4, 'VERSION'); // read by snpReportHeader
+  const guestSvn = r.u32('GUEST_SVN');
+  const policy = r.u64('POLICY');
+  const familyId = r.hex(16, 'FAMILY_ID');
+  const imageId = r.hex(16, 'IMAGE_ID');
+  const vmpl = r.u32('VMPL');
+  r.skip(4, 'SIGNATURE_ALGO'); // checked by snpReportHeader
+  const currentTcb = r.u64('CURRENT_TCB');
+  const platformInfo = r.u64('PLATFORM_INFO');
+  const keyInfo = r.u32('key information');
   if (keyInfo >>> 5 !== 0) malformed('reserved bits at 0x48 are set');
   const keySel = (keyInfo >>> 2) & 0x7;
   if (keySel === SIGNING_KEY_NONE) malformed('the report is not signed (SIGNING_KEY = 7)');
   const signingKey = SIGNING_KEYS[keySel] ?? malformed(`reserved SIGNING_KEY value ${keySel}`);
-  requireZero(bytes, 0x4c, 0x50);
+  reserved(r, 4);
+  return {
+    guestSvn, policy, familyId, imageId, vmpl, currentTcb, platformInfo,
+    authorKeyEn: (keyInfo & 1) === 1, maskChipKey: (keyInfo & 2) === 2, signingKey,
+  };
+}
 
+/** 0x050..0x180: the guest's report data, launch measurement and the digests bound to it. */
+function readDigests(r: ByteReader) {
+  return {
+    reportData: r.hex(64, 'REPORT_DATA'),
+    measurement: r.hex(48, 'MEASUREMENT'),
+    hostData: r.hex(32, 'HOST_DATA'),
+    idKeyDigest: r.hex(48, 'ID_KEY_DIGEST'),
+    authorKeyDigest: r.hex(48, 'AUTHOR_KEY_DIGEST'),
+    reportId: r.hex(32, 'REPORT_ID'),
+    reportIdMa: r.hex(32, 'REPORT_ID_MA'),
+  };
+}
+
+/** 0x180..0x2A0: the platform's TCBs, CPU, chip and firmware; what each version adds. */
+function readPlatform(r: ByteReader, version: number) {
+  const reportedTcb = r.u64('REPORTED_TCB');
   let cpuid: SnpReport['cpuid'];
   if (version >= 3) {
-    cpuid = { family: bytes[0x188] as number, model: bytes[0x189] as number, stepping: bytes[0x18a] as number };
-    requireZero(bytes, 0x18b, 0x1a0);
+    cpuid = { family: r.u8('CPUID_FAM_ID'), model: r.u8('CPUID_MOD_ID'), stepping: r.u8('CPUID_STEP') };
+    reserved(r, 0x1a0 - 0x18b);
   } else {
-    requireZero(bytes, 0x188, 0x1a0);
+    reserved(r, 0x1a0 - 0x188);
   }
-  const family = cpuid?.family ?? familyHint;
-  requireZero(bytes, 0x1eb, 0x1ec);
-  requireZero(bytes, 0x1ef, 0x1f0);
-  requireZero(bytes, version >= 5 ? 0x208 : 0x1f8, SNP_SIGNATURE_OFFSET);
-
-  const rAt = SNP_SIGNATURE_OFFSET;
-  const sAt = rAt + SIG_COMPONENT_FIELD;
-  requireZero(bytes, rAt + SIG_COMPONENT_BYTES, rAt + SIG_COMPONENT_FIELD);
-  requireZero(bytes, sAt + SIG_COMPONENT_BYTES, sAt + SIG_COMPONENT_FIELD);
-  requireZero(bytes, sAt + SIG_COMPONENT_FIELD, SNP_REPORT_SIZE);
-
-  const report: SnpReport = {
-    version,
-    guestSvn: u32(0x04),
-    policy: decodePolicy(u64(0x08), version),
-    familyId: hex(bytes, 0x10, 16),
-    imageId: hex(bytes, 0x20, 16),
-    vmpl: u32(0x30),
-    signatureAlgo: ECDSA_P384_SHA384,
-    currentTcb: decodeTcb(u64(0x38), family),
-    platformInfo: decodePlatformInfo(u64(0x40)),
-    authorKeyEn: (keyInfo & 1) === 1,
-    maskChipKey: (keyInfo & 2) === 2,
-    signingKey,
-    reportData: hex(bytes, 0x50, 64),
-    measurement: hex(bytes, 0x90, 48),
-    hostData: hex(bytes, 0xc0, 32),
-    idKeyDigest: hex(bytes, 0xe0, 48),
-    authorKeyDigest: hex(bytes, 0x110, 48),
-    reportId: hex(bytes, 0x140, 32),
-    reportIdMa: hex(bytes, 0x160, 32),
-    reportedTcb: decodeTcb(u64(0x180), family),
-    chipId: hex(bytes, 0x1a0, 64),
-    committedTcb: decodeTcb(u64(0x1e0), family),
-    current: firmware(bytes, 0x1e8),
-    committed: firmware(bytes, 0x1ec),
-    launchTcb: decodeTcb(u64(0x1f0), family),
-    signature: { r: leToBeHex(bytes, rAt, SIG_COMPONENT_BYTES), s: leToBeHex(bytes, sAt, SIG_COMPONENT_BYTES) },
-  };
-  if (cpuid) report.cpuid = cpuid;
+  const chipId = r.hex(64, 'CHIP_ID');
+  const committedTcb = r.u64('COMMITTED_TCB');
+  const current = firmware(r);
+  const committed = firmware(r);
+  const launchTcb = r.u64('LAUNCH_TCB');
+  let mitigations: { launch: string; current: string } | undefined;
   if (version >= 5) {
-    report.launchMitVector = u64(0x1f8).toString(16).padStart(16, '0');
-    report.currentMitVector = u64(0x200).toString(16).padStart(16, '0');
+    mitigations = { launch: mitigationVector(r, 'LAUNCH_MIT_VECTOR'), current: mitigationVector(r, 'CURRENT_MIT_VECTOR') };
   }
-  return report;
+  reserved(r, SNP_SIGNATURE_OFFSET - r.offset);
+  return { reportedTcb, cpuid, chipId, committedTcb, current, committed, launchTcb, mitigations };
+}
+
+/** A firmware build, minor and major, then a reserved byte. */
+function firmware(r: ByteReader): FirmwareVersion {
+  const version = { build: r.u8('build'), minor: r.u8('minor'), major: r.u8('major') };
+  reserved(r, 1);
+  return version;
+}
+
+function mitigationVector(r: ByteReader, what: string): string {
+  return r.u64(what).toString(16).padStart(16, '0');
+}
+
+/** 0x2A0..0x4A0: r and s, each in the low 48 bytes of a 72-byte field, then reserved bytes. */
+function readSignature(r: ByteReader): SnpReport['signature'] {
+  const rs = leToBeHex(r.bytes(SIG_COMPONENT_BYTES, 'signature R'));
+  reserved(r, SIG_COMPONENT_FIELD - SIG_COMPONENT_BYTES);
+  const ss = leToBeHex(r.bytes(SIG_COMPONENT_BYTES, 'signature S'));
+  reserved(r, SIG_COMPONENT_FIELD - SIG_COMPONENT_BYTES);
+  reserved(r, SNP_REPORT_SIZE - r.offset);
+  return { r: rs, s: ss };
 }

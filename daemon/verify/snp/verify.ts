@@ -4,7 +4,7 @@
  * guest-side expectations (measurement, report data, debug, minimum TCB) are for
  * checkSnpPolicy on the result.
  */
-import { checkStepper } from '../check-step.js';
+import { CheckRunner } from '../check-runner.js';
 import { AttestdError } from '../../base/errors.js';
 import { checkArkTrusted, checkChainSignatures, checkChainValidity, parseAmdChain } from './chain.js';
 import { checkChipIdMatchesKey, checkProduct, checkTcbMatchesKey } from './key-match.js';
@@ -89,30 +89,30 @@ export interface VerifiedSnpReport {
 export function verifySnpReport(input: SnpVerifyInput): VerifiedSnpReport {
   const at = input.at ?? new Date();
   if (Number.isNaN(at.getTime())) throw new AttestdError('INVALID_ARGUMENT', 'verification time is not a valid date');
-  const step = checkStepper<SnpCheck>(input.onCheck);
+  const checks = new CheckRunner<SnpCheck>(input.onCheck);
 
-  const header = step('report-format', () => snpReportHeader(input.report), (h) => `version ${h.version}`);
+  const header = checks.must('report-format', () => snpReportHeader(input.report), (h) => `version ${h.version}`);
   const kind: SnpSigningKey = 'asvk' in input.chain ? 'VLEK' : 'VCEK';
   const intermediate = 'asvk' in input.chain ? input.chain.asvk : input.chain.ask;
-  const chain = step('chain-parse', () => parseAmdChain(kind, input.cert, intermediate, input.chain.ark), (c) => `${kind} serial ${c.leaf.serialHex}`);
-  const arkSpkiSha256 = step('ark-trusted', () => checkArkTrusted(chain, input.trustedArks), (fp) => `ARK SPKI SHA-256 ${fp}`);
-  const chainProduct = step('chain-signatures', () => checkChainSignatures(chain), (p) => `${kind} -> ${kind === 'VCEK' ? 'ASK' : 'ASVK'} -> ARK (${p})`);
-  step('chain-validity', () => checkChainValidity(chain, at), () => `at ${at.toISOString()}`);
-  step('report-signature', () => verifyReportSignature(input.report, reportSigningKey(chain.leaf.spki)), () => 'ECDSA P-384 SHA-384');
+  const chain = checks.must('chain-parse', () => parseAmdChain(kind, input.cert, intermediate, input.chain.ark), (c) => `${kind} serial ${c.leaf.serialHex}`);
+  const arkSpkiSha256 = checks.must('ark-trusted', () => checkArkTrusted(chain, input.trustedArks), (fp) => `ARK SPKI SHA-256 ${fp}`);
+  const chainProduct = checks.must('chain-signatures', () => checkChainSignatures(chain), (p) => `${kind} -> ${kind === 'VCEK' ? 'ASK' : 'ASVK'} -> ARK (${p})`);
+  checks.must('chain-validity', () => checkChainValidity(chain, at), () => `at ${at.toISOString()}`);
+  checks.must('report-signature', () => verifyReportSignature(input.report, reportSigningKey(chain.leaf.spki)), () => 'ECDSA P-384 SHA-384');
 
   // Version 2 reports do not name their CPU; the verified chain does.
-  const report = step('report-fields', () => parseSnpReport(input.report, familyOfProduct(chainProduct)), () => `version ${header.version}`);
-  step('signing-key', () => {
+  const report = checks.must('report-fields', () => parseSnpReport(input.report, familyOfProduct(chainProduct)), () => `version ${header.version}`);
+  checks.must('signing-key', () => {
     if (report.signingKey !== kind) {
       throw new AttestdError('SNP_SIGNATURE_INVALID', `the report says it was signed by a ${report.signingKey}, the certificate is a ${kind}`);
     }
   }, () => kind);
-  const { keyExtensions, product } = step('product', () => {
+  const { keyExtensions, product } = checks.must('product', () => {
     const ext = parseAmdExtensions(chain.leaf.extensions);
     return { keyExtensions: ext, product: checkProduct(report, ext, chainProduct) };
   }, (v) => `${v.product} (${v.keyExtensions.productName ?? ''})`);
-  step('reported-tcb', () => checkTcbMatchesKey(report, keyExtensions), () => `0x${report.reportedTcb.raw}`);
-  step('chip-id', () => {
+  checks.must('reported-tcb', () => checkTcbMatchesKey(report, keyExtensions), () => `0x${report.reportedTcb.raw}`);
+  checks.must('chip-id', () => {
     if (kind === 'VCEK') checkChipIdMatchesKey(report, keyExtensions);
   }, () => (kind === 'VCEK' ? 'matches hwID' : `VLEK for ${keyExtensions.cspId ?? 'an unnamed provider'}`));
 

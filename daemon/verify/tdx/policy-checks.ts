@@ -4,7 +4,7 @@
  * is recorded; a failed check carries a reason code (CVM_BINDING_MISMATCH for report data).
  */
 import { AttestdError } from '../../base/errors.js';
-import type { TdxCheck } from './checks.js';
+import type { CheckRecord } from '../check-runner.js';
 import type { TdReportBody } from './quote.js';
 import type { TcbStatus } from './json-fields.js';
 
@@ -39,8 +39,8 @@ export const DEFAULT_ACCEPTED_TCB_STATUSES: readonly TcbStatus[] = [
 
 const TD_ATTRIBUTES_DEBUG = 0x01;
 
-export function tdxPolicyChecks(body: TdReportBody, policy: TdxPolicy, status: { tcb?: TcbStatus; qe?: TcbStatus } = {}): TdxCheck[] {
-  const out: TdxCheck[] = [];
+export function tdxPolicyChecks(body: TdReportBody, policy: TdxPolicy, status: { tcb?: TcbStatus; qe?: TcbStatus } = {}): CheckRecord[] {
+  const out: CheckRecord[] = [];
   const check = (name: string, failure: { code: string; detail: string } | undefined, ok: string): void => {
     out.push(failure ? { name, status: 'fail', ...failure } : { name, status: 'pass', detail: ok });
   };

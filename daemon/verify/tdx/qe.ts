@@ -5,7 +5,7 @@
  */
 import { createHash, createPublicKey, verify as cryptoVerify, type KeyObject } from 'node:crypto';
 import { AttestdError } from '../../base/errors.js';
-import { LeReader } from './reader.js';
+import { ByteReader } from '../bytes/reader.js';
 
 export const QE_REPORT_SIZE = 384;
 
@@ -22,8 +22,9 @@ export interface QeReport {
   raw: Buffer;
 }
 
+/** The fields are views of `raw`. */
 export function parseQeReport(raw: Buffer): QeReport {
-  const r = new LeReader(raw, 'CVM_REPORT_MALFORMED');
+  const r = new ByteReader(raw, 'le', 'CVM_REPORT_MALFORMED');
   const cpuSvn = r.bytes(16, 'QE CPUSVN');
   const miscSelect = r.u32('QE MISCSELECT');
   r.skip(28, 'QE reserved');

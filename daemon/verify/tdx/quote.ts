@@ -9,7 +9,7 @@
  * and every length that does not fit; failures are CVM_REPORT_MALFORMED.
  */
 import { AttestdError } from '../../base/errors.js';
-import { LeReader } from './reader.js';
+import { ByteReader } from '../bytes/reader.js';
 import { parseQeReport, QE_REPORT_SIZE, type QeReport } from './qe.js';
 
 export const TEE_TYPE_TDX = 0x81;
@@ -75,7 +75,9 @@ function malformed(message: string): never {
 export function parseTdxQuote(bytes: Uint8Array): TdxQuote {
   if (!(bytes instanceof Uint8Array)) malformed('quote must be bytes');
   if (bytes.byteLength > MAX_QUOTE_SIZE) malformed(`quote is ${bytes.byteLength} bytes, over ${MAX_QUOTE_SIZE}`);
-  const r = new LeReader(bytes, 'CVM_REPORT_MALFORMED');
+  // One copy: every field is a view of it, so none aliases the caller's buffer.
+  const buf = Buffer.from(bytes);
+  const r = new ByteReader(buf, 'le', 'CVM_REPORT_MALFORMED');
   const header = parseHeader(r);
   let bodyType = 2;
   let bodySize = TD_REPORT_10_SIZE;
@@ -87,7 +89,7 @@ export function parseTdxQuote(bytes: Uint8Array): TdxQuote {
     if (bodySize !== expected) malformed(`body type ${bodyType} has size ${bodySize}, expected ${expected}`);
   }
   const body = parseBody(r.sub(bodySize, 'TD report body'), bodyType);
-  const signedBytes = Buffer.from(bytes.subarray(0, r.offset));
+  const signedBytes = buf.subarray(0, r.offset);
   const sigLen = r.u32('signature data length');
   const sig = r.sub(sigLen, 'signature data');
   const trailingBytes = r.remaining;
@@ -116,7 +118,7 @@ export function parseTdxQuote(bytes: Uint8Array): TdxQuote {
   };
 }
 
-function parseHeader(r: LeReader): TdxQuoteHeader {
+function parseHeader(r: ByteReader): TdxQuoteHeader {
   const version = r.u16('version');
   const attestationKeyType = r.u16('attestation key type');
   const teeType = r.u32('TEE type');
@@ -130,7 +132,7 @@ function parseHeader(r: LeReader): TdxQuoteHeader {
   return { version, attestationKeyType, teeType, qeVendorId, userData };
 }
 
-function parseBody(r: LeReader, bodyType: number): TdReportBody {
+function parseBody(r: ByteReader, bodyType: number): TdReportBody {
   const b = (n: number, what: string): Buffer => r.bytes(n, what);
   const body: TdReportBody = {
     bodyType,
