@@ -32,7 +32,7 @@ import { AttestdError } from '../../base/errors.js';
 import { CheckRunner, firstProblem, type TdxCheck } from './checks.js';
 import { parseTdxQuote, type TdxQuote } from './quote.js';
 import { p256FromRaw, verifyP256Raw, verifyQeReportData, verifyQeReportSignature } from './qe.js';
-import { parseCertificate, pemCertificates, type Certificate } from './cert.js';
+import { pckChain, type IntelCertificate as Certificate } from './intel-certificate.js';
 import { checkNotRevoked, firstInvalidAt, pckExtensions, verifyChainToRoot, type PckExtensions } from './pck.js';
 import { pickCollateral, type CollateralFile, type TdxCollateral } from './collateral.js';
 import { verifySignedJson, type SignedJson } from './signed-json.js';
@@ -73,7 +73,7 @@ export function appraiseTdxQuote(quoteBytes: Uint8Array, files: readonly Collate
   });
   out.quote = quote;
   const chain = c.run('pck.chain', ['quote.parse'], () => {
-    const certs = pemCertificates(quote!.pckChainPem, 'TDX_CERT_CHAIN_INVALID').map((d) => parseCertificate(d));
+    const certs = pckChain(quote!.pckChainPem);
     verifyChainToRoot(certs, 'TDX_CERT_CHAIN_INVALID');
     const bad = firstInvalidAt(certs, at);
     if (bad) throw new AttestdError('TDX_CERT_CHAIN_INVALID', `"${bad.subjectCn}" is valid ${iso(bad.notBefore)}..${iso(bad.notAfter)}, not at ${iso(at)}`);
