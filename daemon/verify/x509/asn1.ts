@@ -15,9 +15,20 @@
  * The small readers below (children, oid, smallUint, text) take the decoded elements and
  * check what the schema-less structures of vendor extensions need: counts, tags, ranges.
  */
-import * as asn1js from 'asn1js';
-import { AsnConvert, AsnParser } from '@peculiar/asn1-schema';
+import type * as Asn1js from 'asn1js';
+import type * as AsnSchema from '@peculiar/asn1-schema';
+import type * as AsnX509 from '@peculiar/asn1-x509';
 import { AttestdError, type ErrorCode } from '../../base/errors.js';
+import { lazyRequire } from '../../base/lazy-require.js';
+
+/**
+ * The libraries, loaded on first use: a daemon that never sees a certificate (no GPU, no
+ * confidential VM, no EK CA folder) neither waits for them at start nor keeps them resident.
+ */
+export const asn1js = lazyRequire<typeof Asn1js>('asn1js');
+const asnSchema = lazyRequire<typeof AsnSchema>('@peculiar/asn1-schema');
+/** The X.509 schemas (Certificate, CertificateList, Name, the standard extensions). */
+export const x509Schemas = lazyRequire<typeof AsnX509>('@peculiar/asn1-x509');
 
 /** Identifier octets of the universal types these structures use. */
 export const TAG = {
@@ -84,9 +95,9 @@ export class Asn1Reader {
   /** The library's tree of `bytes`, which must be exactly one element; nothing else is checked. */
   private tree(bytes: Uint8Array, what: string): Asn1Node {
     if (bytes.length === 0) this.fail(`${what} is empty`);
-    let decoded: ReturnType<typeof asn1js.fromBER>;
+    let decoded: ReturnType<typeof Asn1js.fromBER>;
     try {
-      decoded = asn1js.fromBER(bytes);
+      decoded = asn1js().fromBER(bytes);
     } catch (err) {
       this.fail(`${what} does not decode: ${libraryMessage(err)}`, err);
     }
@@ -127,7 +138,7 @@ export class Asn1Reader {
     const node = strictness === 'der' ? this.decode(bytes, what) : this.tree(bytes, what);
     let value: T;
     try {
-      value = AsnParser.fromASN(node as unknown as asn1js.AsnType, schema) as T;
+      value = asnSchema().AsnParser.fromASN(node as unknown as Asn1js.AsnType, schema) as T;
     } catch (err) {
       this.fail(`${what} is malformed: ${libraryMessage(err)}`, err);
     }
@@ -140,7 +151,7 @@ export class Asn1Reader {
   /** Whether `value` re-encodes to exactly `bytes`: they are its one DER encoding. */
   reencodes(value: object, bytes: Uint8Array): boolean {
     try {
-      return Buffer.from(AsnConvert.serialize(value)).equals(bytes);
+      return Buffer.from(asnSchema().AsnConvert.serialize(value)).equals(bytes);
     } catch {
       return false;
     }
@@ -208,7 +219,7 @@ export class Asn1Reader {
       if (c[i] === 0x80 && (i === 0 || ((c[i - 1] as number) & 0x80) === 0)) this.fail(`${what} has a non-minimal arc`);
     }
     if (((c[c.length - 1] as number) & 0x80) !== 0) this.fail(`${what} ends inside an arc`);
-    const value = (node as unknown as asn1js.ObjectIdentifier).getValue();
+    const value = (node as unknown as Asn1js.ObjectIdentifier).getValue();
     if (typeof value !== 'string' || !/^[0-9]+(\.[0-9]+)+$/.test(value)) this.fail(`${what} does not decode`);
     return value;
   }

@@ -7,9 +7,9 @@
  * which also hold each PKI's profile (algorithms, key types, naming).
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
-import { Certificate as CertificateSchema, type Name } from '@peculiar/asn1-x509';
+import type { Name } from '@peculiar/asn1-x509';
 import type { ErrorCode } from '../../base/errors.js';
-import { Asn1Reader, TAG, ctx } from './asn1.js';
+import { Asn1Reader, TAG, ctx, x509Schemas } from './asn1.js';
 import { DigestCache, sha256Hex } from './cache.js';
 import { readExtensions } from './extensions.js';
 import { commonNames } from './name.js';
@@ -99,7 +99,7 @@ function importKey(spki: Buffer): KeyObject | undefined {
 }
 
 function decode(der: Buffer, digest: string, r: Asn1Reader, checkCanonical: boolean): Certificate {
-  const { value, node } = r.schema(der, CertificateSchema, 'the certificate', 'ber');
+  const { value, node } = r.schema(der, x509Schemas().Certificate, 'the certificate', 'ber');
   const [tbsNode, algNode, sigNode, ...extra] = r.children(node, 'the certificate', 3);
   if (!tbsNode || !algNode || !sigNode || extra.length > 0) r.fail('the certificate is not three elements');
   const sig = r.content(r.expect(sigNode, TAG.BIT_STRING, 'the signature'));

@@ -4,9 +4,9 @@
  * is its issuer's (name and signature), fresh, and lists a certificate is for the verifier.
  */
 import type { KeyObject } from 'node:crypto';
-import { CertificateList, type Name } from '@peculiar/asn1-x509';
+import type { Name } from '@peculiar/asn1-x509';
 import type { ErrorCode } from '../../base/errors.js';
-import { Asn1Reader, TAG } from './asn1.js';
+import { Asn1Reader, TAG, x509Schemas } from './asn1.js';
 import { DigestCache, sha256Hex } from './cache.js';
 import { magnitudeHex } from './certificate.js';
 import { commonNames } from './name.js';
@@ -38,7 +38,7 @@ export interface Crl {
 const cache = new DigestCache<Crl>(CACHE_CAPACITY);
 
 function decode(der: Buffer, digest: string, r: Asn1Reader): Crl {
-  const { value, node } = r.schema(der, CertificateList, 'the CRL');
+  const { value, node } = r.schema(der, x509Schemas().CertificateList, 'the CRL');
   const [tbsNode, algNode, sigNode, ...extra] = r.children(node, 'the CRL', 3);
   if (!tbsNode || !algNode || !sigNode || extra.length > 0) r.fail('the CRL is not three elements');
   const sig = r.content(r.expect(sigNode, TAG.BIT_STRING, 'the CRL signature'));

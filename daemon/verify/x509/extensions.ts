@@ -5,11 +5,8 @@
  * subject directory attributes). Vendor extensions (AMD's TCB, Intel's SGX, NVIDIA's DICE)
  * are decoded by their verifiers from the values kept here.
  */
-import {
-  AuthorityKeyIdentifier, SubjectAlternativeName, SubjectDirectoryAttributes, SubjectKeyIdentifier,
-  type Extension, type Name,
-} from '@peculiar/asn1-x509';
-import { Asn1Reader, TAG } from './asn1.js';
+import type { Extension, Name } from '@peculiar/asn1-x509';
+import { Asn1Reader, TAG, x509Schemas } from './asn1.js';
 
 export const EXT_OID = {
   SUBJECT_DIRECTORY_ATTRIBUTES: '2.5.29.9',
@@ -104,10 +101,10 @@ export interface KeyIdentifiers {
 export function keyIdentifiers(r: Asn1Reader, extensions: ReadonlyMap<string, Buffer>): KeyIdentifiers {
   const out: KeyIdentifiers = {};
   const skid = extensions.get(EXT_OID.SUBJECT_KEY_ID);
-  if (skid) out.subjectKeyId = Buffer.from(r.schema(skid, SubjectKeyIdentifier, 'subjectKeyIdentifier', 'der').value.buffer);
+  if (skid) out.subjectKeyId = Buffer.from(r.schema(skid, x509Schemas().SubjectKeyIdentifier, 'subjectKeyIdentifier', 'der').value.buffer);
   const akid = extensions.get(EXT_OID.AUTHORITY_KEY_ID);
   if (akid) {
-    const v = r.schema(akid, AuthorityKeyIdentifier, 'authorityKeyIdentifier', 'der').value;
+    const v = r.schema(akid, x509Schemas().AuthorityKeyIdentifier, 'authorityKeyIdentifier', 'der').value;
     out.authority = {
       ...(v.keyIdentifier ? { keyId: Buffer.from(v.keyIdentifier.buffer) } : {}),
       ...(v.authorityCertSerialNumber ? { serial: Buffer.from(v.authorityCertSerialNumber) } : {}),
@@ -121,7 +118,7 @@ export function keyIdentifiers(r: Asn1Reader, extensions: ReadonlyMap<string, Bu
 export function altDirectoryNames(r: Asn1Reader, extensions: ReadonlyMap<string, Buffer>, max = 16): Name[] {
   const san = extensions.get(EXT_OID.SUBJECT_ALT_NAME);
   if (!san) return [];
-  const names = r.schema(san, SubjectAlternativeName, 'subjectAltName', 'der').value;
+  const names = r.schema(san, x509Schemas().SubjectAlternativeName, 'subjectAltName', 'der').value;
   if (names.length > max) r.fail(`subjectAltName has more than ${max} names`);
   return names.flatMap((g) => (g.directoryName ? [g.directoryName] : []));
 }
@@ -130,7 +127,7 @@ export function altDirectoryNames(r: Asn1Reader, extensions: ReadonlyMap<string,
 export function directoryAttributes(r: Asn1Reader, extensions: ReadonlyMap<string, Buffer>, max = 16): { type: string; values: Buffer[] }[] {
   const sda = extensions.get(EXT_OID.SUBJECT_DIRECTORY_ATTRIBUTES);
   if (!sda) return [];
-  const attrs = r.schema(sda, SubjectDirectoryAttributes, 'subjectDirectoryAttributes', 'der').value;
+  const attrs = r.schema(sda, x509Schemas().SubjectDirectoryAttributes, 'subjectDirectoryAttributes', 'der').value;
   if (attrs.length > max) r.fail(`subjectDirectoryAttributes has more than ${max} attributes`);
   return attrs.map((a) => ({ type: a.type, values: a.values.map((v) => Buffer.from(v)) }));
 }

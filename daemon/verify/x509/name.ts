@@ -6,8 +6,8 @@
  * letters lower-cased, leading and trailing white space dropped and inner runs of it made one
  * space, the attributes of a multi-valued RDN in any order.
  */
-import * as asn1js from 'asn1js';
 import type { AttributeValue, Name } from '@peculiar/asn1-x509';
+import { asn1js } from './asn1.js';
 
 export const OID_COMMON_NAME = '2.5.4.3';
 
@@ -20,8 +20,9 @@ export function attributeText(value: AttributeValue): string | undefined {
   // The schema leaves VisibleString undecoded; OpenSSL treats it as a string too.
   const raw = new Uint8Array(value.anyValue);
   if (raw[0] !== VISIBLE_STRING) return undefined;
-  const decoded = asn1js.fromBER(raw);
-  return decoded.offset === raw.length && decoded.result instanceof asn1js.VisibleString ? decoded.result.valueBlock.value : undefined;
+  const lib = asn1js();
+  const decoded = lib.fromBER(raw);
+  return decoded.offset === raw.length && decoded.result instanceof lib.VisibleString ? decoded.result.valueBlock.value : undefined;
 }
 
 /** Every common name in `name`, in order, as text. */
