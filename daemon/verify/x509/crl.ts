@@ -15,7 +15,7 @@ import { signatureScheme, verifySignature, type SignatureScheme } from './signat
 /** Intel's CRLs grow with every revoked platform; these bounds are far above today's. */
 export const MAX_CRL_BYTES = 1024 * 1024;
 export const MAX_REVOKED = 4096;
-const CACHE_CAPACITY = 32;
+const CACHE_CAPACITY = 16;
 
 export interface Crl {
   readonly der: Buffer;
