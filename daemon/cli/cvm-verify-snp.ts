@@ -1,7 +1,9 @@
 /** attestctl cvm verify-snp REPORT --cert CERT --chain CHAIN.pem: checks one SEV-SNP report offline. */
 import { readFile } from 'node:fs/promises';
 import { AttestdError } from '../base/errors.js';
-import { parseCertificate, pemCertificates, type Certificate } from '../verify/snp/certificate.js';
+import { parseAmdCertificate } from '../verify/snp/chain.js';
+import type { Certificate } from '../verify/x509/certificate.js';
+import { pemCertificates } from '../verify/x509/pem.js';
 import { parseSnpReport } from '../verify/snp/report.js';
 import type { SnpReport, TcbVersion } from '../verify/snp/types.js';
 import { SNP_CHECKS, verifySnpReport, type SnpChain, type SnpCheck, type VerifiedSnpReport } from '../verify/snp/verify.js';
@@ -31,7 +33,7 @@ function isPem(bytes: Buffer): boolean {
 
 function tryParse(der: Uint8Array): Certificate | undefined {
   try {
-    return parseCertificate(der);
+    return parseAmdCertificate(der);
   } catch {
     return undefined;
   }
@@ -49,7 +51,7 @@ function pickChain(certs: Uint8Array[], leaf: Uint8Array): SnpChain | string {
   const mid = parsed.find((p) => p !== ark);
   if (!ark || !mid || parsed.length !== 2) return 'the chain file must hold the ASK (or ASVK) and the ARK';
   const leafCert = tryParse(leaf);
-  const vlek = leafCert?.subjectCommonName === 'SEV-VLEK' || mid.cert?.subjectCommonName?.startsWith('SEV-VLEK-') === true;
+  const vlek = leafCert?.commonName === 'SEV-VLEK' || mid.cert?.commonName?.startsWith('SEV-VLEK-') === true;
   return vlek ? { asvk: mid.der, ark: ark.der } : { ask: mid.der, ark: ark.der };
 }
 
@@ -142,8 +144,8 @@ function certAndChain(certFile: Buffer, chainFile: Buffer, certPath: string): { 
   let cert: Uint8Array | undefined;
   let chain: SnpChain | string;
   try {
-    cert = isPem(certFile) ? pemCertificates(certFile.toString('latin1'))[0] : new Uint8Array(certFile);
-    chain = pickChain(pemCertificates(chainFile.toString('latin1')), cert ?? new Uint8Array(0));
+    cert = isPem(certFile) ? pemCertificates(certFile.toString('latin1'), 'SNP_CERT_CHAIN_INVALID')[0] : new Uint8Array(certFile);
+    chain = pickChain(pemCertificates(chainFile.toString('latin1'), 'SNP_CERT_CHAIN_INVALID'), cert ?? new Uint8Array(0));
   } catch (err) {
     chain = `${(err as Error).message}`;
   }

@@ -6,17 +6,23 @@
  * empty and the subjectAltName, marked critical, holds a directoryName with the TPM's
  * manufacturer, model and firmware version (OIDs 2.23.133.2.1, .2, .3); a Subject Directory
  * Attributes extension carries the TPM specification it implements (2.23.133.2.16). Strict
- * validators reject such certificates; this one accepts them and reads those fields with a
- * bounded DER reader, after the signatures have verified.
+ * validators reject such certificates; this one accepts them, and reads those fields after
+ * the signatures have verified. The certificates are parsed by x509/ as OpenSSL reads them
+ * (some vendors' are not strict DER), and the chain is searched for as OpenSSL's
+ * X509_check_issued() links certificates (x509/path.ts).
  */
-import { X509Certificate, type KeyObject } from 'node:crypto';
+import type { KeyObject, X509Certificate } from 'node:crypto';
 import { AttestdError } from '../base/errors.js';
-import { readTpmInfo, validity, type TpmDeviceInfo } from './ek-cert-fields.js';
-import { Der } from './der.js';
+import { MAX_EK_CERT_BYTES, tpmInfo, type TpmDeviceInfo } from './ek-cert-fields.js';
+import { parseCertificate, type Certificate } from './x509/certificate.js';
+import { maySignCertificates, validAt } from './x509/chain.js';
+import { findPath, isSelfSignedRoot, type PathStep } from './x509/path.js';
+import { looksLikePem, pemCertificates } from './x509/pem.js';
+import { certificateText } from './x509/text.js';
 
 export { readTpmInfo, type TpmDeviceInfo } from './ek-cert-fields.js';
 
-/** A CA certificate as PEM text (one or more blocks), DER bytes, or already parsed. */
+/** A CA certificate as PEM text (one or more blocks), DER bytes, or already parsed by node. */
 export type CaInput = string | Uint8Array | X509Certificate;
 
 export interface VerifiedEkCertificate {
@@ -51,40 +57,42 @@ export const MAX_CHAIN_DEPTH = 8;
 const MAX_PEM_CHARS = 4 << 20;
 const MAX_SIGNATURE_CHECKS = 4096;
 
-const PEM_BLOCK = /-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+?)-----END CERTIFICATE-----/g;
-
 function invalid(message: string, cause?: unknown): AttestdError {
   return new AttestdError('EK_CERT_INVALID', message, cause === undefined ? undefined : { cause });
 }
+
+/** Subject, issuer and serial as OpenSSL spells them. */
+const text = (c: Certificate) => certificateText(c, 'EK_CERT_INVALID');
 
 /**
  * Parses a CA bundle: PEM strings (or PEM bytes) may hold several certificates, DER bytes
  * one. Throws EK_CERT_INVALID naming the entry that does not parse, or when the bundle holds
  * more than MAX_BUNDLE_CERTS certificates.
  */
-export function parseCaBundle(items: readonly CaInput[]): X509Certificate[] {
-  const out: X509Certificate[] = [];
-  const add = (c: X509Certificate): void => {
+export function parseCaBundle(items: readonly CaInput[]): Certificate[] {
+  const out: Certificate[] = [];
+  const add = (c: Certificate): void => {
     if (out.length >= MAX_BUNDLE_CERTS) throw invalid(`the CA bundle holds more than ${MAX_BUNDLE_CERTS} certificates`);
     out.push(c);
   };
   items.forEach((item, i) => {
-    if (item instanceof X509Certificate) {
-      add(item);
+    if (!(typeof item === 'string' || item instanceof Uint8Array)) {
+      add(parseDer(item.raw, `CA bundle entry ${i}`));
       return;
     }
-    const text = typeof item === 'string' ? item : looksLikePem(item) ? Buffer.from(item).toString('latin1') : undefined;
-    if (text === undefined) {
-      add(parseDer(item as Uint8Array, `CA bundle entry ${i}`));
+    if (typeof item !== 'string' && !looksLikePem(item)) {
+      add(parseDer(item, `CA bundle entry ${i}`));
       return;
     }
-    if (text.length > MAX_PEM_CHARS) throw invalid(`CA bundle entry ${i} is larger than ${MAX_PEM_CHARS} characters`);
-    let found = 0;
-    for (const m of text.matchAll(PEM_BLOCK)) {
-      add(parseDer(Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64'), `CA bundle entry ${i}, certificate ${found}`));
-      found++;
+    if (item.length > MAX_PEM_CHARS) throw invalid(`CA bundle entry ${i} is larger than ${MAX_PEM_CHARS} characters`);
+    let blocks: Buffer[];
+    try {
+      blocks = pemCertificates(item, 'EK_CERT_INVALID', { max: MAX_BUNDLE_CERTS, maxChars: MAX_PEM_CHARS });
+    } catch (err) {
+      throw invalid(`CA bundle entry ${i}: ${(err as Error).message}`, err);
     }
-    if (found === 0) throw invalid(`CA bundle entry ${i} holds no PEM certificate`);
+    blocks.forEach((der, found) => add(parseDer(der, `CA bundle entry ${i}, certificate ${found}`)));
+    if (blocks.length === 0) throw invalid(`CA bundle entry ${i} holds no PEM certificate`);
   });
   return out;
 }
@@ -114,104 +122,66 @@ export function verifyEkCertificate(
   if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw new AttestdError('INVALID_ARGUMENT', '`at` must be a valid Date');
   const leaf = parseDer(der, 'the EK certificate');
   const bundle = parseCaBundle(caBundle);
-  const leafValidity = validity(leaf);
-  checkValidAt(leaf, leafValidity, at, 'the EK certificate');
-  if (leaf.ca) throw invalid('the EK certificate is a CA certificate');
+  if (!validAt(leaf, at)) {
+    throw invalid(
+      `the EK certificate is not valid at ${at.toISOString()} (${leaf.notBefore.toISOString()} to ${leaf.notAfter.toISOString()}, "${text(leaf).subject}")`,
+    );
+  }
+  if (maySignCertificates(leaf)) throw invalid('the EK certificate is a CA certificate');
 
-  const path = findChain(leaf, bundle, at, options.trustIntermediates === true);
-  const tpm = readTpmInfo(leaf.raw);
+  const trustIntermediates = options.trustIntermediates === true;
+  const found = findPath(leaf, bundle, {
+    anchor: (issuer) => isSelfSignedRoot(issuer) || trustIntermediates,
+    at,
+    maxDepth: MAX_CHAIN_DEPTH,
+    maxChecks: MAX_SIGNATURE_CHECKS,
+    code: 'EK_CERT_INVALID',
+    tooMany: 'the CA bundle needs too many signature checks to build a chain',
+  });
+  if ('failure' in found) throw invalid(`the EK certificate does not chain to the CA bundle: ${why(leaf, found.failure, at)}`);
+  const path = found.path;
+  const tpm = tpmInfo(leaf);
+  const publicKey = leaf.publicKey;
+  if (!publicKey) throw invalid('the EK certificate public key does not decode');
   return {
-    subject: oneLine(leaf.subject),
-    issuer: oneLine(leaf.issuer),
-    serialNumber: leaf.serialNumber,
-    notBefore: leafValidity.notBefore,
-    notAfter: leafValidity.notAfter,
-    chain: path.map((c) => oneLine(c.subject)),
-    fingerprints: path.map((c) => c.fingerprint256.replace(/:/g, '').toLowerCase()),
-    publicKey: leaf.publicKey,
+    subject: text(leaf).subject,
+    issuer: text(leaf).issuer,
+    serialNumber: text(leaf).serialNumber,
+    notBefore: leaf.notBefore,
+    notAfter: leaf.notAfter,
+    chain: path.map((c) => text(c).subject),
+    fingerprints: path.map((c) => c.sha256),
+    publicKey,
     tpm,
   };
 }
 
-/** Depth-first search for a trusted path; the most telling failure becomes the message. */
-function findChain(leaf: X509Certificate, bundle: X509Certificate[], at: Date, trustIntermediates: boolean): X509Certificate[] {
-  let budget = MAX_SIGNATURE_CHECKS;
-  let why = `no certificate in the CA bundle issued "${oneLine(leaf.issuer)}"`;
-  const walk = (cert: X509Certificate, path: X509Certificate[]): X509Certificate[] | undefined => {
-    for (const issuer of bundle) {
-      if (path.some((p) => p.fingerprint256 === issuer.fingerprint256)) continue;
-      if (!cert.checkIssued(issuer)) continue;
-      const name = oneLine(issuer.subject);
-      if (budget-- <= 0) throw invalid('the CA bundle needs too many signature checks to build a chain');
-      if (!issuer.ca) {
-        why = `"${name}" is not a CA certificate`;
-        continue;
-      }
-      if (!verifiesWith(cert, issuer)) {
-        why = `the signature of "${oneLine(cert.subject)}" does not verify with "${name}"`;
-        continue;
-      }
-      const v = validity(issuer);
-      if (at < v.notBefore || at > v.notAfter) {
-        why = `"${name}" is not valid at ${at.toISOString()} (${v.notBefore.toISOString()} to ${v.notAfter.toISOString()})`;
-        continue;
-      }
-      const next = [...path, issuer];
-      if (isSelfSigned(issuer) || trustIntermediates) return next;
-      if (next.length > MAX_CHAIN_DEPTH) {
-        why = `no root within ${MAX_CHAIN_DEPTH} certificates`;
-        continue;
-      }
-      const found = walk(issuer, next);
-      if (found !== undefined) return found;
-      if (why.startsWith('no certificate in the CA bundle issued')) {
-        why = `the chain ends at "${name}", which is not a self-signed root, and its issuer is not in the CA bundle`;
-      }
+/** The most telling reason the search found no path. */
+function why(leaf: Certificate, step: PathStep | undefined, at: Date): string {
+  switch (step?.kind) {
+    case undefined:
+      return `no certificate in the CA bundle issued "${text(leaf).issuer}"`;
+    case 'not-ca':
+      return `"${text(step.issuer).subject}" is not a CA certificate`;
+    case 'signature':
+      return `the signature of "${text(step.child).subject}" does not verify with "${text(step.issuer).subject}"`;
+    case 'not-valid': {
+      const c = step.issuer;
+      return `"${text(c).subject}" is not valid at ${at.toISOString()} (${c.notBefore.toISOString()} to ${c.notAfter.toISOString()})`;
     }
-    return undefined;
-  };
-  const path = walk(leaf, [leaf]);
-  if (path === undefined) throw invalid(`the EK certificate does not chain to the CA bundle: ${why}`);
-  return path;
-}
-
-function isSelfSigned(c: X509Certificate): boolean {
-  return c.checkIssued(c) && verifiesWith(c, c);
-}
-
-function verifiesWith(c: X509Certificate, issuer: X509Certificate): boolean {
-  try {
-    return c.verify(issuer.publicKey);
-  } catch {
-    // An issuer key of a type OpenSSL cannot use for this signature.
-    return false;
+    case 'too-deep':
+      return `no root within ${MAX_CHAIN_DEPTH} certificates`;
+    case 'no-root':
+      return `the chain ends at "${text(step.last).subject}", which is not a self-signed root, and its issuer is not in the CA bundle`;
   }
 }
 
-function parseDer(bytes: Uint8Array, what: string): X509Certificate {
+function parseDer(bytes: Uint8Array, what: string): Certificate {
   if (!(bytes instanceof Uint8Array) || bytes.length === 0) throw invalid(`${what} is empty or not bytes`);
-  // The whole input must be one element: node would ignore what follows it.
-  new Der(bytes, 'EK_CERT_INVALID').root();
   try {
-    return new X509Certificate(Buffer.from(bytes));
+    // BER as OpenSSL reads it: vendors issue EK certificates that are not strict DER.
+    return parseCertificate(bytes, 'EK_CERT_INVALID', { encoding: 'ber', maxBytes: MAX_EK_CERT_BYTES });
   } catch (err) {
     throw invalid(`${what} is not an X.509 certificate: ${(err as Error).message}`, err);
   }
-}
-
-function looksLikePem(bytes: Uint8Array): boolean {
-  return Buffer.from(bytes.subarray(0, 64)).toString('latin1').includes('-----BEGIN');
-}
-
-function checkValidAt(c: X509Certificate, v: { notBefore: Date; notAfter: Date }, at: Date, what: string): void {
-  if (at < v.notBefore || at > v.notAfter) {
-    throw invalid(
-      `${what} is not valid at ${at.toISOString()} (${v.notBefore.toISOString()} to ${v.notAfter.toISOString()}, "${oneLine(c.subject)}")`,
-    );
-  }
-}
-
-/** Node leaves a name it cannot print undefined, despite its type. */
-function oneLine(name: string | undefined): string {
-  return typeof name === 'string' ? name.split('\n').join(', ') : '';
 }

@@ -3,14 +3,13 @@
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { AttestdError } from '../../daemon/base/errors.js';
-import { verifyChain, NVIDIA_DEVICE_ROOT_SPKI_SHA256 } from '../../daemon/verify/gpu-report/chain.js';
+import { nvidiaPemCertificates as pemCertificates, parseNvidiaCertificate as parseCertificate, verifyChain, NVIDIA_DEVICE_ROOT_SPKI_SHA256 } from '../../daemon/verify/gpu-report/chain.js';
 import { diceTcbInfo } from '../../daemon/verify/gpu-report/fwid.js';
 import { parseOpaqueData } from '../../daemon/verify/gpu-report/opaque.js';
 import { parseRimXml } from '../../daemon/verify/gpu-report/rim.js';
 import { verifyRim } from '../../daemon/verify/gpu-report/rim-signature.js';
 import { parseSpdmReport, REQUEST_LENGTH } from '../../daemon/verify/gpu-report/spdm.js';
 import { verifyGpuAttestation } from '../../daemon/verify/gpu-report/verify.js';
-import { parseCertificate, pemCertificates } from '../../daemon/verify/gpu-report/x509.js';
 import { gpuSamples, rimFixture, RIM_AT } from './gpu-report-helpers.js';
 
 /** True when `fn` returns, false when it throws AttestdError; anything else is rethrown. */

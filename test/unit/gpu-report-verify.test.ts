@@ -3,12 +3,11 @@
 import { describe, it, expect } from 'vitest';
 import { createHash } from 'node:crypto';
 import { AttestdError } from '../../daemon/base/errors.js';
-import { NVIDIA_DEVICE_ROOT_SPKI_SHA256 } from '../../daemon/verify/gpu-report/chain.js';
+import { NVIDIA_DEVICE_ROOT_SPKI_SHA256, nvidiaPemCertificates as pemCertificates, parseNvidiaCertificate as parseCertificate } from '../../daemon/verify/gpu-report/chain.js';
 import { diceTcbInfo, matchReportFwid } from '../../daemon/verify/gpu-report/fwid.js';
 import { gpuNonce } from '../../daemon/verify/gpu-report/nonce.js';
 import { REQUEST_LENGTH, SIGNATURE_LENGTH } from '../../daemon/verify/gpu-report/spdm.js';
 import { GPU_CHECKS, verifyGpuAttestation, type GpuCheck, type GpuVerifyInput } from '../../daemon/verify/gpu-report/verify.js';
-import { parseCertificate, pemCertificates } from '../../daemon/verify/gpu-report/x509.js';
 import { attestationFixture, flipped, gpuSamples, h100, rimFixture, RIM_AT, type GpuSample } from './gpu-report-helpers.js';
 
 const inputFor = (s: GpuSample): GpuVerifyInput => ({ report: s.report, certChainPem: s.chainPem, expectedNonce: s.nonce, at: RIM_AT });

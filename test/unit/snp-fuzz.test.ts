@@ -3,7 +3,8 @@ import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
 import { AttestdError } from '../../daemon/base/errors.js';
 import { parseSnpReport, SNP_REPORT_SIZE } from '../../daemon/verify/snp/report.js';
-import { parseCertificate, pemCertificates } from '../../daemon/verify/snp/certificate.js';
+import { parseAmdCertificate as parseCertificate } from '../../daemon/verify/snp/chain.js';
+import { pemCertificates as pemBlocks } from '../../daemon/verify/x509/pem.js';
 import { parseAmdExtensions } from '../../daemon/verify/snp/vcek-extensions.js';
 import { verifySnpReport } from '../../daemon/verify/snp/verify.js';
 import { inputFor, snpFixture, validSamples } from './snp-helpers.js';
@@ -71,7 +72,7 @@ describe('SEV-SNP decoders on hostile input', () => {
 
   it('pemCertificates: arbitrary text', () => {
     fc.assert(fc.property(fc.string({ maxLength: 300 }), (s) => {
-      onlyAttestdError(() => pemCertificates(`-----BEGIN CERTIFICATE-----${s}-----END CERTIFICATE-----${s}`));
+      onlyAttestdError(() => pemBlocks(`-----BEGIN CERTIFICATE-----${s}-----END CERTIFICATE-----${s}`, 'SNP_CERT_CHAIN_INVALID'));
     }), { numRuns: 200 });
   });
 });

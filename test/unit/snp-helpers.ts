@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pemCertificates } from '../../daemon/verify/snp/certificate.js';
+import { pemCertificates as pemBlocks } from '../../daemon/verify/x509/pem.js';
 import type { SnpVerifyInput } from '../../daemon/verify/snp/verify.js';
 
 export const SNP_FIXTURES = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'fixtures', 'sev-snp');
@@ -13,7 +13,7 @@ export function snpFixture(name: string): Buffer {
 }
 
 export function pemFixture(name: string): Uint8Array[] {
-  return pemCertificates(snpFixture(name).toString('utf8'));
+  return pemBlocks(snpFixture(name).toString('utf8'), 'SNP_CERT_CHAIN_INVALID');
 }
 
 /** [ASK or ASVK, ARK] from one of the AMD KDS cert_chain files. */
@@ -45,7 +45,7 @@ export interface Sample {
 function azureEvidence(file: string): Sample {
   const j = JSON.parse(snpFixture(file).toString('utf8')) as { report?: number[]; hcl_report?: string; vcek: string };
   const hcl = j.report ? Buffer.from(j.report) : Buffer.from(j.hcl_report ?? '', 'base64url');
-  const cert = j.vcek.includes('BEGIN CERTIFICATE') ? pemCertificates(j.vcek)[0] : new Uint8Array(Buffer.from(j.vcek, 'base64'));
+  const cert = j.vcek.includes('BEGIN CERTIFICATE') ? pemBlocks(j.vcek, 'SNP_CERT_CHAIN_INVALID')[0] : new Uint8Array(Buffer.from(j.vcek, 'base64'));
   if (!cert) throw new Error(`${file}: no VCEK`);
   return { name: file, report: snpFromHcl(hcl), cert, chainFile: 'amd_ask_ark_milan.pem' };
 }

@@ -3,10 +3,10 @@ import { AttestdError } from '../../daemon/base/errors.js';
 import { verifySnpReport, SNP_CHECKS, type SnpCheck } from '../../daemon/verify/snp/verify.js';
 import { verifySnpKeyCertificate } from '../../daemon/verify/snp/key-certificate.js';
 import { parseSnpReport } from '../../daemon/verify/snp/report.js';
-import { parseCertificate } from '../../daemon/verify/snp/certificate.js';
 import { parseAmdExtensions } from '../../daemon/verify/snp/vcek-extensions.js';
 import { checkTcbMatchesKey } from '../../daemon/verify/snp/key-match.js';
-import { AMD_ARK_SPKI_SHA256, spkiSha256 } from '../../daemon/verify/snp/chain.js';
+import { AMD_ARK_SPKI_SHA256, parseAmdCertificate as parseCertificate } from '../../daemon/verify/snp/chain.js';
+import { spkiSha256 } from '../../daemon/verify/x509/certificate.js';
 import { amdChain, inputFor, pemFixture, PINNED_AT, snpFixture, snpFromHcl, validSamples, type Sample } from './snp-helpers.js';
 
 function codeOf(fn: () => unknown): string {
@@ -99,7 +99,7 @@ describe('Genoa and Turin keys chain to their roots (no report of theirs was pub
     ] as const) {
       const { mid, ark } = amdChain(file);
       expect(spkiSha256(parseCertificate(ark))).toBe(AMD_ARK_SPKI_SHA256[product]);
-      expect(parseCertificate(mid).subjectCommonName).toBe(file.includes('vlek') ? `SEV-VLEK-${product}` : `SEV-${product}`);
+      expect(parseCertificate(mid).commonName).toBe(file.includes('vlek') ? `SEV-VLEK-${product}` : `SEV-${product}`);
     }
   });
 

@@ -4,7 +4,7 @@ import { AttestdError } from '../../daemon/base/errors.js';
 import { appraiseTdxQuote, verifyTdxQuote } from '../../daemon/verify/tdx/verify.js';
 import { firstProblem } from '../../daemon/verify/check-runner.js';
 import { parseTdxQuote } from '../../daemon/verify/tdx/quote.js';
-import { parseCertificate, parseCrl, pemCertificates } from '../../daemon/verify/tdx/cert.js';
+import { intelPemCertificates as pemCertificates, parseIntelCertificate as parseCertificate, parseIntelCrl as parseCrl } from '../../daemon/verify/tdx/intel-certificate.js';
 import { checkNotRevoked, pckExtensions } from '../../daemon/verify/tdx/pck.js';
 import { parseSignedJson } from '../../daemon/verify/tdx/signed-json.js';
 import { matchTcbLevel, tdxTcbInfo } from '../../daemon/verify/tdx/tcb-info.js';

@@ -6,7 +6,8 @@
  */
 import { AttestdError } from '../../base/errors.js';
 import { ByteReader } from '../bytes/reader.js';
-import { parseCertificate, pemCertificates } from '../snp/certificate.js';
+import { parseAmdCertificate } from '../snp/chain.js';
+import { pemCertificates } from '../x509/pem.js';
 
 const GUID_VCEK = '63da758d-e664-4564-adc5-f4b93be8accd';
 const GUID_VLEK = 'a8074bc2-a25a-483e-aae6-39c045a0b8a1';
@@ -63,12 +64,12 @@ export function snpCertsFromFiles(files: readonly { name: string; bytes: Uint8Ar
   const all: Uint8Array[] = [];
   for (const f of files) {
     const text = Buffer.from(f.bytes).toString('latin1');
-    if (text.includes('-----BEGIN CERTIFICATE-----')) all.push(...pemCertificates(text, 16));
+    if (text.includes('-----BEGIN CERTIFICATE-----')) all.push(...pemCertificates(text, 'SNP_CERT_CHAIN_INVALID', { max: 16 }));
     else if (f.bytes[0] === 0x30) all.push(f.bytes);
   }
   const parsed = all.flatMap((der) => {
     try {
-      const c = parseCertificate(der);
+      const c = parseAmdCertificate(der);
       return [{ der, subject: Buffer.from(c.subject).toString("hex"), issuer: Buffer.from(c.issuer).toString("hex") }];
     } catch {
       return [];

@@ -9,8 +9,9 @@
  * verifier tie the signing key to the firmware that reported the measurements.
  */
 import { AttestdError } from '../../base/errors.js';
-import { Der, TAG, type DerNode } from '../der.js';
-import type { Certificate } from './x509.js';
+import { Asn1Reader, TAG, type Asn1Node } from '../x509/asn1.js';
+import { memo } from '../x509/cache.js';
+import type { Certificate } from '../x509/certificate.js';
 
 export const OID_DICE_TCB_INFO = '2.23.133.5.4.1';
 export const OID_DICE_TCB_INFO_BLACKWELL = '2.23.133.5.4.1.1';
@@ -32,44 +33,43 @@ export interface DiceTcbInfo {
   svn?: number;
 }
 
-function fwidOf(d: Der<Buffer>, node: DerNode): Fwid {
-  const [alg, digest, ...extra] = d.children(d.expect(node, TAG.SEQUENCE, 'FWID'));
-  if (!alg || !digest || extra.length > 0) d.fail('an FWID is not { hashAlg, digest }');
-  const hashAlg = d.oid(alg);
-  const bytes = d.content(d.expect(digest, TAG.OCTET_STRING, 'FWID digest'));
-  if (hashAlg === OID_SHA384 && bytes.length !== 48) d.fail('a SHA-384 FWID is not 48 bytes');
-  if (bytes.length === 0 || bytes.length > 64) d.fail('an FWID digest has a bad length');
+function fwidOf(r: Asn1Reader, node: Asn1Node): Fwid {
+  const [alg, digest, ...extra] = r.children(r.expect(node, TAG.SEQUENCE, 'FWID'), 'FWID');
+  if (!alg || !digest || extra.length > 0) r.fail('an FWID is not { hashAlg, digest }');
+  const hashAlg = r.oid(alg, 'FWID hash algorithm');
+  const bytes = r.content(r.expect(digest, TAG.OCTET_STRING, 'FWID digest'));
+  if (hashAlg === OID_SHA384 && bytes.length !== 48) r.fail('a SHA-384 FWID is not 48 bytes');
+  if (bytes.length === 0 || bytes.length > 64) r.fail('an FWID digest has a bad length');
   return { hashAlg, digestHex: bytes.toString('hex') };
 }
 
-function parseHopperLayout(d: Der<Buffer>, items: DerNode[], oid: string): DiceTcbInfo {
+function parseHopperLayout(r: Asn1Reader, items: Asn1Node[], oid: string): DiceTcbInfo {
   const [version, spki, fwid, ...extra] = items;
-  if (!version || !spki || !fwid || extra.length > 0) d.fail('the DICE extension is not { version, key, FWID }');
-  d.smallUint(version);
-  d.expect(spki, TAG.SEQUENCE, 'DICE extension key');
-  return { oid, fwids: [fwidOf(d, fwid)] };
+  if (!version || !spki || !fwid || extra.length > 0) r.fail('the DICE extension is not { version, key, FWID }');
+  r.smallUint(version, TAG.INTEGER, 'DICE extension version');
+  r.expect(spki, TAG.SEQUENCE, 'DICE extension key');
+  return { oid, fwids: [fwidOf(r, fwid)] };
 }
 
-function parseDiceTcbInfo(d: Der<Buffer>, items: DerNode[], oid: string): DiceTcbInfo {
+function parseDiceTcbInfo(r: Asn1Reader, items: Asn1Node[], oid: string): DiceTcbInfo {
   const out: DiceTcbInfo = { oid, fwids: [] };
   let last = -1;
   for (const item of items) {
-    if ((item.tag & 0xc0) !== 0x80) d.fail('a DiceTcbInfo field is not context-tagged');
-    const field = item.tag & 0x1f;
-    if (field <= last) d.fail('DiceTcbInfo fields are out of order');
+    const tag = r.tagOf(item);
+    if ((tag & 0xc0) !== 0x80) r.fail('a DiceTcbInfo field is not context-tagged');
+    const field = tag & 0x1f;
+    if (field <= last) r.fail('DiceTcbInfo fields are out of order');
     last = field;
-    const text = (): string => d.content(item).toString('utf8').slice(0, 128);
+    const text = (): string => r.content(item).toString('utf8').slice(0, 128);
     if (field === 0) out.vendor = text();
     else if (field === 1) out.model = text();
     else if (field === 3) {
-      const b = d.content(item);
-      if (b.length === 0 || b.length > 4) d.fail('DiceTcbInfo svn is out of range');
+      const b = r.content(item);
+      if (b.length === 0 || b.length > 4) r.fail('DiceTcbInfo svn is out of range');
       out.svn = b.reduce((v, byte) => v * 256 + byte, 0);
     } else if (field === 6) {
-      if (item.tag !== 0xa6) d.fail('DiceTcbInfo fwids is not constructed');
-      const list = d.children(item);
-      if (list.length > MAX_FWIDS) d.fail('DiceTcbInfo has too many FWIDs');
-      out.fwids = list.map((n) => fwidOf(d, n));
+      if (tag !== 0xa6) r.fail('DiceTcbInfo fwids is not constructed');
+      out.fwids = r.children(item, 'DiceTcbInfo fwids', MAX_FWIDS).map((n) => fwidOf(r, n));
     }
   }
   return out;
@@ -77,7 +77,7 @@ function parseDiceTcbInfo(d: Der<Buffer>, items: DerNode[], oid: string): DiceTc
 
 /**
  * The leaf's DICE TcbInfo, or undefined when it has neither extension. A present but
- * malformed extension is GPU_CERT_CHAIN_INVALID.
+ * malformed extension is GPU_CERT_CHAIN_INVALID. Decoded once per certificate.
  */
 export function diceTcbInfo(leaf: Certificate): DiceTcbInfo | undefined {
   const blackwell = leaf.extensions.get(OID_DICE_TCB_INFO_BLACKWELL);
@@ -85,16 +85,18 @@ export function diceTcbInfo(leaf: Certificate): DiceTcbInfo | undefined {
   const value = blackwell ?? hopper;
   if (!value) return undefined;
   const oid = blackwell ? OID_DICE_TCB_INFO_BLACKWELL : OID_DICE_TCB_INFO;
-  const d: Der<Buffer> = new Der(value, 'GPU_CERT_CHAIN_INVALID');
-  const seq = d.expect(d.read(0), TAG.SEQUENCE, 'DICE extension');
-  if (seq.end !== value.length) d.fail('the DICE extension has trailing bytes');
-  const items = d.children(seq);
-  try {
-    return items[0]?.tag === TAG.INTEGER ? parseHopperLayout(d, items, oid) : parseDiceTcbInfo(d, items, oid);
-  } catch (err) {
-    if (err instanceof AttestdError) throw new AttestdError(err.code, `leaf ${oid}: ${err.message}`, { cause: err });
-    throw err;
-  }
+  // A copy each time: what a caller does with its result must not reach the next caller.
+  const info = memo(leaf, 'dice-tcb-info', () => {
+    try {
+      const r: Asn1Reader = new Asn1Reader('GPU_CERT_CHAIN_INVALID');
+      const items = r.children(r.expect(r.decode(value, 'the DICE extension'), TAG.SEQUENCE, 'the DICE extension'), 'the DICE extension');
+      return items[0] && r.tagOf(items[0]) === TAG.INTEGER ? parseHopperLayout(r, items, oid) : parseDiceTcbInfo(r, items, oid);
+    } catch (err) {
+      if (err instanceof AttestdError) throw new AttestdError(err.code, `leaf ${oid}: ${err.message}`, { cause: err });
+      throw err;
+    }
+  });
+  return { ...info, fwids: info.fwids.map((f) => ({ ...f })) };
 }
 
 /**

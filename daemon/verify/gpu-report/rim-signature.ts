@@ -17,10 +17,9 @@ import { lazyRequire } from '../../base/lazy-require.js';
 const xmlCrypto = lazyRequire<typeof XmlCrypto>('xml-crypto');
 import { EnvelopedSignature } from 'xml-crypto/lib/enveloped-signature.js';
 import { AttestdError } from '../../base/errors.js';
-import { NVIDIA_RIM_ROOT_SPKI_SHA256, verifyChain } from './chain.js';
+import { NVIDIA_RIM_ROOT_SPKI_SHA256, commonNameOf, verifyChain, type NvidiaCertificate } from './chain.js';
 import { rimFromElement, type Rim } from './rim.js';
 import { childElements, onlyChild, parseXml, rimText } from './xml.js';
-import type { Certificate } from './x509.js';
 
 const DSIG = 'http://www.w3.org/2000/09/xmldsig#';
 const XML_NS = 'http://www.w3.org/XML/1998/namespace';
@@ -32,7 +31,7 @@ const MAX_KEYINFO_CERTS = 8;
 
 export interface RimVerifyOptions {
   /** Trust these root certificates instead of the pinned NVIDIA CoRIM signing root. */
-  roots?: readonly Certificate[];
+  roots?: readonly NvidiaCertificate[];
   /** When the signing chain must be valid. */
   at: Date;
 }
@@ -157,7 +156,7 @@ export function verifyRim(xml: string | Uint8Array, opts: RimVerifyOptions): Ver
   const signedRoot = parseXml(canonical).documentElement as Element;
   return {
     rim: rimFromElement(signedRoot),
-    signer: { commonName: chain.leaf.commonName, serialHex: chain.leaf.serialHex, notBefore: chain.leaf.notBefore, notAfter: chain.leaf.notAfter },
+    signer: { commonName: commonNameOf(chain.leaf), serialHex: chain.leaf.serialHex, notBefore: chain.leaf.notBefore, notAfter: chain.leaf.notAfter },
     rootSpkiSha256: chain.rootSpkiSha256,
     contentSha384: createHash('sha384').update(canonical, 'utf8').digest('hex'),
   };

@@ -5,7 +5,7 @@
  */
 import { CheckRunner } from '../check-runner.js';
 import { AttestdError } from '../../base/errors.js';
-import { NVIDIA_DEVICE_ROOT_SPKI_SHA256, parseRoots, verifyChain, type VerifiedChain } from './chain.js';
+import { NVIDIA_DEVICE_ROOT_SPKI_SHA256, commonNameOf, nvidiaPemCertificates, parseRoots, verifyChain, type VerifiedChain } from './chain.js';
 import { compareMeasurements } from './compare.js';
 import type { Reason } from '../../base/reason.js';
 import { diceTcbInfo, matchReportFwid, type DiceTcbInfo } from './fwid.js';
@@ -13,7 +13,6 @@ import { parseOpaqueData, type NvidiaOpaqueData } from './opaque.js';
 import { verifyRim, type VerifiedRim } from './rim-signature.js';
 import { verifyMeasurementSignature } from './signature.js';
 import { frameSpdmReport, parseSpdmReport, NONCE_LENGTH, type MeasurementBlock, type SpdmFrame } from './spdm.js';
-import { pemCertificates } from './x509.js';
 
 /** Stable names of the checks, in the order they run. */
 export const GPU_CHECKS = ['report-format', 'device-chain', 'report-signature', 'nonce', 'report-fields', 'fwid'] as const;
@@ -58,7 +57,7 @@ export interface VerifiedGpuReport {
 }
 
 function chainDers(pem: string | Uint8Array): Buffer[] {
-  return pemCertificates(pem, 'GPU_CERT_CHAIN_INVALID');
+  return nvidiaPemCertificates(pem, 'GPU_CERT_CHAIN_INVALID');
 }
 
 function checkNonce(frame: SpdmFrame, expected: Uint8Array | undefined, allowAny: boolean): boolean {
@@ -111,7 +110,7 @@ export function verifyGpuAttestation(input: GpuVerifyInput): VerifiedGpuReport {
     roots: input.roots ? parseRoots(input.roots, 'GPU_CERT_CHAIN_INVALID') : undefined,
     pin: NVIDIA_DEVICE_ROOT_SPKI_SHA256,
     at,
-  }), (c) => c.certs.map((x) => x.commonName).join(' -> '));
+  }), (c) => c.certs.map(commonNameOf).join(' -> '));
   checks.must('report-signature', () => verifyMeasurementSignature(frame, chain.leaf.publicKey), () => 'ECDSA P-384 SHA-384 over request || response');
   const nonceChecked = checks.must('nonce', () => checkNonce(frame, input.expectedNonce, input.allowAnyNonce === true),
     (checked) => (checked ? 'matches the expected nonce' : 'not checked (allowAnyNonce)'));
@@ -134,7 +133,7 @@ export function verifyGpuAttestation(input: GpuVerifyInput): VerifiedGpuReport {
     driverVersion: opaque.driverVersion,
     vbiosVersion: opaque.vbiosVersion,
     device: {
-      chain: chain.certs.map((c) => c.commonName),
+      chain: chain.certs.map(commonNameOf),
       leafSerialHex: chain.leaf.serialHex,
       rootSpkiSha256: chain.rootSpkiSha256,
       dice,

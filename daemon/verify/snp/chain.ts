@@ -2,11 +2,16 @@
  * The AMD key hierarchy: ARK (self-signed root) -> ASK -> VCEK, or ARK -> ASVK -> VLEK,
  * one hierarchy per product (Milan, Genoa, Turin). Every link is RSASSA-PSS with SHA-384,
  * MGF1-SHA-384 and a 48-byte salt. The ARK is trusted only if its public key is one of the
- * pinned AMD roots, or one the caller passes explicitly.
+ * pinned AMD roots, or one the caller passes explicitly. The certificates are parsed (once
+ * per process) by x509/; AMD's profile of them is checked here.
  */
-import { constants, createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { AttestdError } from '../../base/errors.js';
-import { parseCertificate, type Certificate } from './certificate.js';
+import { parseCertificate, spkiSha256, type Certificate } from '../x509/certificate.js';
+import { linkProblem, signedBy, unknownCritical } from '../x509/chain.js';
+import { EXT_OID } from '../x509/extensions.js';
+import { commonNames } from '../x509/name.js';
+import { SIG_OID } from '../x509/signature.js';
 import { productOfName } from './tcb.js';
 import type { SnpProduct, SnpSigningKey } from './types.js';
 
@@ -25,6 +30,9 @@ export const AMD_ARK_SPKI_SHA256: Readonly<Record<SnpProduct, string>> = {
 
 const PSS_SALT = 48;
 
+/** Extensions this code understands well enough to honour when marked critical. */
+const KNOWN_CRITICAL = new Set<string>([EXT_OID.BASIC_CONSTRAINTS, EXT_OID.KEY_USAGE]);
+
 export interface AmdChain {
   kind: SnpSigningKey;
   leaf: Certificate;
@@ -36,25 +44,43 @@ function chainError(why: string, cause?: unknown): AttestdError {
   return new AttestdError('SNP_CERT_CHAIN_INVALID', why, cause === undefined ? undefined : { cause });
 }
 
-export function spkiSha256(cert: Certificate): string {
-  return createHash('sha256').update(cert.spki).digest('hex');
+/**
+ * A certificate of AMD's key hierarchy: X.509 v3, signed with RSASSA-PSS (the parameters are
+ * checked per link), no critical extension but basicConstraints and keyUsage, at most one
+ * common name. Every failure is SNP_CERT_CHAIN_INVALID: a certificate that does not even
+ * parse cannot chain.
+ */
+export function parseAmdCertificate(der: Uint8Array): Certificate {
+  const cert = parseCertificate(der, 'SNP_CERT_CHAIN_INVALID');
+  if (cert.version !== 3) throw chainError('not an X.509 v3 certificate');
+  if (cert.signatureAlgorithm !== SIG_OID.RSASSA_PSS) throw chainError('the signature algorithm is not RSASSA-PSS');
+  if (cert.scheme.kind === 'unsupported') throw chainError(`RSASSA-PSS parameters: ${cert.scheme.why}`);
+  const critical = unknownCritical(cert, KNOWN_CRITICAL);
+  if (critical) throw chainError(`unsupported critical extension ${critical}`);
+  if (commonNames(cert.subjectName).length > 1) throw chainError('more than one common name');
+  return cert;
+}
+
+/** The serial number as the certificate encodes it, in hex (AMD's are a single 00). */
+export function amdSerialHex(cert: Certificate): string {
+  return cert.serial.toString('hex');
 }
 
 /** The CN of `cert`, or a chain error naming `role`. */
 function cn(cert: Certificate, role: string): string {
-  if (cert.subjectCommonName === undefined) throw chainError(`the ${role} has no common name`);
-  return cert.subjectCommonName;
+  if (cert.commonName === undefined) throw chainError(`the ${role} has no common name`);
+  return cert.commonName;
 }
 
 export function parseAmdChain(kind: SnpSigningKey, leaf: Uint8Array, intermediate: Uint8Array, ark: Uint8Array): AmdChain {
-  return { kind, leaf: parseCertificate(leaf), intermediate: parseCertificate(intermediate), ark: parseCertificate(ark) };
+  return { kind, leaf: parseAmdCertificate(leaf), intermediate: parseAmdCertificate(intermediate), ark: parseAmdCertificate(ark) };
 }
 
 /** The ARK is a pinned AMD root, or has the same key as one of `trustedArks` (DER). */
 export function checkArkTrusted(chain: AmdChain, trustedArks?: readonly Uint8Array[]): string {
   const fingerprint = spkiSha256(chain.ark);
   const pins = trustedArks
-    ? trustedArks.map((der) => spkiSha256(parseCertificate(der)))
+    ? trustedArks.map((der) => spkiSha256(parseAmdCertificate(der)))
     : Object.values(AMD_ARK_SPKI_SHA256);
   if (!pins.includes(fingerprint)) {
     throw chainError(`the ARK key (SPKI SHA-256 ${fingerprint}) is not a trusted AMD root`);
@@ -63,31 +89,22 @@ export function checkArkTrusted(chain: AmdChain, trustedArks?: readonly Uint8Arr
 }
 
 function rsaKey(cert: Certificate, role: string): KeyObject {
-  let key: KeyObject;
-  try {
-    key = createPublicKey({ key: Buffer.from(cert.spki), format: 'der', type: 'spki' });
-  } catch (err) {
-    throw chainError(`the ${role} public key does not decode`, err);
-  }
+  const key = cert.publicKey;
+  if (!key) throw chainError(`the ${role} public key does not decode`);
   if (key.asymmetricKeyType !== 'rsa' && key.asymmetricKeyType !== 'rsa-pss') throw chainError(`the ${role} key is not RSA`);
   return key;
 }
 
 function checkSignedBy(child: Certificate, childRole: string, issuer: Certificate, issuerRole: string): void {
-  if (!Buffer.from(child.issuer).equals(issuer.subject)) throw chainError(`the ${childRole} was not issued by the ${issuerRole} (names differ)`);
-  if (!issuer.isCa || !issuer.mayCertSign) throw chainError(`the ${issuerRole} is not a CA that may sign certificates`);
-  const { hash, mgfHash, saltLength } = child.pss;
-  if (hash !== 'sha384' || mgfHash !== 'sha384' || saltLength !== PSS_SALT) {
+  const problem = linkProblem(child, issuer, 0, { keyUsage: true, pathLength: false });
+  if (problem === 'issuer-name') throw chainError(`the ${childRole} was not issued by the ${issuerRole} (names differ)`);
+  if (problem) throw chainError(`the ${issuerRole} is not a CA that may sign certificates`);
+  const s = child.scheme;
+  if (s.kind !== 'rsa-pss' || s.hash !== 'sha384' || s.mgfHash !== 'sha384' || s.saltLength !== PSS_SALT) {
     throw chainError(`the ${childRole} is not signed with RSASSA-PSS SHA-384, MGF1-SHA-384, salt 48`);
   }
-  let ok: boolean;
-  try {
-    ok = verify('sha384', child.tbs, { key: rsaKey(issuer, issuerRole), padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: PSS_SALT }, child.signature);
-  } catch (err) {
-    if (err instanceof AttestdError) throw err;
-    throw chainError(`the ${childRole} signature could not be checked`, err);
-  }
-  if (!ok) throw chainError(`the ${childRole} signature does not verify with the ${issuerRole} key`);
+  rsaKey(issuer, issuerRole);
+  if (!signedBy(child, issuer)) throw chainError(`the ${childRole} signature does not verify with the ${issuerRole} key`);
 }
 
 /**

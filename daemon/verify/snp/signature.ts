@@ -3,21 +3,18 @@
  * VCEK or VLEK. The report stores r and s as 72-byte little-endian fields of which P-384
  * uses the low 48 bytes; node:crypto wants them big-endian, as r || s (IEEE P1363).
  */
-import { createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { verify, type KeyObject } from 'node:crypto';
 import { AttestdError } from '../../base/errors.js';
+import type { Certificate } from '../x509/certificate.js';
 import { SNP_REPORT_SIZE, SNP_SIGNATURE_OFFSET, SNP_SIGNED_LENGTH } from './report.js';
 
 const FIELD = 72;
 const P384_BYTES = 48;
 
-/** The EC P-384 key of a VCEK or VLEK, from its SubjectPublicKeyInfo. */
-export function reportSigningKey(spki: Uint8Array): KeyObject {
-  let key: KeyObject;
-  try {
-    key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
-  } catch (err) {
-    throw new AttestdError('SNP_CERT_CHAIN_INVALID', 'the VCEK/VLEK public key does not decode', { cause: err });
-  }
+/** The EC P-384 key of a VCEK or VLEK (imported once, when the certificate was parsed). */
+export function reportSigningKey(cert: Pick<Certificate, 'publicKey'>): KeyObject {
+  const key = cert.publicKey;
+  if (!key) throw new AttestdError('SNP_CERT_CHAIN_INVALID', 'the VCEK/VLEK public key does not decode');
   if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'secp384r1') {
     throw new AttestdError('SNP_CERT_CHAIN_INVALID', 'the VCEK/VLEK key is not an EC P-384 key');
   }

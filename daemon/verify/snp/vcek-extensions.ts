@@ -5,7 +5,8 @@
  * CSP id are IA5Strings. hwID comes in two encodings: the raw chip id as the extnValue
  * content (older certificates), or that content wrapped once more in an OCTET STRING.
  */
-import { Der, TAG, type DerNode } from '../der.js';
+import { Asn1Reader, TAG, type Asn1Node } from '../x509/asn1.js';
+import { memo } from '../x509/cache.js';
 import type { AmdKeyExtensions } from './types.js';
 
 const AMD = '1.3.6.1.4.1.3704.1';
@@ -42,39 +43,43 @@ const SPL_FIELDS = [
 const HW_ID_LENGTHS = new Set([64, 8]);
 const MAX_TEXT = 256;
 
-function whole(value: Uint8Array, what: string): { d: Der; node: DerNode } {
-  const d = new Der(value, 'SNP_CERT_CHAIN_INVALID');
-  if (value.length === 0) d.fail(`${what} is empty`);
-  return { d, node: d.root() };
+const r: Asn1Reader = new Asn1Reader('SNP_CERT_CHAIN_INVALID');
+
+/** The one DER element an extension value must be. */
+function whole(value: Uint8Array, what: string): Asn1Node {
+  return r.decode(value, what);
 }
 
 function spl(value: Uint8Array, what: string): number {
-  const { d, node } = whole(value, what);
-  const v = d.smallUint(node);
-  if (v > 0xff) d.fail(`${what} does not fit a byte`);
+  const v = r.smallUint(whole(value, what), TAG.INTEGER, what);
+  if (v > 0xff) r.fail(`${what} does not fit a byte`);
   return v;
 }
 
 function ia5(value: Uint8Array, what: string): string {
-  const { d, node } = whole(value, what);
-  d.expect(node, TAG.IA5_STRING, what);
-  if (node.end - node.contentStart > MAX_TEXT) d.fail(`${what} too long`);
-  return d.text(node);
+  const node = r.expect(whole(value, what), TAG.IA5_STRING, what);
+  if (r.content(node).length > MAX_TEXT) r.fail(`${what} too long`);
+  return r.text(node, what);
 }
 
 function hwId(value: Uint8Array): string {
   if (HW_ID_LENGTHS.has(value.length)) return Buffer.from(value).toString('hex');
-  const { d, node } = whole(value, 'hwID');
-  const inner = d.content(d.expect(node, TAG.OCTET_STRING, 'hwID'));
-  if (!HW_ID_LENGTHS.has(inner.length)) d.fail(`hwID of ${inner.length} bytes`);
-  return Buffer.from(inner).toString('hex');
+  const inner = r.content(r.expect(whole(value, 'hwID'), TAG.OCTET_STRING, 'hwID'));
+  if (!HW_ID_LENGTHS.has(inner.length)) r.fail(`hwID of ${inner.length} bytes`);
+  return inner.toString('hex');
 }
 
 /**
- * Reads the AMD extensions out of a certificate's extension map (see certificate.ts).
+ * Reads the AMD extensions out of a certificate's extension map (x509/certificate.ts), once
+ * per map: the cached certificate of a VCEK seen before costs nothing here either.
  * Absent extensions are absent in the result; the verifier decides which it needs.
  */
 export function parseAmdExtensions(extensions: ReadonlyMap<string, Uint8Array>): AmdKeyExtensions {
+  // A copy each time: what a caller does with its result must not reach the next caller.
+  return { ...memo(extensions, 'amd-extensions', () => readAmdExtensions(extensions)) };
+}
+
+function readAmdExtensions(extensions: ReadonlyMap<string, Uint8Array>): AmdKeyExtensions {
   const out: AmdKeyExtensions = {};
   const version = extensions.get(AMD_OID.STRUCT_VERSION);
   if (version) out.structVersion = spl(version, 'structVersion');

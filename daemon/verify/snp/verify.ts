@@ -6,7 +6,7 @@
  */
 import { CheckRunner } from '../check-runner.js';
 import { AttestdError } from '../../base/errors.js';
-import { checkArkTrusted, checkChainSignatures, checkChainValidity, parseAmdChain } from './chain.js';
+import { amdSerialHex, checkArkTrusted, checkChainSignatures, checkChainValidity, parseAmdChain } from './chain.js';
 import { checkChipIdMatchesKey, checkProduct, checkTcbMatchesKey } from './key-match.js';
 import { parseSnpReport, snpReportHeader } from './report.js';
 import { reportSigningKey, verifyReportSignature } from './signature.js';
@@ -94,11 +94,11 @@ export function verifySnpReport(input: SnpVerifyInput): VerifiedSnpReport {
   const header = checks.must('report-format', () => snpReportHeader(input.report), (h) => `version ${h.version}`);
   const kind: SnpSigningKey = 'asvk' in input.chain ? 'VLEK' : 'VCEK';
   const intermediate = 'asvk' in input.chain ? input.chain.asvk : input.chain.ask;
-  const chain = checks.must('chain-parse', () => parseAmdChain(kind, input.cert, intermediate, input.chain.ark), (c) => `${kind} serial ${c.leaf.serialHex}`);
+  const chain = checks.must('chain-parse', () => parseAmdChain(kind, input.cert, intermediate, input.chain.ark), (c) => `${kind} serial ${amdSerialHex(c.leaf)}`);
   const arkSpkiSha256 = checks.must('ark-trusted', () => checkArkTrusted(chain, input.trustedArks), (fp) => `ARK SPKI SHA-256 ${fp}`);
   const chainProduct = checks.must('chain-signatures', () => checkChainSignatures(chain), (p) => `${kind} -> ${kind === 'VCEK' ? 'ASK' : 'ASVK'} -> ARK (${p})`);
   checks.must('chain-validity', () => checkChainValidity(chain, at), () => `at ${at.toISOString()}`);
-  checks.must('report-signature', () => verifyReportSignature(input.report, reportSigningKey(chain.leaf.spki)), () => 'ECDSA P-384 SHA-384');
+  checks.must('report-signature', () => verifyReportSignature(input.report, reportSigningKey(chain.leaf)), () => 'ECDSA P-384 SHA-384');
 
   // Version 2 reports do not name their CPU; the verified chain does.
   const report = checks.must('report-fields', () => parseSnpReport(input.report, familyOfProduct(chainProduct)), () => `version ${header.version}`);
@@ -121,7 +121,7 @@ export function verifySnpReport(input: SnpVerifyInput): VerifiedSnpReport {
     signingKey: kind,
     product,
     keyExtensions,
-    certificate: { serial: chain.leaf.serialHex, notBefore: chain.leaf.notBefore, notAfter: chain.leaf.notAfter },
+    certificate: { serial: amdSerialHex(chain.leaf), notBefore: chain.leaf.notBefore, notAfter: chain.leaf.notAfter },
     arkSpkiSha256,
   };
 }

@@ -6,7 +6,7 @@
  */
 import { AttestdError } from '../../base/errors.js';
 import type { CheckRunner } from '../check-runner.js';
-import type { Certificate } from './cert.js';
+import type { IntelCertificate as Certificate } from './intel-certificate.js';
 import { checkNotRevoked, verifyChainToRoot, type PckExtensions } from './pck.js';
 import type { TdxCollateral } from './collateral.js';
 import type { TdxQuote } from './quote.js';

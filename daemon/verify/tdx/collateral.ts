@@ -6,7 +6,9 @@
  * and nothing picked here is trusted until verify.ts has checked its signature.
  */
 import { AttestdError } from '../../base/errors.js';
-import { parseCertificate, parseCrl, pemCertificates, type Certificate, type Crl } from './cert.js';
+import { isKnownCrl } from '../x509/crl.js';
+import { pemBlocks } from '../x509/pem.js';
+import { intelPemCertificates, parseIntelCertificate, parseIntelCrl, type IntelCertificate, type IntelCrl } from './intel-certificate.js';
 import { parseSignedJson, type SignedJson } from './signed-json.js';
 import { tdxTcbInfo, type TdxTcbInfo } from './tcb-info.js';
 import { qeIdentity, type QeIdentity } from './qe-identity.js';
@@ -19,11 +21,11 @@ export interface CollateralFile {
 export interface TdxCollateral {
   tcbInfo?: { name: string; doc: SignedJson; info: TdxTcbInfo };
   qeIdentity?: { name: string; doc: SignedJson; identity: QeIdentity };
-  crls: { name: string; crl: Crl }[];
+  crls: { name: string; crl: IntelCrl }[];
   /** Certificates named "Intel SGX TCB Signing": candidates to have signed TCB info and QE identity. */
-  tcbSigningCerts: { name: string; cert: Certificate }[];
+  tcbSigningCerts: { name: string; cert: IntelCertificate }[];
   /** Every other certificate found (CAs), by subject. */
-  otherCerts: { name: string; cert: Certificate }[];
+  otherCerts: { name: string; cert: IntelCertificate }[];
   ignored: { name: string; reason: string }[];
 }
 
@@ -65,22 +67,24 @@ function classify(name: string, buf: Buffer, out: TdxCollateral, fmspc: Buffer |
   const head = buf.subarray(0, 64).toString('latin1').trimStart();
   if (head.startsWith('{')) return classifyJson(name, buf, out, fmspc, at);
   if (head.startsWith('-----BEGIN CERTIFICATE-----')) {
-    for (const der of pemCertificates(buf.toString('latin1'), 'TDX_COLLATERAL_INVALID', 16)) addCert(name, parseCertificate(der, 'TDX_COLLATERAL_INVALID'), out);
+    for (const der of intelPemCertificates(buf, 'TDX_COLLATERAL_INVALID', 16)) addCert(name, parseIntelCertificate(der, 'TDX_COLLATERAL_INVALID'), out);
     return;
   }
   if (head.startsWith('-----BEGIN X509 CRL-----')) {
-    const text = buf.toString('latin1');
-    const body = text.slice(text.indexOf('-----', 10) + 5, text.indexOf('-----END X509 CRL-----')).replace(/\s/g, '');
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(body)) throw new AttestdError('TDX_COLLATERAL_INVALID', 'PEM CRL is not base64');
-    out.crls.push({ name, crl: parseCrl(Buffer.from(body, 'base64')) });
+    const [der] = pemBlocks(buf, 'X509 CRL', 'TDX_COLLATERAL_INVALID', { max: 1, nothingAfter: true });
+    out.crls.push({ name, crl: parseIntelCrl(der ?? Buffer.alloc(0)) });
     return;
   }
   if (buf[0] === 0x30) {
     // DER: a certificate's TBS opens with a SEQUENCE or [0], a CRL's with a version INTEGER or an AlgorithmIdentifier.
+    if (isKnownCrl(buf)) {
+      out.crls.push({ name, crl: parseIntelCrl(buf) });
+      return;
+    }
     try {
-      addCert(name, parseCertificate(buf, 'TDX_COLLATERAL_INVALID'), out);
+      addCert(name, parseIntelCertificate(buf, 'TDX_COLLATERAL_INVALID'), out);
     } catch {
-      out.crls.push({ name, crl: parseCrl(buf) });
+      out.crls.push({ name, crl: parseIntelCrl(buf) });
     }
     return;
   }
@@ -118,7 +122,7 @@ function classifyJson(name: string, buf: Buffer, out: TdxCollateral, fmspc: Buff
   out.ignored.push({ name, reason: 'JSON that is neither TCB info nor QE identity' });
 }
 
-function addCert(name: string, cert: Certificate, out: TdxCollateral): void {
+function addCert(name: string, cert: IntelCertificate, out: TdxCollateral): void {
   if (cert.subjectCn === TCB_SIGNING_CN && !cert.isCa) out.tcbSigningCerts.push({ name, cert });
   else out.otherCerts.push({ name, cert });
 }

@@ -4,8 +4,14 @@
  * the PCK certificate (Intel SGX PCK Certificate and CRL Profile, OID 1.2.840.113741.1.13.1).
  */
 import { AttestdError, type ErrorCode } from '../../base/errors.js';
-import { Der, TAG, type DerNode } from '../der.js';
-import { signedBy, spkiSha256, type Certificate, type Crl } from './cert.js';
+import { Asn1Reader, TAG, type Asn1Node } from '../x509/asn1.js';
+import { memo } from '../x509/cache.js';
+import { spkiSha256 } from '../x509/certificate.js';
+import { isSelfSigned, linkProblem, signedBy } from '../x509/chain.js';
+import { crlSignedBy } from '../x509/crl.js';
+import type { IntelCertificate, IntelCrl } from './intel-certificate.js';
+
+export { firstInvalidAt } from '../x509/chain.js';
 
 /**
  * SHA-256 of the SubjectPublicKeyInfo of the Intel SGX Root CA ("CN=Intel SGX Root CA",
@@ -34,27 +40,21 @@ export interface PckExtensions {
  * every issuer is a CA, and the root is self-signed. Validity in time is checked apart,
  * by firstExpired, because callers treat expiry differently. Throws `code`.
  */
-export function verifyChainToRoot(certs: Certificate[], code: ErrorCode, rootSpkiSha256 = INTEL_SGX_ROOT_SPKI_SHA256): void {
+export function verifyChainToRoot(certs: IntelCertificate[], code: ErrorCode, rootSpkiSha256 = INTEL_SGX_ROOT_SPKI_SHA256): void {
   if (certs.length < 2) throw new AttestdError(code, `chain has ${certs.length} certificate(s); at least leaf and root are needed`);
   const root = certs[certs.length - 1]!;
   if (spkiSha256(root) !== rootSpkiSha256) throw new AttestdError(code, `chain ends in "${root.subjectCn}", not the pinned Intel SGX Root CA key`);
-  if (!root.issuer.equals(root.subject) || !signedBy(root.tbs, root.signature, root.publicKey)) {
-    throw new AttestdError(code, 'the root certificate is not validly self-signed');
-  }
+  if (!isSelfSigned(root)) throw new AttestdError(code, 'the root certificate is not validly self-signed');
   for (let i = 0; i < certs.length - 1; i++) {
     const cert = certs[i]!;
     const issuer = certs[i + 1]!;
-    if (!cert.issuer.equals(issuer.subject)) throw new AttestdError(code, `"${cert.subjectCn}" is not issued by "${issuer.subjectCn}"`);
-    if (!issuer.isCa) throw new AttestdError(code, `"${issuer.subjectCn}" is not a CA`);
-    if (!signedBy(cert.tbs, cert.signature, issuer.publicKey)) {
+    const problem = linkProblem(cert, issuer, i, { keyUsage: false, pathLength: false });
+    if (problem === 'issuer-name') throw new AttestdError(code, `"${cert.subjectCn}" is not issued by "${issuer.subjectCn}"`);
+    if (problem) throw new AttestdError(code, `"${issuer.subjectCn}" is not a CA`);
+    if (!signedBy(cert, issuer)) {
       throw new AttestdError(code, `the signature on "${cert.subjectCn}" does not verify with "${issuer.subjectCn}"`);
     }
   }
-}
-
-/** The first certificate not valid at `at`, if any. */
-export function firstInvalidAt(certs: Certificate[], at: Date): Certificate | undefined {
-  return certs.find((c) => at < c.notBefore || at > c.notAfter);
 }
 
 /**
@@ -62,11 +62,11 @@ export function firstInvalidAt(certs: Certificate[], at: Date): Certificate | un
  * Freshness is the caller's decision. Throws TDX_COLLATERAL_INVALID for a CRL that is not
  * the issuer's, CERT_REVOKED when the certificate is listed.
  */
-export function checkNotRevoked(cert: Certificate, issuer: Certificate, crl: Crl): void {
+export function checkNotRevoked(cert: IntelCertificate, issuer: IntelCertificate, crl: IntelCrl): void {
   if (!crl.issuer.equals(issuer.subject)) {
     throw new AttestdError('TDX_COLLATERAL_INVALID', `CRL from "${crl.issuerCn}" is not from "${issuer.subjectCn}"`);
   }
-  if (!signedBy(crl.tbs, crl.signature, issuer.publicKey)) {
+  if (!crlSignedBy(crl, issuer.publicKey)) {
     throw new AttestdError('TDX_COLLATERAL_INVALID', `CRL signature does not verify with "${issuer.subjectCn}"`);
   }
   if (crl.revokedSerials.has(cert.serialHex)) {
@@ -74,44 +74,59 @@ export function checkNotRevoked(cert: Certificate, issuer: Certificate, crl: Crl
   }
 }
 
-/** Intel's SGX extension of a PCK certificate; TDX_CERT_CHAIN_INVALID when absent or malformed. */
-export function pckExtensions(cert: Certificate): PckExtensions {
+/**
+ * Intel's SGX extension of a PCK certificate; TDX_CERT_CHAIN_INVALID when absent or malformed.
+ * Decoded once per certificate; each caller gets its own copy.
+ */
+export function pckExtensions(cert: IntelCertificate): PckExtensions {
   const value = cert.extensions.get(SGX_EXT);
   if (!value) throw new AttestdError('TDX_CERT_CHAIN_INVALID', 'the PCK certificate has no SGX extension');
-  const d: Der<Buffer> = new Der(value, 'TDX_CERT_CHAIN_INVALID');
-  const top = d.expect(d.read(0), TAG.SEQUENCE, 'SGX extension');
-  const fields = pairs(d, d.children(top), SGX_EXT);
+  const e = memo(cert, 'sgx-extension', () => readSgxExtension(value));
+  return {
+    ...e,
+    ppid: Buffer.from(e.ppid),
+    sgxTcbComponents: [...e.sgxTcbComponents],
+    cpuSvn: Buffer.from(e.cpuSvn),
+    pceId: Buffer.from(e.pceId),
+    fmspc: Buffer.from(e.fmspc),
+  };
+}
+
+function readSgxExtension(value: Buffer): PckExtensions {
+  const r: Asn1Reader = new Asn1Reader('TDX_CERT_CHAIN_INVALID');
+  const top = r.expect(r.decode(value, 'SGX extension'), TAG.SEQUENCE, 'SGX extension');
+  const fields = pairs(r, r.children(top, 'SGX extension'), SGX_EXT);
   const tcbT = fields.get('2');
-  if (!tcbT || tcbT.tag !== TAG.SEQUENCE) d.fail('SGX extension has no TCB');
-  const tcb = pairs(d, d.children(tcbT), `${SGX_EXT}.2`);
+  if (!tcbT || r.tagOf(tcbT) !== TAG.SEQUENCE) r.fail('SGX extension has no TCB');
+  const tcb = pairs(r, r.children(tcbT, 'SGX TCB'), `${SGX_EXT}.2`);
   const sgxTcbComponents: number[] = [];
-  for (let i = 1; i <= 16; i++) sgxTcbComponents.push(d.smallUint(tcb.get(String(i)) ?? d.fail(`TCB component ${i} missing`)));
-  const octets = (t: ReturnType<typeof fields.get>, len: number, what: string): Buffer => {
-    if (!t || t.tag !== TAG.OCTET_STRING || t.end - t.contentStart !== len) d.fail(`SGX extension ${what} is missing or not ${len} bytes`);
-    return Buffer.from(d.content(t));
+  for (let i = 1; i <= 16; i++) sgxTcbComponents.push(r.smallUint(tcb.get(String(i)) ?? r.fail(`TCB component ${i} missing`)));
+  const octets = (t: Asn1Node | undefined, len: number, what: string): Buffer => {
+    if (!t || r.tagOf(t) !== TAG.OCTET_STRING || r.content(t).length !== len) r.fail(`SGX extension ${what} is missing or not ${len} bytes`);
+    return Buffer.from(r.content(t));
   };
   return {
     ppid: octets(fields.get('1'), 16, 'PPID'),
     sgxTcbComponents,
-    pceSvn: d.smallUint(tcb.get('17') ?? d.fail('PCESVN missing')),
+    pceSvn: r.smallUint(tcb.get('17') ?? r.fail('PCESVN missing')),
     cpuSvn: octets(tcb.get('18'), 16, 'CPUSVN'),
     pceId: octets(fields.get('3'), 2, 'PCE-ID'),
     fmspc: octets(fields.get('4'), 6, 'FMSPC'),
     // The profile declares the SGX type ENUMERATED, unlike the SVNs.
-    sgxType: d.smallUint(fields.get('5') ?? d.fail('SGX type missing'), TAG.ENUMERATED),
+    sgxType: r.smallUint(fields.get('5') ?? r.fail('SGX type missing'), TAG.ENUMERATED),
   };
 }
 
 /** SEQUENCE { OID base.N, value } entries keyed by N; a repeated N is malformed. */
-function pairs(d: Der, items: DerNode[], base: string): Map<string, DerNode> {
-  const out = new Map<string, DerNode>();
+function pairs(r: Asn1Reader, items: Asn1Node[], base: string): Map<string, Asn1Node> {
+  const out = new Map<string, Asn1Node>();
   for (const item of items) {
-    const [oidT, valueT, ...rest] = d.children(item);
-    if (!oidT || !valueT || rest.length) d.fail(`${base}: entry is not an OID and a value`);
-    const oid = d.oid(oidT);
+    const [oidT, valueT, ...rest] = r.children(item, `${base} entry`);
+    if (!oidT || !valueT || rest.length) r.fail(`${base}: entry is not an OID and a value`);
+    const oid = r.oid(oidT);
     if (!oid.startsWith(base + '.')) continue;
     const key = oid.slice(base.length + 1);
-    if (out.has(key)) d.fail(`${base}.${key} appears twice`);
+    if (out.has(key)) r.fail(`${base}.${key} appears twice`);
     out.set(key, valueT);
   }
   return out;

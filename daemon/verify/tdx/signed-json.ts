@@ -5,7 +5,7 @@
  */
 import { AttestdError } from '../../base/errors.js';
 import { verifyP256Raw } from './qe.js';
-import type { Certificate } from './cert.js';
+import type { IntelCertificate } from './intel-certificate.js';
 
 /** PCS responses are a few KiB; anything much larger is not collateral. */
 export const MAX_COLLATERAL_JSON = 256 * 1024;
@@ -47,7 +47,7 @@ export function parseSignedJson(bytes: Uint8Array, key: string): SignedJson {
 }
 
 /** Throws TDX_COLLATERAL_INVALID unless `signer` (the TCB signing certificate) signed the body. */
-export function verifySignedJson(doc: SignedJson, signer: Certificate): void {
+export function verifySignedJson(doc: SignedJson, signer: IntelCertificate): void {
   if (!verifyP256Raw(signer.publicKey, doc.bodyBytes, doc.signature)) {
     invalid(`the "${doc.key}" signature does not verify with "${signer.subjectCn}"`);
   }

@@ -35,7 +35,7 @@ import { AttestdError } from '../../base/errors.js';
 import { CheckRunner, firstProblem, type CheckRecord } from '../check-runner.js';
 import { parseTdxQuote, type TdxQuote } from './quote.js';
 import { p256FromRaw, verifyP256Raw, verifyQeReportData, verifyQeReportSignature } from './qe.js';
-import { parseCertificate, pemCertificates, type Certificate } from './cert.js';
+import { pckChain, type IntelCertificate as Certificate } from './intel-certificate.js';
 import { firstInvalidAt, pckExtensions, verifyChainToRoot, type PckExtensions } from './pck.js';
 import { pickCollateral, type CollateralFile, type TdxCollateral } from './collateral.js';
 import { checkCollateralSigners, checkCrls, checkQeIdentity, checkTcbInfo, hex, iso, type TdxRun } from './collateral-checks.js';
@@ -104,7 +104,7 @@ function checkQuote(run: TdxRun, quoteBytes: Uint8Array): { quote?: TdxQuote; ch
   const { checks, at } = run;
   const quote = checks.attempt('quote.parse', [], () => parseTdxQuote(quoteBytes),
     (q) => `TDX quote v${q.header.version}, body type ${q.body.bodyType}`);
-  const chain = checks.attempt('pck.chain', ['quote.parse'], () => pckChain(quote!.pckChainPem, at),
+  const chain = checks.attempt('pck.chain', ['quote.parse'], () => verifiedPckChain(quote!.pckChainPem, at),
     (certs) => certs.map((x) => x.subjectCn).join(' -> '));
   const pck = checks.attempt('pck.extensions', ['pck.chain'], () => pckExtensions(chain![0]!),
     (ext) => `FMSPC ${hex(ext.fmspc)}, PCE-ID ${hex(ext.pceId)}, PCESVN ${ext.pceSvn}`);
@@ -118,8 +118,8 @@ function checkQuote(run: TdxRun, quoteBytes: Uint8Array): { quote?: TdxQuote; ch
 }
 
 /** The PCK chain embedded in the quote, verified to the pinned Intel root and valid at `at`. */
-function pckChain(pem: string, at: Date): Certificate[] {
-  const certs = pemCertificates(pem, 'TDX_CERT_CHAIN_INVALID').map((d) => parseCertificate(d));
+function verifiedPckChain(pem: string, at: Date): Certificate[] {
+  const certs = pckChain(pem);
   verifyChainToRoot(certs, 'TDX_CERT_CHAIN_INVALID');
   const bad = firstInvalidAt(certs, at);
   if (bad) throw new AttestdError('TDX_CERT_CHAIN_INVALID', `"${bad.subjectCn}" is valid ${iso(bad.notBefore)}..${iso(bad.notAfter)}, not at ${iso(at)}`);
