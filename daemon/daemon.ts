@@ -16,6 +16,7 @@ import { GpuCollector } from './evidence/gpu/collector.js';
 import { CvmSource } from './evidence/cvm/source.js';
 import { collectHostInventory } from './evidence/gpu/host-inventory.js';
 import { MAX_POLICY_BYTES, PolicyError } from './policy/parse.js';
+import { PolicyHolder } from './policy/holder.js';
 import { loadPolicyFile } from './config/policy-file.js';
 import type { LoadedPolicy } from './policy/types.js';
 import { LeaseManager } from './lease/manager.js';
@@ -37,9 +38,7 @@ export const VERSION = '0.1.0';
 const SWEEP_MS = 100;
 
 export class Daemon {
-  private policy: LoadedPolicy | undefined;
   private ak: TpmPublicKey | undefined;
-  private policyProblem: string | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
   private lastPassMs = 0;
@@ -58,6 +57,7 @@ export class Daemon {
     private readonly server: ApiServer,
     private readonly notifier: Notifier,
     private readonly metrics: MetricsSink,
+    private readonly policy: PolicyHolder,
   ) {}
 
   /**
@@ -84,7 +84,8 @@ export class Daemon {
         });
       }
       const notifier = new Notifier(process.env, (err) => log('warn', 'sd_notify failed', { err: String(err) }));
-      const leases = new LeaseManager({ signer: key, audit: (b) => audit!.append(b), log,
+      const policies = new PolicyHolder(policy);
+      const leases = new LeaseManager({ signer: key, policy: policies, audit: (b) => audit!.append(b), log,
         onDecision: (outcome, reason, count) => metrics.decision(outcome, reason, count) });
       const gpu = new GpuCollector({ nvmlLibraryPath: config.nvmlLibrary, crossCheck: true });
       const cvm = new CvmSource({ tsmRoot: config.tsmRoot });
@@ -95,7 +96,7 @@ export class Daemon {
       });
       const loop = new AttestationLoop({
         tpm, gpu, cvm, audit, leases, signer: key, log, inventory: () => inventory,
-        policy: () => box.d?.policy,
+        policy: policies,
         trustedAkPublic: () => box.d?.ak?.publicArea,
         onEpoch: (e, info) => box.d?.onEpoch(e, info),
       });
@@ -111,10 +112,8 @@ export class Daemon {
       });
       const checkpoints = new Checkpointer({ log: audit, signer: key, origin: logOrigin(),
         onError: (err) => log('error', 'checkpoint not written', { err: String(err) }) });
-      const d = new Daemon(config, log, key, audit, checkpoints, tpm, leases, loop, server, notifier, metrics);
+      const d = new Daemon(config, log, key, audit, checkpoints, tpm, leases, loop, server, notifier, metrics, policies);
       box.d = d;
-      d.policy = policy;
-      leases.setPolicy(policy);
       d.ak = await tpm.attestationKey();
       if (!d.ak) log('warn', 'TPM not reachable at start; running UNTRUSTED until it answers', { tcti: config.tcti });
       const ek = await ekEvidence(tpm, config.ekCaDir, log);
@@ -164,7 +163,7 @@ export class Daemon {
    * A host that is UNTRUSTED because of drift keeps its watchdog; a stalled loop does not.
    */
   loopIsFresh(): boolean {
-    const p = this.policy?.policy;
+    const p = this.policy.current?.policy;
     const limit = Math.max(p?.maxAgeMs ?? 10_000, 3 * (p?.intervalMs ?? 2000));
     return this.lastEpochDoneMs > 0 && Date.now() - this.lastEpochDoneMs <= limit;
   }
@@ -187,17 +186,13 @@ export class Daemon {
   async reloadPolicy(): Promise<void> {
     try {
       const p = await loadPolicyFile(this.config.policyPath);
-      this.policy = p;
-      this.policyProblem = undefined;
-      this.leases.setPolicy(p);
+      this.policy.load(p);
       this.log('info', 'policy reloaded', { policy: p.file, policy_sha256: p.digest.toString('hex') });
       await this.recordPolicy(p, undefined);
       this.loop.trigger();
     } catch (err) {
       const message = err instanceof PolicyError ? err.message : (err as Error).message;
-      this.policy = undefined;
-      this.policyProblem = message;
-      this.leases.setPolicy(undefined);
+      this.policy.reject(message);
       this.leases.failEpoch('NOT_TRUSTED', 'policy invalid');
       this.log('error', 'policy reload failed; host UNTRUSTED until a valid policy loads', { policy: this.config.policyPath, error: message });
       const bytes = await readFile(this.config.policyPath).catch(() => Buffer.alloc(0));
@@ -208,20 +203,21 @@ export class Daemon {
 
   status(): attestd.lease.v1.GetStatusResponse.$Properties {
     const e = this.leases.epoch;
+    const problem = this.policy.problem;
     const reasons: string[] = [];
     let state = State.STARTING;
-    if (this.policyProblem) reasons.push(`POLICY_INVALID: ${this.policyProblem.split('\n')[0]}`);
+    if (problem) reasons.push(`POLICY_INVALID: ${problem.split('\n')[0]}`);
     if (e) {
       const fresh = e.pass && Date.now() <= e.validUntilMs;
-      state = fresh && !this.policyProblem ? State.TRUSTED : State.UNTRUSTED;
+      state = fresh && !problem ? State.TRUSTED : State.UNTRUSTED;
       if (!e.pass) for (const r of e.reasons) reasons.push(`${r.code}: ${r.message}`);
       else if (!fresh) reasons.push('ATTESTATION_STALE: no passing appraisal within max_age');
-    } else if (this.policyProblem) {
+    } else if (problem) {
       state = State.UNTRUSTED;
     }
     return {
       state, epoch: e?.epoch ?? 0, reasons, appraisedAtMs: e?.appraisedAtMs ?? 0, validUntilMs: e?.validUntilMs ?? 0,
-      sessionPublicKey: this.key.publicKey(), akPublicPem: this.akPem(), policySha256: this.policy?.digest ?? Buffer.alloc(0),
+      sessionPublicKey: this.key.publicKey(), akPublicPem: this.akPem(), policySha256: this.policy.current?.digest ?? Buffer.alloc(0),
       activeLeases: this.leases.activeCount,
     };
   }

@@ -11,7 +11,7 @@ import type { ClockInfo } from '../verify/tpm-attest.js';
 import { bindingDigest, EMPTY_GPU_MEASUREMENT_SHA256 } from '../verify/binding.js';
 import { EPOCH_RESULT_CONTEXT } from '../verify/epoch-result.js';
 import { requiredSelections } from '../policy/appraise.js';
-import type { LoadedPolicy } from '../policy/types.js';
+import type { PolicyInForce } from '../policy/holder.js';
 import type { TpmSource } from '../evidence/tpm/source.js';
 import type { GpuCollector, GpuEvidence } from '../evidence/gpu/collector.js';
 import type { AuditLog } from '../audit/log.js';
@@ -46,7 +46,8 @@ export interface LoopDeps {
   audit: AuditLog;
   leases: EpochSink;
   signer: Signer;
-  policy: () => LoadedPolicy | undefined;
+  /** The policy in force, read as each epoch starts and to time the next one. */
+  policy: Pick<PolicyInForce, 'current'>;
   trustedAkPublic: () => Uint8Array | undefined;
   now?: () => number;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
@@ -92,7 +93,7 @@ export class AttestationLoop {
           this.trigger();
           return;
         }
-        const interval = this.deps.policy()?.policy.intervalMs ?? 2000;
+        const interval = this.deps.policy.current?.policy.intervalMs ?? 2000;
         this.timer = setTimeout(() => this.trigger(), interval);
       });
   }
@@ -115,7 +116,7 @@ export class AttestationLoop {
   private async runOnce(): Promise<void> {
     const { deps } = this;
     const now = deps.now ?? Date.now;
-    const loaded = deps.policy();
+    const loaded = deps.policy.current;
     const started = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
     const epoch = ++this.epochNo;

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { AttestdError, type ErrorCode } from '../base/errors.js';
-import type { LoadedPolicy } from '../policy/types.js';
+import type { PolicyInForce } from '../policy/holder.js';
 import type { WorkloadIdentity } from '../base/workload-identity.js';
 import { attestd } from '../gen/proto.js';
 import { signToken, type SignedToken } from './token.js';
@@ -24,6 +24,8 @@ const Kind = attestd.audit.v1.LeaseDecision.Kind;
 
 export interface LeaseManagerOptions {
   signer: Signer;
+  /** The policy in force; each grant and renewal is checked against it as it is then. */
+  policy: Pick<PolicyInForce, 'current'>;
   /** Makes a record durable; rejects when it cannot (then nothing is granted). */
   audit: (body: AuditBody) => Promise<number>;
   now?: () => number;
@@ -61,7 +63,6 @@ export class LeaseManager {
   private readonly expiries = new TimeBuckets();
   private readonly warnings = new TimeBuckets();
   private epochState: EpochState | undefined;
-  private policy: LoadedPolicy | undefined;
   private readonly now: () => number;
 
   constructor(private readonly opts: LeaseManagerOptions) {
@@ -74,10 +75,6 @@ export class LeaseManager {
 
   get epoch(): EpochState | undefined {
     return this.epochState;
-  }
-
-  setPolicy(policy: LoadedPolicy | undefined): void {
-    this.policy = policy;
   }
 
   /**
@@ -120,7 +117,7 @@ export class LeaseManager {
     let gpus: string[];
     try {
       epoch = this.usableEpoch();
-      const policy = this.policy;
+      const policy = this.opts.policy.current;
       if (!policy) throw new AttestdError('NOT_TRUSTED', 'no valid policy');
       rule = selectRule(policy.policy, who, ruleName);
       if (!rule) throw new AttestdError('NO_MATCHING_RULE', 'no policy rule matches this workload');
@@ -171,7 +168,7 @@ export class LeaseManager {
     let epoch: EpochState;
     try {
       epoch = this.usableEpoch();
-      const policy = this.policy;
+      const policy = this.opts.policy.current;
       if (!policy) throw new AttestdError('NOT_TRUSTED', 'no valid policy');
       // The rule must still exist and still match this workload under the policy in force.
       const rule = selectRule(policy.policy, who, lease.rule);
