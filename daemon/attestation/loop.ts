@@ -23,6 +23,7 @@ import { EvidenceCollector, type CollectedExtra } from './collect.js';
 import type { RecordedGpuReport } from '../appraisal/source-verdicts.js';
 import { gpuNonce } from '../verify/gpu-report/nonce.js';
 import type { CvmSource } from '../evidence/cvm/source.js';
+import type { AkPin } from './ak-pin.js';
 
 /**
  * Where epochs go once reached: the lease manager, in the daemon. The loop only announces; it
@@ -48,7 +49,8 @@ export interface LoopDeps {
   signer: Signer;
   /** The policy in force, read as each epoch starts and to time the next one. */
   policy: Pick<PolicyInForce, 'current'>;
-  trustedAkPublic: () => Uint8Array | undefined;
+  /** The AK quotes must come from, once one is pinned. */
+  trustedAk: Pick<AkPin, 'publicArea'>;
   now?: () => number;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Told of every epoch once it is in force, with how long it took and whether the TPM answered. */
@@ -164,7 +166,7 @@ export class AttestationLoop {
         collectionFailure = { code: e.code, message: e.message };
       }
       verdict = epochVerdict({
-        policy: loaded.policy, binding, nowMs: appraisedAtMs, trustedAkPublic: deps.trustedAkPublic(), tpm, collectionFailure,
+        policy: loaded.policy, binding, nowMs: appraisedAtMs, trustedAkPublic: deps.trustedAk.publicArea, tpm, collectionFailure,
         previousClock: this.clock, boot: extra.boot, ima: extra.ima, cvm: extra.cvm,
         gpu: { measurement: gpu?.encoded, collectError: gpuError, reports: gpuReports },
       });
