@@ -1,14 +1,16 @@
 /**
  * The daemon: wires the session key, the audit log, the TPM source, the policy, the lease
  * manager, the attestation loop and the socket server, and owns their start and stop order.
+ * Each part is created once, in order, and handed the parts it reads; none reaches back into
+ * the daemon. The policy in force lives in one holder, the host's reported state in one
+ * status object, the trusted AK in one pin.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { verifyEkCertificate } from './verify/ek-cert.js';
 import { hostname } from 'node:os';
-import { attestd } from './gen/proto.js';
-import { AuditLog } from './audit/log.js';
+import { AuditLog, type AuditBody } from './audit/log.js';
 import { Checkpointer } from './audit/checkpointer.js';
 import { createSessionKey, type SessionKey } from './native.js';
 import { TpmSource } from './evidence/tpm/source.js';
@@ -16,49 +18,52 @@ import { GpuCollector } from './evidence/gpu/collector.js';
 import { CvmSource } from './evidence/cvm/source.js';
 import { collectHostInventory } from './evidence/gpu/host-inventory.js';
 import { MAX_POLICY_BYTES, PolicyError } from './policy/parse.js';
+import { PolicyHolder } from './policy/holder.js';
 import { loadPolicyFile } from './config/policy-file.js';
 import type { LoadedPolicy } from './policy/types.js';
 import { LeaseManager } from './lease/manager.js';
-import { AttestationLoop } from './attestation/loop.js';
+import { AkPin } from './attestation/ak-pin.js';
+import { AttestationLoop, type LoopDeps } from './attestation/loop.js';
 import { ApiServer } from './api/server.js';
+import { HostStatus } from './api/host-status.js';
 import { ed25519PublicKey, verifyLeaseToken } from './verify/lease-token.js';
-import type { TpmPublicKey } from './verify/tpm-public.js';
-import type { EpochState } from './appraisal/epoch-state.js';
 import { auditDir, groupId, type DaemonConfig } from './config/daemon-config.js';
 import type { LogFn } from './logger.js';
 import { Notifier } from './systemd/notify.js';
 import { listenFdFromSystemd } from './systemd/listen-fds.js';
 import { NO_METRICS, type MetricsSink } from './metrics/sink.js';
+import type { Metrics } from './metrics/metrics.js';
 import { parseMetricsListen } from './metrics/server.js';
 import type { Server as HttpServer } from 'node:http';
 
-const State = attestd.lease.v1.GetStatusResponse.State;
 export const VERSION = '0.1.0';
 const SWEEP_MS = 100;
 
+/** Everything the daemon starts and stops, each created once by assemble(). */
+interface Parts {
+  config: DaemonConfig;
+  log: LogFn;
+  key: SessionKey;
+  audit: AuditLog;
+  tpm: TpmSource;
+  policy: PolicyHolder;
+  ak: AkPin;
+  leases: LeaseManager;
+  status: HostStatus;
+  loop: AttestationLoop;
+  server: ApiServer;
+  checkpoints: Checkpointer;
+  notifier: Notifier;
+  /** The Prometheus registry, when metrics are exported. */
+  exported: Metrics | undefined;
+}
+
 export class Daemon {
-  private policy: LoadedPolicy | undefined;
-  private ak: TpmPublicKey | undefined;
-  private policyProblem: string | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private stopping: Promise<void> | undefined;
-  private lastPassMs = 0;
-  private lastEpochDoneMs = 0;
   private metricsServer: HttpServer | undefined;
 
-  private constructor(
-    readonly config: DaemonConfig,
-    private readonly log: LogFn,
-    private readonly key: SessionKey,
-    private readonly audit: AuditLog,
-    private readonly checkpoints: Checkpointer,
-    private readonly tpm: TpmSource,
-    readonly leases: LeaseManager,
-    private readonly loop: AttestationLoop,
-    private readonly server: ApiServer,
-    private readonly notifier: Notifier,
-    private readonly metrics: MetricsSink,
-  ) {}
+  private constructor(private readonly parts: Parts) {}
 
   /**
    * Starts everything. An invalid policy refuses the start (PolicyError); an unreachable
@@ -71,68 +76,8 @@ export class Daemon {
     let audit: AuditLog | undefined;
     try {
       audit = await AuditLog.open({ dir: auditDir(config), onWriteError: (err) => log('error', 'audit write failed', { err: String(err) }) });
-      const tpm = new TpmSource(config.tcti);
-      const sessionKeyObject = ed25519PublicKey(key.publicKey());
-      const box: { d?: Daemon } = {};
-      let metrics: MetricsSink = NO_METRICS;
-      let exported: import('./metrics/metrics.js').Metrics | undefined;
-      if (config.metricsListen) {
-        const { Metrics } = await import('./metrics/metrics.js');
-        metrics = exported = new Metrics({
-          state: () => box.d?.stateName() ?? 'STARTING', epoch: () => box.d?.leases.epoch?.epoch ?? 0,
-          activeLeases: () => box.d?.leases.activeCount ?? 0, lastPassMs: () => box.d?.lastPassMs ?? 0,
-        });
-      }
-      const notifier = new Notifier(process.env, (err) => log('warn', 'sd_notify failed', { err: String(err) }));
-      const leases = new LeaseManager({ signer: key, audit: (b) => audit!.append(b), log,
-        onDecision: (outcome, reason, count) => metrics.decision(outcome, reason, count) });
-      const gpu = new GpuCollector({ nvmlLibraryPath: config.nvmlLibrary, crossCheck: true });
-      const cvm = new CvmSource({ tsmRoot: config.tsmRoot });
-      let inventory: string | undefined;
-      void collectHostInventory().then((i) => (inventory = JSON.stringify(i)), (err) => {
-        log('warn', 'host inventory not collected', { err: String(err) });
-        inventory = '';
-      });
-      const loop = new AttestationLoop({
-        tpm, gpu, cvm, audit, leases, signer: key, log, inventory: () => inventory,
-        policy: () => box.d?.policy,
-        trustedAkPublic: () => box.d?.ak?.publicArea,
-        onEpoch: (e, info) => box.d?.onEpoch(e, info),
-      });
-      const server = new ApiServer({
-        socketPath: config.socketPath,
-        socketGid: config.socketGroup !== undefined ? groupId(config.socketGroup) : undefined,
-        listenFd: listenFdFromSystemd(),
-        log,
-      }, {
-        leases,
-        status: () => box.d!.status(),
-        verifyToken: (token, sig) => verifyLeaseToken(token, sig, sessionKeyObject, key.publicKey()),
-      });
-      const checkpoints = new Checkpointer({ log: audit, signer: key, origin: logOrigin(),
-        onError: (err) => log('error', 'checkpoint not written', { err: String(err) }) });
-      const d = new Daemon(config, log, key, audit, checkpoints, tpm, leases, loop, server, notifier, metrics);
-      box.d = d;
-      d.policy = policy;
-      leases.setPolicy(policy);
-      d.ak = await tpm.attestationKey();
-      if (!d.ak) log('warn', 'TPM not reachable at start; running UNTRUSTED until it answers', { tcti: config.tcti });
-      const ek = await ekEvidence(tpm, config.ekCaDir, log);
-      await audit.append({ sessionStart: {
-        sessionPublicKey: key.publicKey(), akPublic: d.ak?.publicArea ?? Buffer.alloc(0), akPublicPem: d.akPem(),
-        tcti: config.tcti, version: VERSION, pid: process.pid, ekCertificates: ek.certs, ekVerification: ek.verification,
-      } });
-      await d.recordPolicy(policy, undefined);
-      await server.listen();
-      d.sweeper = setInterval(() => leases.sweep(), SWEEP_MS);
-      checkpoints.start();
-      if (config.metricsListen && exported) {
-        const { serveMetrics } = await import('./metrics/server.js');
-        d.metricsServer = await serveMetrics(exported, parseMetricsListen(config.metricsListen));
-      }
-      loop.start();
-      notifier.startWatchdog(() => d.loopIsFresh());
-      log('info', 'attestd started', { socket: config.socketPath, tcti: config.tcti, policy: config.policyPath, state_dir: config.stateDir });
+      const d = new Daemon(await assemble(config, log, key, audit, policy));
+      await d.open(policy);
       return d;
     } catch (err) {
       await audit?.close();
@@ -141,43 +86,34 @@ export class Daemon {
     }
   }
 
-  private akPem(): string {
-    return this.ak ? (this.ak.key.export({ type: 'spki', format: 'pem' }) as string) : '';
-  }
-
-  private onEpoch(e: EpochState, info: { seconds: number; tpmUp: boolean; collateralIssuedAtMs?: number }): void {
-    // A session that started without a TPM pins the first AK that produced a passing quote.
-    if (!this.ak && e.pass) void this.tpm.attestationKey().then((ak) => { this.ak ??= ak; });
-    this.lastEpochDoneMs = Date.now();
-    if (e.pass) this.lastPassMs = e.appraisedAtMs;
-    this.metrics.appraised(info.seconds, e.pass);
-    this.metrics.source('tpm', info.tpmUp);
-    this.metrics.gpus(e.gpu?.gpus.map((g) => g.uuid) ?? [], e.badGpus ?? []);
-    this.metrics.collateral(info.collateralIssuedAtMs);
-    const line = `${this.stateName()} epoch ${e.epoch}${e.pass ? '' : `: ${e.reasons[0]?.code ?? 'failed'}`}`;
-    this.notifier.readyOnce(line);
-    this.notifier.status(line);
-  }
-
   /**
-   * Whether the attestation loop is alive: it completed an epoch (passing or not) recently.
-   * A host that is UNTRUSTED because of drift keeps its watchdog; a stalled loop does not.
+   * Pins the AK and records the session start and the policy in force, then serves: the
+   * socket, the sweep, checkpoints, metrics, the attestation loop and the watchdog.
    */
-  loopIsFresh(): boolean {
-    const p = this.policy?.policy;
-    const limit = Math.max(p?.maxAgeMs ?? 10_000, 3 * (p?.intervalMs ?? 2000));
-    return this.lastEpochDoneMs > 0 && Date.now() - this.lastEpochDoneMs <= limit;
+  private async open(loaded: LoadedPolicy): Promise<void> {
+    const { config, log, key, audit, tpm, ak, leases, status, loop, server, checkpoints, notifier, exported } = this.parts;
+    if (!(await ak.pinAtStart())) log('warn', 'TPM not reachable at start; running UNTRUSTED until it answers', { tcti: config.tcti });
+    const ek = await ekEvidence(tpm, config.ekCaDir, log);
+    await audit.append({ sessionStart: {
+      sessionPublicKey: key.publicKey(), akPublic: ak.publicArea ?? Buffer.alloc(0), akPublicPem: ak.pem(),
+      tcti: config.tcti, version: VERSION, pid: process.pid, ekCertificates: ek.certs, ekVerification: ek.verification,
+    } });
+    await this.recordPolicy(policyInForceRecord(loaded));
+    await server.listen();
+    this.sweeper = setInterval(() => leases.sweep(), SWEEP_MS);
+    checkpoints.start();
+    if (config.metricsListen && exported) {
+      const { serveMetrics } = await import('./metrics/server.js');
+      this.metricsServer = await serveMetrics(exported, parseMetricsListen(config.metricsListen));
+    }
+    loop.start();
+    notifier.startWatchdog(() => status.loopIsFresh());
+    log('info', 'attestd started', { socket: config.socketPath, tcti: config.tcti, policy: config.policyPath, state_dir: config.stateDir });
   }
 
-  stateName(): 'STARTING' | 'TRUSTED' | 'UNTRUSTED' {
-    return (['STARTING', 'STARTING', 'TRUSTED', 'UNTRUSTED'] as const)[this.status().state as number] ?? 'STARTING';
-  }
-
-  private async recordPolicy(p: LoadedPolicy | undefined, failure: { file: string; text: string; digest: Buffer; error: string } | undefined): Promise<void> {
-    const body = p
-      ? { file: p.file, sha256: p.digest, text: Buffer.from(p.text), valid: true }
-      : { file: failure!.file, sha256: failure!.digest, text: Buffer.from(failure!.text), valid: false, error: failure!.error };
-    await this.audit.append({ policyLoad: body }).catch((err) => this.log('error', 'policy load not recorded', { err: String(err) }));
+  /** Records a policy load, valid or not; the log is for the auditor, so a failure here stops nothing. */
+  private async recordPolicy(body: AuditBody['policyLoad']): Promise<void> {
+    await this.parts.audit.append({ policyLoad: body }).catch((err) => this.parts.log('error', 'policy load not recorded', { err: String(err) }));
   }
 
   /**
@@ -185,64 +121,115 @@ export class Daemon {
    * invalid one leaves no policy in force (UNTRUSTED, leases revoked) until a valid one loads.
    */
   async reloadPolicy(): Promise<void> {
+    const { config, log, policy, leases, loop } = this.parts;
     try {
-      const p = await loadPolicyFile(this.config.policyPath);
-      this.policy = p;
-      this.policyProblem = undefined;
-      this.leases.setPolicy(p);
-      this.log('info', 'policy reloaded', { policy: p.file, policy_sha256: p.digest.toString('hex') });
-      await this.recordPolicy(p, undefined);
-      this.loop.trigger();
+      const p = await loadPolicyFile(config.policyPath);
+      policy.load(p);
+      log('info', 'policy reloaded', { policy: p.file, policy_sha256: p.digest.toString('hex') });
+      await this.recordPolicy(policyInForceRecord(p));
+      loop.trigger();
     } catch (err) {
       const message = err instanceof PolicyError ? err.message : (err as Error).message;
-      this.policy = undefined;
-      this.policyProblem = message;
-      this.leases.setPolicy(undefined);
-      this.leases.failEpoch('NOT_TRUSTED', 'policy invalid');
-      this.log('error', 'policy reload failed; host UNTRUSTED until a valid policy loads', { policy: this.config.policyPath, error: message });
-      const bytes = await readFile(this.config.policyPath).catch(() => Buffer.alloc(0));
+      policy.reject(message);
+      leases.failEpoch('NOT_TRUSTED', 'policy invalid');
+      log('error', 'policy reload failed; host UNTRUSTED until a valid policy loads', { policy: config.policyPath, error: message });
+      const bytes = await readFile(config.policyPath).catch(() => Buffer.alloc(0));
       const text = bytes.length <= MAX_POLICY_BYTES ? bytes.toString('utf8') : '';
-      await this.recordPolicy(undefined, { file: this.config.policyPath, text, digest: createHash('sha256').update(bytes).digest(), error: message.slice(0, 4096) });
+      await this.recordPolicy({ file: config.policyPath, sha256: createHash('sha256').update(bytes).digest(), text: Buffer.from(text),
+        valid: false, error: message.slice(0, 4096) });
     }
-  }
-
-  status(): attestd.lease.v1.GetStatusResponse.$Properties {
-    const e = this.leases.epoch;
-    const reasons: string[] = [];
-    let state = State.STARTING;
-    if (this.policyProblem) reasons.push(`POLICY_INVALID: ${this.policyProblem.split('\n')[0]}`);
-    if (e) {
-      const fresh = e.pass && Date.now() <= e.validUntilMs;
-      state = fresh && !this.policyProblem ? State.TRUSTED : State.UNTRUSTED;
-      if (!e.pass) for (const r of e.reasons) reasons.push(`${r.code}: ${r.message}`);
-      else if (!fresh) reasons.push('ATTESTATION_STALE: no passing appraisal within max_age');
-    } else if (this.policyProblem) {
-      state = State.UNTRUSTED;
-    }
-    return {
-      state, epoch: e?.epoch ?? 0, reasons, appraisedAtMs: e?.appraisedAtMs ?? 0, validUntilMs: e?.validUntilMs ?? 0,
-      sessionPublicKey: this.key.publicKey(), akPublicPem: this.akPem(), policySha256: this.policy?.digest ?? Buffer.alloc(0),
-      activeLeases: this.leases.activeCount,
-    };
   }
 
   /** Stops serving, revokes every lease (holders are told), flushes the log, releases the TPM and the key. */
   stop(): Promise<void> {
+    const { log, key, audit, tpm, leases, loop, server, checkpoints, notifier } = this.parts;
     this.stopping ??= (async () => {
-      this.notifier.stopping();
+      notifier.stopping();
       if (this.sweeper) clearInterval(this.sweeper);
       this.metricsServer?.close();
-      await this.loop.stop();
-      this.leases.revokeAll('SHUTTING_DOWN', 'attestd is stopping', this.leases.epoch?.epoch ?? 0);
-      await this.server.close();
-      await this.checkpoints.stop();
-      await this.audit.close();
-      await this.tpm.close();
-      this.key.close();
-      this.log('info', 'attestd stopped');
+      await loop.stop();
+      leases.revokeAll('SHUTTING_DOWN', 'attestd is stopping', leases.epoch?.epoch ?? 0);
+      await server.close();
+      await checkpoints.stop();
+      await audit.close();
+      await tpm.close();
+      key.close();
+      log('info', 'attestd stopped');
     })();
     return this.stopping;
   }
+}
+
+/**
+ * Creates the parts in dependency order, each handed what it reads: the policy holder and the
+ * AK pin first, then the lease manager, the status that reads it, the loop that feeds both,
+ * and the server. The metrics registry comes first so the lease manager can count into it;
+ * its state gauges are pointed at the status once that exists.
+ */
+async function assemble(config: DaemonConfig, log: LogFn, key: SessionKey, audit: AuditLog, loaded: LoadedPolicy): Promise<Parts> {
+  const tpm = new TpmSource(config.tcti);
+  const exported = config.metricsListen ? new (await import('./metrics/metrics.js')).Metrics() : undefined;
+  const metrics: MetricsSink = exported ?? NO_METRICS;
+  const notifier = new Notifier(process.env, (err) => log('warn', 'sd_notify failed', { err: String(err) }));
+  const policy = new PolicyHolder(loaded);
+  const ak = new AkPin(tpm);
+  const leases = new LeaseManager({ signer: key, policy, audit: (b) => audit.append(b), log,
+    onDecision: (outcome, reason, count) => metrics.decision(outcome, reason, count) });
+  const status = new HostStatus({ leases, policy, signer: key, ak });
+  exported?.readFrom({ state: () => status.stateName(), epoch: () => leases.epoch?.epoch ?? 0,
+    activeLeases: () => leases.activeCount, lastPassMs: () => status.lastPassMs });
+  const loop = new AttestationLoop({
+    tpm, audit, leases, signer: key, log, policy, trustedAk: ak,
+    gpu: new GpuCollector({ nvmlLibraryPath: config.nvmlLibrary, crossCheck: true }),
+    cvm: new CvmSource({ tsmRoot: config.tsmRoot }),
+    inventory: hostInventory(log),
+    onEpoch: epochObserver(status, ak, metrics, notifier),
+  });
+  const sessionKeyObject = ed25519PublicKey(key.publicKey());
+  const server = new ApiServer({
+    socketPath: config.socketPath,
+    socketGid: config.socketGroup !== undefined ? groupId(config.socketGroup) : undefined,
+    listenFd: listenFdFromSystemd(),
+    log,
+  }, {
+    leases,
+    status,
+    verifyToken: (token, sig) => verifyLeaseToken(token, sig, sessionKeyObject, key.publicKey()),
+  });
+  const checkpoints = new Checkpointer({ log: audit, signer: key, origin: logOrigin(),
+    onError: (err) => log('error', 'checkpoint not written', { err: String(err) }) });
+  return { config, log, key, audit, tpm, policy, ak, leases, status, loop, server, checkpoints, notifier, exported };
+}
+
+/** What follows each epoch once it is in force: the AK pin, the status, the metrics, systemd's status line. */
+function epochObserver(status: HostStatus, ak: AkPin, metrics: MetricsSink, notifier: Notifier): NonNullable<LoopDeps['onEpoch']> {
+  return (e, info) => {
+    // A session that started without a TPM pins the first AK that produced a passing quote.
+    ak.afterEpoch(e);
+    status.epochDone(e);
+    metrics.appraised(info.seconds, e.pass);
+    metrics.source('tpm', info.tpmUp);
+    metrics.gpus(e.gpu?.gpus.map((g) => g.uuid) ?? [], e.badGpus ?? []);
+    metrics.collateral(info.collateralIssuedAtMs);
+    const line = `${status.stateName()} epoch ${e.epoch}${e.pass ? '' : `: ${e.reasons[0]?.code ?? 'failed'}`}`;
+    notifier.readyOnce(line);
+    notifier.status(line);
+  };
+}
+
+/** The host inventory JSON, collected in the background: undefined until ready, '' if it could not be. */
+function hostInventory(log: LogFn): () => string | undefined {
+  let inventory: string | undefined;
+  void collectHostInventory().then((i) => (inventory = JSON.stringify(i)), (err) => {
+    log('warn', 'host inventory not collected', { err: String(err) });
+    inventory = '';
+  });
+  return () => inventory;
+}
+
+/** The record of a valid policy put in force. */
+function policyInForceRecord(p: LoadedPolicy): AuditBody['policyLoad'] {
+  return { file: p.file, sha256: p.digest, text: Buffer.from(p.text), valid: true };
 }
 
 /**

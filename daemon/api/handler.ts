@@ -1,12 +1,12 @@
 import type { Connection, ResponseProps } from './connection.js';
 import type { LeaseManager } from '../lease/manager.js';
-import type { attestd } from '../gen/proto.js';
+import type { HostStatus } from './host-status.js';
 import type { VerifiedClaims } from '../verify/lease-token.js';
 
 /** What handlers may use: the lease manager and read-only views of the daemon. */
 export interface ApiContext {
   leases: LeaseManager;
-  status(): attestd.lease.v1.GetStatusResponse.$Properties;
+  status: Pick<HostStatus, 'report'>;
   verifyToken(token: Uint8Array, signature: Uint8Array): VerifiedClaims | undefined;
 }
 

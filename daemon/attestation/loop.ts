@@ -10,7 +10,8 @@ import { asAttestdError, type ErrorCode } from '../base/errors.js';
 import { bindingDigest, EMPTY_GPU_MEASUREMENT_SHA256 } from '../verify/binding.js';
 import { EPOCH_RESULT_CONTEXT } from '../verify/epoch-result.js';
 import { requiredSelections } from '../policy/appraise.js';
-import type { LoadedPolicy, Policy } from '../policy/types.js';
+import type { Policy } from '../policy/types.js';
+import type { PolicyInForce } from '../policy/holder.js';
 import type { TpmSource } from '../evidence/tpm/source.js';
 import type { GpuCollector, GpuEvidence } from '../evidence/gpu/collector.js';
 import type { AuditLog } from '../audit/log.js';
@@ -24,6 +25,7 @@ import type { RecordedGpuReport } from '../appraisal/source-verdicts.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
 import { gpuNonce } from '../verify/gpu-report/nonce.js';
 import type { CvmSource } from '../evidence/cvm/source.js';
+import type { AkPin } from './ak-pin.js';
 
 /**
  * Where epochs go once reached: the lease manager, in the daemon. The loop only announces; it
@@ -47,8 +49,10 @@ export interface LoopDeps {
   audit: AuditLog;
   leases: EpochSink;
   signer: Signer;
-  policy: () => LoadedPolicy | undefined;
-  trustedAkPublic: () => Uint8Array | undefined;
+  /** The policy in force, read as each epoch starts and to time the next one. */
+  policy: Pick<PolicyInForce, 'current'>;
+  /** The AK quotes must come from, once one is pinned. */
+  trustedAk: Pick<AkPin, 'publicArea'>;
   now?: () => number;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Told of every epoch once it is in force, with how long it took and whether the TPM answered. */
@@ -99,7 +103,7 @@ export class AttestationLoop {
           this.trigger();
           return;
         }
-        const interval = this.deps.policy()?.policy.intervalMs ?? 2000;
+        const interval = this.deps.policy.current?.policy.intervalMs ?? 2000;
         this.timer = setTimeout(() => this.trigger(), interval);
       });
   }
@@ -121,7 +125,7 @@ export class AttestationLoop {
 
   private async runOnce(): Promise<void> {
     const { deps } = this;
-    const loaded = deps.policy();
+    const loaded = deps.policy.current;
     const started = process.hrtime.bigint();
     const elapsed = () => Number(process.hrtime.bigint() - started) / 1e9;
     const epoch = ++this.epochNo;
@@ -224,7 +228,7 @@ export class AttestationLoop {
       this.deps.log('error', 'epoch evidence does not read back as recorded', { err: String(err) });
       return { verdict: { pass: false, reasons: [{ code: 'INTERNAL', message: 'the evidence could not be recorded consistently' }] }, evidence };
     }
-    const verdict = epochVerdict({ policy, binding, nowMs, trustedAkPublic: this.deps.trustedAkPublic(), previousClock: this.carry.clock,
+    const verdict = epochVerdict({ policy, binding, nowMs, trustedAkPublic: this.deps.trustedAk.publicArea, previousClock: this.carry.clock,
       collectionFailure: c.collectionFailure, ...recorded });
     this.carry.advance(verdict);
     if (verdict.imaNext) this.collector.advanceIma(c.evidence.ima?.newLines.length ?? 0);

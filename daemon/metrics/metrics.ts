@@ -8,26 +8,35 @@ import type { MetricsSink, MetricsSources, Outcome } from './sink.js';
 
 export type { Outcome };
 
+/** What the state gauges show until the daemon's state is handed over (readFrom): nothing yet. */
+const NOT_STARTED: MetricsSources = { state: () => 'STARTING', epoch: () => 0, activeLeases: () => 0, lastPassMs: () => 0 };
+
+/**
+ * Counts what it is told from the start (decisions, appraisals, sources); the state gauges
+ * read the daemon's state at each scrape, from the sources handed over once that state exists.
+ */
 export class Metrics implements MetricsSink {
   readonly registry = new Registry();
+  private src: MetricsSources = NOT_STARTED;
   private readonly decisions: Counter<'outcome' | 'reason'>;
   private readonly appraisal: Histogram<'result'>;
   private readonly sourceUp: Gauge<'source'>;
   private readonly gpuOk: Gauge<'uuid'>;
   private readonly collateralAge: Gauge;
 
-  constructor(src: MetricsSources) {
+  constructor() {
     const registers = [this.registry];
+    const src = (): MetricsSources => this.src;
     new Gauge({ name: 'attestd_state', help: 'Host state: 1 for the current state, 0 for the others', labelNames: ['state'], registers,
       collect() {
-        const s = src.state();
+        const s = src().state();
         for (const name of ['STARTING', 'TRUSTED', 'UNTRUSTED']) this.set({ state: name }, s === name ? 1 : 0);
       } });
-    new Gauge({ name: 'attestd_epoch', help: 'Current epoch number', registers, collect() { this.set(src.epoch()); } });
-    new Gauge({ name: 'attestd_active_leases', help: 'Leases currently held', registers, collect() { this.set(src.activeLeases()); } });
+    new Gauge({ name: 'attestd_epoch', help: 'Current epoch number', registers, collect() { this.set(src().epoch()); } });
+    new Gauge({ name: 'attestd_active_leases', help: 'Leases currently held', registers, collect() { this.set(src().activeLeases()); } });
     new Gauge({ name: 'attestd_seconds_since_last_passing_appraisal', help: 'Seconds since the latest passing appraisal (-1 if none)', registers,
       collect() {
-        const t = src.lastPassMs();
+        const t = src().lastPassMs();
         this.set(t ? (Date.now() - t) / 1000 : -1);
       } });
     this.decisions = new Counter({ name: 'attestd_lease_decisions_total', help: 'Lease decisions by outcome and reason code', labelNames: ['outcome', 'reason'], registers });
@@ -36,6 +45,11 @@ export class Metrics implements MetricsSink {
     this.sourceUp = new Gauge({ name: 'attestd_evidence_source_up', help: 'Whether an evidence source answered in the latest epoch', labelNames: ['source'], registers });
     this.gpuOk = new Gauge({ name: 'attestd_gpu_ok', help: 'Per GPU: 1 when it passed the latest appraisal, 0 when it failed', labelNames: ['uuid'], registers });
     this.collateralAge = new Gauge({ name: 'attestd_cvm_collateral_age_seconds', help: 'Age of the oldest confidential-VM collateral file', registers });
+  }
+
+  /** Where the state gauges read from, from now on. */
+  readFrom(src: MetricsSources): void {
+    this.src = src;
   }
 
   /** Per-GPU status; GPUs no longer present are dropped from the series. */

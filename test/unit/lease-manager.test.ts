@@ -1,6 +1,7 @@
 import { describe, it, expect, beforeEach } from 'vitest';
 import { generateKeyPairSync, sign as edSign } from 'node:crypto';
 import { LeaseManager } from '../../daemon/lease/manager.js';
+import { PolicyHolder } from '../../daemon/policy/holder.js';
 import type { LeaseEvent } from '../../daemon/lease/types.js';
 import type { EpochState } from '../../daemon/appraisal/epoch-state.js';
 import type { LoadedPolicy } from '../../daemon/policy/types.js';
@@ -27,20 +28,21 @@ const passing = (epoch: number, at: number): EpochState => ({ epoch, pass: true,
 let now: number;
 let records: AuditBody[];
 let auditFails: boolean;
+let policies: PolicyHolder;
 let m: LeaseManager;
 beforeEach(() => {
   now = 1_000_000;
   records = [];
   auditFails = false;
+  policies = new PolicyHolder(policy);
   m = new LeaseManager({
-    signer, now: () => now,
+    signer, now: () => now, policy: policies,
     audit: async (b) => {
       if (auditFails) throw new Error('ENOSPC');
       records.push(b);
       return records.length - 1;
     },
   });
-  m.setPolicy(policy);
 });
 
 describe('lease manager', () => {
@@ -116,8 +118,7 @@ describe('lease manager', () => {
     m.applyEpoch(passing(1, now));
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
-    const slow = new LeaseManager({ signer, now: () => now, audit: async () => { await gate; return 0; } });
-    slow.setPolicy(policy);
+    const slow = new LeaseManager({ signer, now: () => now, policy: policies, audit: async () => { await gate; return 0; } });
     slow.applyEpoch(passing(1, now));
     const pending = slow.acquire(alice);
     slow.failEpoch('TPM_UNAVAILABLE', 'TPM gone');
@@ -143,6 +144,19 @@ describe('lease manager', () => {
     expect(m.epoch!.pass).toBe(false); // staleness fails the epoch
     await expect(m.acquire(alice)).rejects.toMatchObject({ code: 'ATTESTATION_STALE' });
     expect(m.isLive(lease.leaseId)).toBe(false);
+  });
+
+  it('decides under the policy in force at the time of each call', async () => {
+    m.applyEpoch(passing(1, now));
+    const lease = await m.acquire(alice);
+    policies.reject('policy.yaml:3: bad');
+    await expect(m.acquire(alice)).rejects.toMatchObject({ code: 'NOT_TRUSTED', message: 'no valid policy' });
+    await expect(m.renew(alice, lease.leaseId)).rejects.toMatchObject({ code: 'NOT_TRUSTED', message: 'no valid policy' });
+    policies.load({ ...policy, policy: { ...policy.policy, rules: [policy.policy.rules[1]!] } });
+    await expect(m.renew(alice, lease.leaseId)).rejects.toMatchObject({ code: 'NO_MATCHING_RULE', message: 'the lease rule no longer matches' });
+    expect(records.at(-1)!.leaseDecision).toMatchObject({ kind: 4, leaseId: lease.leaseId, reasonCode: 'NO_MATCHING_RULE' });
+    policies.load(policy);
+    expect((await m.renew(alice, lease.leaseId)).leaseId).toBe(lease.leaseId);
   });
 
   it('releases for the holder and refuses strangers', async () => {
