@@ -68,8 +68,7 @@ export function grantGpus(rule: Rule, epoch: EpochState, want: string[]): string
     if (outside) throw new AttestdError('NO_MATCHING_RULE', `the rule does not grant ${outside}`);
     uuids = [...new Set(asked)];
   }
-  const bad = uuids.find((u) => epoch.badGpus?.includes(u));
-  if (bad) throw new AttestdError('NOT_TRUSTED', `GPU ${bad} failed appraisal`);
+  refuseFailedGpus(uuids, epoch);
   return uuids;
 }
 
