@@ -65,7 +65,7 @@ export function grantGpus(rule: Rule, epoch: EpochState, want: string[]): string
     const byIndex = new Map(epoch.gpu.gpus.map((g) => [String(g.index), g.uuid]));
     const asked = want.map((w) => byIndex.get(w) ?? w.toLowerCase().replace(/^gpu-/, 'GPU-'));
     const outside = asked.find((u) => !uuids.includes(u));
-    if (outside) throw new AttestdError('NO_MATCHING_RULE', `the rule does not grant ${outside}`);
+    if (outside !== undefined) throw new AttestdError('NO_MATCHING_RULE', `the rule does not grant "${outside}"`);
     uuids = [...new Set(asked)];
   }
   refuseFailedGpus(uuids, epoch);

@@ -55,6 +55,8 @@ describe('GPU evidence and per-GPU leases', () => {
       const only0 = (await c.call({ acquireLease: { gpus: ['0'] } })).acquireLease!.lease!;
       expect(only0.gpus).toEqual([GPU0]);
       await expect(c.call({ acquireLease: { gpus: ['GPU-00000000-0000-0000-0000-000000000000'] } })).rejects.toMatchObject({ code: 'NO_MATCHING_RULE' });
+      // An empty name is no GPU the rule grants either.
+      await expect(c.call({ acquireLease: { gpus: [''] } })).rejects.toMatchObject({ code: 'NO_MATCHING_RULE' });
 
       // The supervised child sees exactly its leased GPU.
       const out = join(dir, 'visible');
