@@ -158,8 +158,8 @@ function locator(places: ReadonlyMap<string, Place>, at: (offset: number) => Pos
 /**
  * A composed document as plain data, with the place of every part recorded by pointer.
  * What a policy never needs is refused, each with the offset and path where it was found:
- * nesting beyond MAX_DEPTH, aliases, tags other than the core scalars, non-scalar and
- * duplicate keys.
+ * nesting beyond MAX_DEPTH, aliases, scalars other than strings, numbers, booleans and null
+ * (such as !!binary), non-scalar keys and duplicate keys.
  */
 class PlainValue {
   readonly places = new Map<string, Place>();
@@ -198,7 +198,7 @@ class PlainValue {
     return out;
   }
 
-  /** `offset` and `here` are the mapping's own, for keys without a position. */
+  /** `offset` and `here` are the mapping's own: where a key without a position, or a refused key, is reported. */
   private mapping(items: readonly unknown[], segments: Segment[], depth: number, offset: number, here: string): Record<string, unknown> {
     const out = Object.create(null) as Record<string, unknown>;
     for (const pair of items) {
