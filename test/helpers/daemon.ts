@@ -2,7 +2,7 @@
  * Runs the real daemon (the compiled dist/ build, as an operator would) against a software
  * TPM for integration tests, plus attestctl as a subprocess and a socket client.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -122,20 +122,25 @@ export interface CtlResult {
   stderr: string;
 }
 
-/** Runs attestctl to completion. */
-export function attestctl(args: string[], socket?: string, timeoutMs = 20_000): Promise<CtlResult> {
+/** Runs a program to completion (killed after `timeoutMs`), collecting its output. */
+export function runToEnd(command: string, args: string[], options: SpawnOptions = {}, timeoutMs = 20_000): Promise<CtlResult> {
   return new Promise((res) => {
-    const p = spawn(process.execPath, [ATTESTCTL, ...(socket ? ['--socket', socket] : []), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(command, args, { ...options, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
+    p.stdout!.on('data', (d) => (stdout += d));
+    p.stderr!.on('data', (d) => (stderr += d));
     const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
     p.on('exit', (code) => {
       clearTimeout(t);
       res({ code, stdout, stderr });
     });
   });
+}
+
+/** Runs attestctl to completion. */
+export function attestctl(args: string[], socket?: string, timeoutMs = 20_000): Promise<CtlResult> {
+  return runToEnd(process.execPath, [ATTESTCTL, ...(socket ? ['--socket', socket] : []), ...args], {}, timeoutMs);
 }
 
 /** Starts attestctl without waiting for it. */

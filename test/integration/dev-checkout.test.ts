@@ -8,7 +8,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { testPolicy } from '../helpers/daemon.js';
+import { runToEnd, testPolicy } from '../helpers/daemon.js';
 import { startSwtpm } from '../helpers/swtpm.js';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -30,18 +30,7 @@ function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
 interface ShellResult { code: number | null; stdout: string; stderr: string }
 
 function sh(script: string, cwd: string, env: NodeJS.ProcessEnv = cleanEnv(), timeoutMs = 20_000): Promise<ShellResult> {
-  return new Promise((res) => {
-    const p = spawn('sh', ['-c', script], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('exit', (code) => {
-      clearTimeout(t);
-      res({ code, stdout, stderr });
-    });
-  });
+  return runToEnd('sh', ['-c', script], { cwd, env }, timeoutMs);
 }
 
 /** The one `export PATH=...` line of the README's shell examples. */
