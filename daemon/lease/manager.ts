@@ -162,9 +162,11 @@ export class LeaseManager {
   }
 
   /** Whether a lease is held, granted and neither expired nor revoked. */
-  isLive(leaseId: string): boolean {
+  isLive(leaseId: string, token?: Uint8Array): boolean {
     const lease = this.table.get(leaseId);
-    return !!lease && lease.granted && !lease.revoked && this.now() < lease.expiresAtMs;
+    if (!lease || !lease.granted || lease.revoked || this.now() >= lease.expiresAtMs) return false;
+    // A renewal supersedes every earlier token of the lease: only the current one is live.
+    return token === undefined || Buffer.from(lease.token.token).equals(Buffer.from(token));
   }
 
   /**

@@ -159,6 +159,18 @@ describe('lease manager', () => {
     expect((await m.renew(alice, lease.leaseId)).leaseId).toBe(lease.leaseId);
   });
 
+  it('calls only the current token of a lease live: a renewal supersedes the earlier ones', async () => {
+    m.applyEpoch(passing(1, now));
+    const lease = await m.acquire(alice);
+    expect(m.isLive(lease.leaseId, lease.token.token)).toBe(true);
+    m.applyEpoch(passing(2, now));
+    const renewed = await m.renew(alice, lease.leaseId);
+    expect(m.isLive(lease.leaseId, renewed.token.token)).toBe(true);
+    expect(m.isLive(lease.leaseId, lease.token.token)).toBe(false);
+    now += 60_000;
+    expect(m.isLive(lease.leaseId, renewed.token.token)).toBe(false);
+  });
+
   it('releases for the holder and refuses strangers', async () => {
     m.applyEpoch(passing(1, now));
     const lease = await m.acquire(alice);

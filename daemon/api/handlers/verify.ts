@@ -6,5 +6,5 @@ export const verifyLease: Handler<attestd.lease.v1.VerifyLeaseRequest.$Propertie
   const token = req.token;
   if (!token?.token || !token.signature) throw new AttestdError('MALFORMED_REQUEST', 'token required');
   const claims = ctx.verifyToken(token.token, token.signature);
-  return { verifyLease: { signatureValid: !!claims, live: !!claims && ctx.leases.isLive(claims.leaseId), claims: claims ?? null } };
+  return { verifyLease: { signatureValid: !!claims, live: !!claims && ctx.leases.isLive(claims.leaseId, token.token), claims: claims ?? null } };
 };
