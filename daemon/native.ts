@@ -29,6 +29,19 @@ export interface PeerCredentials {
 
 export type HashAlgorithm = 'sha256' | 'sha384';
 
+/**
+ * A digest and the version of the file it was computed over, as fstat saw it before and
+ * after the read (field names and units of node:fs BigIntStats).
+ */
+export interface FileDigest {
+  digest: Buffer;
+  dev: bigint;
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
 interface NativeKeyHandle {
   sign(data: Uint8Array): Buffer;
   publicKey(): Buffer;
@@ -41,6 +54,7 @@ interface NativeAddon {
   sha256(data: Uint8Array): Buffer;
   sha384(data: Uint8Array): Buffer;
   hashFile(path: string, alg: HashAlgorithm): Promise<Buffer>;
+  hashExecutable(fd: number, alg: HashAlgorithm, maxBytes: number): Promise<FileDigest>;
   peerCredentials(fd: number): PeerCredentials;
   pidfdOpen(pid: number): number;
   pidfdIsAlive(fd: number): boolean;
@@ -150,9 +164,11 @@ export function sha384(data: Uint8Array): Buffer {
 }
 
 /**
- * Hashes a regular file on a worker thread, reading it in 1 MiB chunks with no size limit.
- * Symlinks are followed, as /proc/<pid>/exe requires. Rejects with NATIVE_IO_FAILED (the
- * errno name is in the message) and with INVALID_ARGUMENT for bad arguments.
+ * Hashes a regular file the daemon names (a driver file, say) on a libuv worker thread,
+ * reading it in 1 MiB chunks with no size limit. Symlinks are followed. Rejects with
+ * NATIVE_IO_FAILED (the errno name is in the message) if it cannot be read, is not a regular
+ * file or changed while being read, and with INVALID_ARGUMENT for bad arguments. A caller's
+ * executable goes through hashExecutable instead.
  */
 export function hashFile(path: string, alg: HashAlgorithm): Promise<Buffer> {
   try {
@@ -163,6 +179,30 @@ export function hashFile(path: string, alg: HashAlgorithm): Promise<Buffer> {
       throw new AttestdError('INVALID_ARGUMENT', "alg must be 'sha256' or 'sha384'");
     }
     return addon().hashFile(path, alg);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+/**
+ * Hashes the regular file open on `fd`, which the caller keeps and may close as soon as
+ * this returns (the core hashes a duplicate, reading from offset 0 without moving the shared
+ * file offset), and says which version of the file the digest is of. Runs on the native
+ * core's own threads, never on libuv's pool, so no size of file can delay the audit log's
+ * writes. Rejects with EXE_TOO_LARGE when the file holds more than `maxBytes`,
+ * NATIVE_IO_FAILED when it is not a regular file, cannot be read or changed while being read,
+ * and INVALID_ARGUMENT for bad arguments.
+ */
+export function hashExecutable(fd: number, alg: HashAlgorithm, maxBytes: number): Promise<FileDigest> {
+  try {
+    requireInt(fd, 'fd', 0);
+    if (alg !== 'sha256' && alg !== 'sha384') {
+      throw new AttestdError('INVALID_ARGUMENT', "alg must be 'sha256' or 'sha384'");
+    }
+    if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) {
+      throw new AttestdError('INVALID_ARGUMENT', 'maxBytes must be a non-negative safe integer');
+    }
+    return addon().hashExecutable(fd, alg, maxBytes);
   } catch (err) {
     return Promise.reject(err);
   }
