@@ -56,6 +56,7 @@ interface NativeAddon {
   hashFile(path: string, alg: HashAlgorithm): Promise<Buffer>;
   hashExecutable(fd: number, alg: HashAlgorithm, maxBytes: number): Promise<FileDigest>;
   peerCredentials(fd: number): PeerCredentials;
+  peerPidfd(fd: number): number | null;
   pidfdOpen(pid: number): number;
   pidfdIsAlive(fd: number): boolean;
   closeFd(fd: number): void;
@@ -215,9 +216,9 @@ export function peerCredentials(fd: number): PeerCredentials {
 }
 
 /**
- * Pidfds handed out by pidfdOpen and not yet closed. closeFd and pidfdIsAlive accept only
- * these, so a stale or doubled close cannot hit a descriptor number that libuv or another
- * module has since been given.
+ * Pidfds handed out by pidfdOpen or peerPidfd and not yet closed. closeFd and pidfdIsAlive
+ * accept only these, so a stale or doubled close cannot hit a descriptor number that libuv or
+ * another module has since been given.
  */
 const openPidfds = new Set<number>();
 
@@ -227,6 +228,20 @@ export function pidfdOpen(pid: number): number {
   const fd = addon().pidfdOpen(pid);
   openPidfds.add(fd);
   return fd;
+}
+
+/**
+ * A pidfd (close-on-exec) for the process that connected to the Unix socket `fd`, taken from
+ * the socket itself (SO_PEERPIDFD), so it names that process even if its pid has since been
+ * given to another. Undefined on kernels older than 6.5, which lack the option. Close it
+ * with closeFd.
+ */
+export function peerPidfd(fd: number): number | undefined {
+  requireInt(fd, 'fd', 0);
+  const pidfd = addon().peerPidfd(fd);
+  if (pidfd === null) return undefined;
+  openPidfds.add(pidfd);
+  return pidfd;
 }
 
 function requirePidfd(fd: number): void {
@@ -242,7 +257,7 @@ export function pidfdIsAlive(fd: number): boolean {
   return addon().pidfdIsAlive(fd);
 }
 
-/** Closes a pidfd from pidfdOpen. */
+/** Closes a pidfd from pidfdOpen or peerPidfd. */
 export function closeFd(fd: number): void {
   requirePidfd(fd);
   // Forget it first: the kernel releases the number even if close reports an error.
