@@ -5,7 +5,8 @@
 import type { Socket } from 'node:net';
 import { attestd } from '../gen/proto.js';
 import { FrameDecoder, frameMessage } from './framing.js';
-import { identify, releasePeer, type ExeDigestCache, type Peer } from './peer.js';
+import type { ExeDigestCache } from './exe-digests.js';
+import { identify, releasePeer, type Peer } from './peer.js';
 import type { WorkloadIdentity } from '../base/workload-identity.js';
 
 export type ResponseProps = attestd.lease.v1.Response.$Properties;
