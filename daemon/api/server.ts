@@ -158,11 +158,13 @@ export class ApiServer {
       this.reject(conn, id, new AttestdError('TOO_MANY_REQUESTS'), false);
       return;
     }
-    conn.outstanding++;
+    // Counted in before the handler runs and out only once it has settled: the peer's pidfd
+    // is released after the last request of a closed connection, never under one.
+    conn.requestStarted();
     HANDLERS[call](conn, req[call], this.ctx, id)
       .then((result: Omit<ResponseProps, 'id'>) => conn.send({ id, ...result }))
       .catch((err: unknown) => this.reject(conn, id, asAttestdError(err), false))
-      .finally(() => conn.outstanding--);
+      .finally(() => conn.requestFinished());
   }
 
   private reject(conn: Connection, id: number, err: AttestdError, close: boolean): void {

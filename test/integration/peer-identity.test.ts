@@ -3,10 +3,12 @@
  * that exec()s another program while it is being identified, one whose pid goes to another
  * process before its connection is looked at, one that changes user after connecting; and
  * the bounds of executable hashing (a caller's huge executable neither delays durable
- * writes nor gets hashed past the size limit).
+ * writes nor gets hashed past the size limit). Also the lifetime of a connection's pidfd.
  */
-import { mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,7 +16,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { AttestdError } from '../../daemon/base/errors.js';
 import { ExeDigestCache, MAX_EXE_BYTES } from '../../daemon/api/exe-digests.js';
+import { frameMessage } from '../../daemon/api/framing.js';
+import type { ApiContext } from '../../daemon/api/handler.js';
 import { identify, peerOf, releasePeer, type Peer } from '../../daemon/api/peer.js';
+import { ApiServer } from '../../daemon/api/server.js';
+import { attestd } from '../../daemon/gen/proto.js';
 import * as native from '../../daemon/native.js';
 import { Caller, Listener, paddedCopy, peerHelpers, settle, sha256File, socketFd } from '../helpers/peer-callers.js';
 import { blockThreadPool, threadPoolSize } from '../helpers/thread-pool.js';
@@ -215,5 +221,52 @@ describe('hashing callers\' executables', () => {
     const huge = paddedCopy(helpers.a, join(dir, 'huge'), MAX_EXE_BYTES + 1);
     const { peer } = await connectCaller(huge);
     expectRefused(await settle(identify(peer, new ExeDigestCache())), 'EXE_TOO_LARGE');
+  });
+});
+
+/** Pidfds this process holds. */
+function pidfds(): number {
+  let n = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (/pidfd/.test(readlinkSync(`/proc/self/fd/${fd}`))) n++;
+    } catch {
+      // closed while listing
+    }
+  }
+  return n;
+}
+
+describe('a connection\'s pidfd', () => {
+  it('stays open while a request of a closed connection is still running', async () => {
+    let reached!: () => void;
+    const inAcquire = new Promise<void>((resolve) => (reached = resolve));
+    let finish!: (err: Error) => void;
+    const acquire = new Promise<never>((_, reject) => (finish = reject));
+    const ctx = {
+      leases: { acquire: () => (reached(), acquire) },
+      status: () => ({}),
+      verifyToken: () => undefined,
+    } as unknown as ApiContext;
+    const server = new ApiServer({ socketPath: join(dir, 'server.sock'), log: () => undefined }, ctx);
+    await server.listen();
+    try {
+      const before = pidfds();
+      const client = net.connect(join(dir, 'server.sock'));
+      await once(client, 'connect');
+      client.write(frameMessage(attestd.lease.v1.Request.encode({ id: 1, acquireLease: {} }).finish()));
+      await inAcquire;
+      expect(pidfds()).toBe(before + 1);
+
+      client.destroy();
+      await waitFor(() => server.connectionCount === 0, 'the server to see the close');
+      // Closed, but its request is not done: the pidfd is still the connection's.
+      expect(pidfds()).toBe(before + 1);
+
+      finish(new AttestdError('NOT_TRUSTED'));
+      await waitFor(() => pidfds() === before, 'the pidfd to be released');
+    } finally {
+      await server.close();
+    }
   });
 });
