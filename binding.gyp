@@ -11,6 +11,8 @@
         "native/secure_heap.cc",
         "native/session_key.cc",
         "native/hash.cc",
+        "native/file_digest.cc",
+        "native/exe_hasher.cc",
         "native/peer.cc",
         "native/notify.cc",
         "native/cvm.cc"

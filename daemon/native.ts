@@ -29,6 +29,19 @@ export interface PeerCredentials {
 
 export type HashAlgorithm = 'sha256' | 'sha384';
 
+/**
+ * A digest and the version of the file it was computed over, as fstat saw it before and
+ * after the read (field names and units of node:fs BigIntStats).
+ */
+export interface FileDigest {
+  digest: Buffer;
+  dev: bigint;
+  ino: bigint;
+  size: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+}
+
 interface NativeKeyHandle {
   sign(data: Uint8Array): Buffer;
   publicKey(): Buffer;
@@ -41,7 +54,9 @@ interface NativeAddon {
   sha256(data: Uint8Array): Buffer;
   sha384(data: Uint8Array): Buffer;
   hashFile(path: string, alg: HashAlgorithm): Promise<Buffer>;
+  hashExecutable(fd: number, alg: HashAlgorithm, maxBytes: number): Promise<FileDigest>;
   peerCredentials(fd: number): PeerCredentials;
+  peerPidfd(fd: number): number | null;
   pidfdOpen(pid: number): number;
   pidfdIsAlive(fd: number): boolean;
   closeFd(fd: number): void;
@@ -150,9 +165,11 @@ export function sha384(data: Uint8Array): Buffer {
 }
 
 /**
- * Hashes a regular file on a worker thread, reading it in 1 MiB chunks with no size limit.
- * Symlinks are followed, as /proc/<pid>/exe requires. Rejects with NATIVE_IO_FAILED (the
- * errno name is in the message) and with INVALID_ARGUMENT for bad arguments.
+ * Hashes a regular file the daemon names (a driver file, say) on a libuv worker thread,
+ * reading it in 1 MiB chunks with no size limit. Symlinks are followed. Rejects with
+ * NATIVE_IO_FAILED (the errno name is in the message) if it cannot be read, is not a regular
+ * file or changed while being read, and with INVALID_ARGUMENT for bad arguments. A caller's
+ * executable goes through hashExecutable instead.
  */
 export function hashFile(path: string, alg: HashAlgorithm): Promise<Buffer> {
   try {
@@ -168,6 +185,30 @@ export function hashFile(path: string, alg: HashAlgorithm): Promise<Buffer> {
   }
 }
 
+/**
+ * Hashes the regular file open on `fd`, which the caller keeps and may close as soon as
+ * this returns (the core hashes a duplicate, reading from offset 0 without moving the shared
+ * file offset), and says which version of the file the digest is of. Runs on the native
+ * core's own threads, never on libuv's pool, so no size of file can delay the audit log's
+ * writes. Rejects with EXE_TOO_LARGE when the file holds more than `maxBytes`,
+ * NATIVE_IO_FAILED when it is not a regular file, cannot be read or changed while being read,
+ * and INVALID_ARGUMENT for bad arguments.
+ */
+export function hashExecutable(fd: number, alg: HashAlgorithm, maxBytes: number): Promise<FileDigest> {
+  try {
+    requireInt(fd, 'fd', 0);
+    if (alg !== 'sha256' && alg !== 'sha384') {
+      throw new AttestdError('INVALID_ARGUMENT', "alg must be 'sha256' or 'sha384'");
+    }
+    if (!Number.isSafeInteger(maxBytes) || maxBytes < 0) {
+      throw new AttestdError('INVALID_ARGUMENT', 'maxBytes must be a non-negative safe integer');
+    }
+    return addon().hashExecutable(fd, alg, maxBytes);
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
 /** The pid, uid and gid the kernel recorded for the peer of a connected Unix socket. */
 export function peerCredentials(fd: number): PeerCredentials {
   requireInt(fd, 'fd', 0);
@@ -175,9 +216,9 @@ export function peerCredentials(fd: number): PeerCredentials {
 }
 
 /**
- * Pidfds handed out by pidfdOpen and not yet closed. closeFd and pidfdIsAlive accept only
- * these, so a stale or doubled close cannot hit a descriptor number that libuv or another
- * module has since been given.
+ * Pidfds handed out by pidfdOpen or peerPidfd and not yet closed. closeFd and pidfdIsAlive
+ * accept only these, so a stale or doubled close cannot hit a descriptor number that libuv or
+ * another module has since been given.
  */
 const openPidfds = new Set<number>();
 
@@ -187,6 +228,20 @@ export function pidfdOpen(pid: number): number {
   const fd = addon().pidfdOpen(pid);
   openPidfds.add(fd);
   return fd;
+}
+
+/**
+ * A pidfd (close-on-exec) for the process that connected to the Unix socket `fd`, taken from
+ * the socket itself (SO_PEERPIDFD), so it names that process even if its pid has since been
+ * given to another. Undefined on kernels older than 6.5, which lack the option. Close it
+ * with closeFd.
+ */
+export function peerPidfd(fd: number): number | undefined {
+  requireInt(fd, 'fd', 0);
+  const pidfd = addon().peerPidfd(fd);
+  if (pidfd === null) return undefined;
+  openPidfds.add(pidfd);
+  return pidfd;
 }
 
 function requirePidfd(fd: number): void {
@@ -202,7 +257,7 @@ export function pidfdIsAlive(fd: number): boolean {
   return addon().pidfdIsAlive(fd);
 }
 
-/** Closes a pidfd from pidfdOpen. */
+/** Closes a pidfd from pidfdOpen or peerPidfd. */
 export function closeFd(fd: number): void {
   requirePidfd(fd);
   // Forget it first: the kernel releases the number even if close reports an error.

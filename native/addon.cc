@@ -11,6 +11,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   attestd::InitErrors(env, exports);
   attestd::InitSessionKey(env, exports);
   attestd::InitHash(env, exports);
+  attestd::InitExeHasher(env, exports);
   attestd::InitPeer(env, exports);
   attestd::InitNotify(env, exports);
   attestd::InitCvm(env, exports);

@@ -116,6 +116,16 @@ bool GetNonNegativeInt(const Napi::CallbackInfo& info, size_t index, int* out) {
   return false;
 }
 
+const EVP_MD* GetDigest(const Napi::CallbackInfo& info, size_t index) {
+  if (info[index].IsString()) {
+    std::string name = info[index].As<Napi::String>().Utf8Value();
+    if (name == "sha256") return EVP_sha256();
+    if (name == "sha384") return EVP_sha384();
+  }
+  ThrowError(info.Env(), "INVALID_ARGUMENT", "algorithm must be 'sha256' or 'sha384'");
+  return nullptr;
+}
+
 namespace {
 
 // Called once by daemon/native.ts at load with the AttestdError class.

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <napi.h>
+#include <openssl/evp.h>
 
 #include <string>
 
@@ -25,5 +26,7 @@ std::string DrainOpenSslErrors();
 // of the addon from reaching undefined behaviour. On failure they throw INVALID_ARGUMENT.
 bool GetBytes(const Napi::CallbackInfo& info, size_t index, const uint8_t** data, size_t* length);
 bool GetNonNegativeInt(const Napi::CallbackInfo& info, size_t index, int* out);
+// "sha256" or "sha384" to its digest; nullptr (INVALID_ARGUMENT thrown) for anything else.
+const EVP_MD* GetDigest(const Napi::CallbackInfo& info, size_t index);
 
 }  // namespace attestd

@@ -1,38 +1,25 @@
-// SHA-256 / SHA-384 of an in-memory buffer (synchronous: microseconds) and of a file
-// (asynchronous: executables can be hundreds of MiB). The file path is copied into native
-// memory, the file is read on a libuv worker thread in 1 MiB chunks with no size bound,
-// and a Promise is settled back on the main thread; no JS value is touched off it.
+// SHA-256 / SHA-384 of an in-memory buffer (synchronous: microseconds) and of a file the
+// daemon names, such as a GPU driver file (asynchronous: such files can be hundreds of MiB).
+// The path is copied into native memory, the file is read on a libuv worker thread with no
+// size bound, and a Promise is settled back on the main thread; no JS value is touched off
+// it. Executables of callers are hashed elsewhere (exe_hasher.cc), bounded and off libuv.
 //
-// The daemon hashes /proc/<pid>/exe, a magic link to the running executable, so the open
-// deliberately follows symlinks (no O_NOFOLLOW). It refuses anything but a regular file:
-// a FIFO or character device would block the worker or never end.
+// The open deliberately follows symlinks (no O_NOFOLLOW), as links to the real file are
+// common among driver files. Anything but a regular file is refused (see DigestFile).
 #include <fcntl.h>
 #include <openssl/evp.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdlib>
+#include <cstdint>
 #include <string>
 
 #include "addon.h"
 #include "errors.h"
+#include "file_digest.h"
 
 namespace attestd {
 namespace {
-
-constexpr size_t kReadChunkBytes = 1 << 20;
-
-// Maps the algorithm name to a digest; nullptr with INVALID_ARGUMENT pending otherwise.
-const EVP_MD* GetDigest(const Napi::CallbackInfo& info, size_t index) {
-  if (info[index].IsString()) {
-    std::string name = info[index].As<Napi::String>().Utf8Value();
-    if (name == "sha256") return EVP_sha256();
-    if (name == "sha384") return EVP_sha384();
-  }
-  ThrowError(info.Env(), "INVALID_ARGUMENT", "algorithm must be 'sha256' or 'sha384'");
-  return nullptr;
-}
 
 Napi::Value DigestBuffer(const Napi::CallbackInfo& info, const EVP_MD* md) {
   Napi::Env env = info.Env();
@@ -65,24 +52,24 @@ class HashFileWorker : public Napi::AsyncWorker {
   // Worker thread: only native state from here on.
   void Execute() override {
     int fd = open(path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return FailErrno("open", errno);
-    struct stat st;
-    if (fstat(fd, &st) != 0) {
-      FailErrno("fstat", errno);
-    } else if (!S_ISREG(st.st_mode)) {
-      Fail("NATIVE_IO_FAILED", "not a regular file: " + path_ + ": " + DescribeErrno(EINVAL));
-    } else {
-      HashOpenFile(fd);
+    if (fd < 0) {
+      result_.status = FileDigest::Status::kFailed;
+      result_.code = "NATIVE_IO_FAILED";
+      result_.message = "open: " + DescribeErrno(errno);
+      return;
     }
+    // No size bound: these are files the daemon itself names, not ones a caller chose.
+    result_ = DigestFile(fd, md_, UINT64_MAX, nullptr);
     close(fd);
   }
 
   void OnOK() override {
     Napi::Env env = Env();
-    if (code_ != nullptr) {
-      deferred_.Reject(MakeError(env, code_, message_));
+    if (result_.status != FileDigest::Status::kOk) {
+      const char* code = result_.code != nullptr ? result_.code : "NATIVE_IO_FAILED";
+      deferred_.Reject(MakeError(env, code, path_ + ": " + result_.message));
     } else {
-      deferred_.Resolve(Napi::Buffer<uint8_t>::Copy(env, digest_, digestLength_));
+      deferred_.Resolve(Napi::Buffer<uint8_t>::Copy(env, result_.digest, result_.length));
     }
   }
 
@@ -91,53 +78,10 @@ class HashFileWorker : public Napi::AsyncWorker {
   void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
 
  private:
-  void HashOpenFile(int fd) {
-    uint8_t* buffer = static_cast<uint8_t*>(std::malloc(kReadChunkBytes));
-    EVP_MD_CTX* ctx = EVP_MD_CTX_new();
-    if (buffer == nullptr || ctx == nullptr) {
-      FailErrno("allocate", ENOMEM);
-    } else if (EVP_DigestInit_ex(ctx, md_, nullptr) != 1) {
-      Fail("NATIVE_CRYPTO_FAILED", "digest init failed: " + DrainOpenSslErrors());
-    } else {
-      for (;;) {
-        ssize_t n = read(fd, buffer, kReadChunkBytes);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          FailErrno("read", errno);
-          break;
-        }
-        if (n == 0) {
-          if (EVP_DigestFinal_ex(ctx, digest_, &digestLength_) != 1) {
-            Fail("NATIVE_CRYPTO_FAILED", "digest final failed: " + DrainOpenSslErrors());
-          }
-          break;
-        }
-        if (EVP_DigestUpdate(ctx, buffer, static_cast<size_t>(n)) != 1) {
-          Fail("NATIVE_CRYPTO_FAILED", "digest update failed: " + DrainOpenSslErrors());
-          break;
-        }
-      }
-    }
-    EVP_MD_CTX_free(ctx);
-    std::free(buffer);
-  }
-
-  void Fail(const char* code, std::string message) {
-    code_ = code;
-    message_ = std::move(message);
-  }
-
-  void FailErrno(const char* operation, int err) {
-    Fail("NATIVE_IO_FAILED", std::string(operation) + " " + path_ + ": " + DescribeErrno(err));
-  }
-
   Napi::Promise::Deferred deferred_;
   const std::string path_;
   const EVP_MD* const md_;
-  const char* code_ = nullptr;  // set on failure; a string literal
-  std::string message_;
-  uint8_t digest_[EVP_MAX_MD_SIZE] = {};
-  unsigned int digestLength_ = 0;
+  FileDigest result_;
 };
 
 Napi::Value HashFile(const Napi::CallbackInfo& info) {

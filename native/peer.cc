@@ -1,6 +1,8 @@
 // Who is on the other end of a Unix socket, and is that process still there. The kernel
-// records the peer's credentials at connect(); a pidfd then pins that exact process, so a
-// later liveness check cannot be fooled by the pid being reused by another process.
+// records the peer's credentials and the peer process itself at connect(); a pidfd for that
+// process (SO_PEERPIDFD) pins it, so a later liveness check cannot be fooled by its pid
+// being handed to another process, not even one that took the pid before accept().
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -35,6 +37,41 @@ Napi::Value PeerCredentials(const Napi::CallbackInfo& info) {
   out.Set("uid", Napi::Number::New(env, static_cast<double>(cred.uid)));
   out.Set("gid", Napi::Number::New(env, static_cast<double>(cred.gid)));
   return out;
+}
+
+// Linux 6.5 and later; older headers do not name it, the value is fixed ABI.
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+
+// A pidfd for the process that connected, or null when the kernel does not know the option
+// (ENOPROTOOPT: older than 6.5), in which case the caller falls back to pidfd_open of the
+// SO_PEERCRED pid.
+Napi::Value PeerPidfd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = -1;
+  if (!GetNonNegativeInt(info, 0, &fd)) return env.Undefined();
+  int pidfd = -1;
+  socklen_t length = sizeof pidfd;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &pidfd, &length) != 0) {
+    int err = errno;
+    if (err == ENOPROTOOPT) return env.Null();
+    ThrowError(env, "NATIVE_PIDFD_FAILED", "getsockopt(SO_PEERPIDFD): " + DescribeErrno(err));
+    return env.Undefined();
+  }
+  if (length != sizeof pidfd || pidfd < 0) {
+    if (pidfd >= 0) close(pidfd);
+    ThrowError(env, "NATIVE_PIDFD_FAILED", "getsockopt(SO_PEERPIDFD) returned no descriptor");
+    return env.Undefined();
+  }
+  // The kernel sets close-on-exec on pidfds; make sure, as a hook or child must not inherit it.
+  if (fcntl(pidfd, F_SETFD, FD_CLOEXEC) != 0) {
+    int err = errno;
+    close(pidfd);
+    ThrowError(env, "NATIVE_PIDFD_FAILED", "fcntl(FD_CLOEXEC): " + DescribeErrno(err));
+    return env.Undefined();
+  }
+  return Napi::Number::New(env, static_cast<double>(pidfd));
 }
 
 // pidfd_open always sets close-on-exec on the new descriptor.
@@ -95,6 +132,7 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
 
 void InitPeer(Napi::Env env, Napi::Object exports) {
   exports.Set("peerCredentials", Napi::Function::New(env, PeerCredentials, "peerCredentials"));
+  exports.Set("peerPidfd", Napi::Function::New(env, PeerPidfd, "peerPidfd"));
   exports.Set("pidfdOpen", Napi::Function::New(env, PidfdOpen, "pidfdOpen"));
   exports.Set("pidfdIsAlive", Napi::Function::New(env, PidfdIsAlive, "pidfdIsAlive"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));

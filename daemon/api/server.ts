@@ -10,7 +10,8 @@ import { chmod, chown, lstat, unlink } from 'node:fs/promises';
 import { attestd } from '../gen/proto.js';
 import { AttestdError, ERROR_CODES, asAttestdError } from '../base/errors.js';
 import { Connection, type ResponseProps } from './connection.js';
-import { ExeDigestCache, peerOf } from './peer.js';
+import { ExeDigestCache } from './exe-digests.js';
+import { peerOf } from './peer.js';
 import type { ApiContext, Handler } from './handler.js';
 import { acquireLease } from './handlers/acquire.js';
 import { renewLease } from './handlers/renew.js';
@@ -157,11 +158,13 @@ export class ApiServer {
       this.reject(conn, id, new AttestdError('TOO_MANY_REQUESTS'), false);
       return;
     }
-    conn.outstanding++;
+    // Counted in before the handler runs and out only once it has settled: the peer's pidfd
+    // is released after the last request of a closed connection, never under one.
+    conn.requestStarted();
     HANDLERS[call](conn, req[call], this.ctx, id)
       .then((result: Omit<ResponseProps, 'id'>) => conn.send({ id, ...result }))
       .catch((err: unknown) => this.reject(conn, id, asAttestdError(err), false))
-      .finally(() => conn.outstanding--);
+      .finally(() => conn.requestFinished());
   }
 
   private reject(conn: Connection, id: number, err: AttestdError, close: boolean): void {

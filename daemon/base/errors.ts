@@ -91,6 +91,7 @@ export const ERROR_CODES = {
   ATTESTATION_STALE: 'the latest passing appraisal is older than the policy allows',
   NO_MATCHING_RULE: 'no policy rule matches the calling workload',
   PEER_UNIDENTIFIED: 'the calling process could not be identified by the kernel',
+  EXE_TOO_LARGE: 'the calling process runs an executable larger than the daemon will hash',
   IDENTITY_MISMATCH: 'the caller is not the workload the lease was granted to',
   LEASE_NOT_FOUND: 'no live lease has that id',
   LEASE_EXPIRED: 'the lease expired',

@@ -15,11 +15,14 @@ import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { AttestdError, type ErrorCode } from '../../daemon/base/errors.js';
+import { blockThreadPool } from '../helpers/thread-pool.js';
 import {
   closeFd,
   createSessionKey,
+  hashExecutable,
   hashFile,
   peerCredentials,
+  peerPidfd,
   pidfdIsAlive,
   pidfdOpen,
   sha256,
@@ -277,6 +280,148 @@ describe('hashing', () => {
   });
 });
 
+describe('executable hashing', () => {
+  const nodeHash = (alg: string, data: Uint8Array): Buffer => crypto.createHash(alg).update(data).digest();
+  const MiB = 1024 * 1024;
+
+  /** A file of `size` bytes: `head`, then a hole (reads as zeros, takes no disk). */
+  function sparseFile(name: string, head: Buffer, size: number): string {
+    const p = path.join(tmp, name);
+    fs.writeFileSync(p, head);
+    fs.truncateSync(p, size);
+    return p;
+  }
+
+  it('hashes the file open on a descriptor, says which version it read, and leaves the offset alone', async () => {
+    const data = crypto.randomBytes(3 * MiB + 7);
+    const p = path.join(tmp, 'exe.bin');
+    fs.writeFileSync(p, data);
+    const fd = fs.openSync(p, 'r');
+    try {
+      const r256 = await hashExecutable(fd, 'sha256', 4 * MiB);
+      expect(r256.digest.equals(nodeHash('sha256', data))).toBe(true);
+      const st = fs.fstatSync(fd, { bigint: true });
+      expect({ dev: r256.dev, ino: r256.ino, size: r256.size, mtimeNs: r256.mtimeNs, ctimeNs: r256.ctimeNs }).toEqual({
+        dev: st.dev, ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs,
+      });
+      expect((await hashExecutable(fd, 'sha384', data.length)).digest.equals(nodeHash('sha384', data))).toBe(true);
+      // Positional reads: the descriptor's own offset is where it was.
+      const first = Buffer.alloc(16);
+      fs.readSync(fd, first, 0, 16, null);
+      expect(first.equals(data.subarray(0, 16))).toBe(true);
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  it('hashes a duplicate: the caller may close its descriptor as soon as the call returns', async () => {
+    const p = path.join(tmp, 'closed-early.bin');
+    fs.writeFileSync(p, 'closed early');
+    const fd = fs.openSync(p, 'r');
+    const pending = hashExecutable(fd, 'sha256', MiB);
+    fs.closeSync(fd);
+    // The number may be handed to another file at once; the digest is still of the first.
+    const other = fs.openSync(path.join(tmp, 'exe.bin'), 'r');
+    try {
+      expect((await pending).digest.equals(nodeHash('sha256', Buffer.from('closed early')))).toBe(true);
+    } finally {
+      fs.closeSync(other);
+    }
+  });
+
+  it('refuses a file larger than the bound with EXE_TOO_LARGE, before reading it', async () => {
+    const p = sparseFile('huge.bin', Buffer.from('\x7fELF'), 64 * 1024 * MiB);
+    const fd = fs.openSync(p, 'r');
+    try {
+      const t = process.hrtime.bigint();
+      const err = await expectRejectCode(hashExecutable(fd, 'sha256', 512 * MiB), 'EXE_TOO_LARGE');
+      expect(err.message).toContain(String(64 * 1024 * MiB));
+      // 64 GiB were not read: hashing them would take a minute, not a moment.
+      expect(Number(process.hrtime.bigint() - t) / 1e9).toBeLessThan(10);
+      // The bound is inclusive.
+      const small = fs.openSync(sparseFile('bound.bin', Buffer.from('x'), MiB), 'r');
+      try {
+        expect((await hashExecutable(small, 'sha256', MiB)).size).toBe(BigInt(MiB));
+        await expectRejectCode(hashExecutable(small, 'sha256', MiB - 1), 'EXE_TOO_LARGE');
+      } finally {
+        fs.closeSync(small);
+      }
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+
+  it('refuses what is not a regular file, and bad arguments', async () => {
+    for (const p of [tmp, '/dev/zero']) {
+      const fd = fs.openSync(p, 'r');
+      try {
+        const err = await expectRejectCode(hashExecutable(fd, 'sha256', MiB), 'NATIVE_IO_FAILED');
+        expect(err.message).toContain('not a regular file');
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    const closed = fs.openSync(path.join(tmp, 'exe.bin'), 'r');
+    fs.closeSync(closed);
+    expect((await expectRejectCode(hashExecutable(closed, 'sha256', MiB), 'NATIVE_IO_FAILED')).message).toContain('EBADF');
+    for (const [fd, alg, max] of [[-1, 'sha256', 1], [1.5, 'sha256', 1], [0, 'md5', 1], [0, 'sha256', -1], [0, 'sha256', 2 ** 53], [0, 'sha256', 0.5]]) {
+      await expectRejectCode(hashExecutable(fd as number, alg as 'sha256', max as number), 'INVALID_ARGUMENT');
+    }
+  });
+
+  it('runs on its own threads: it finishes while every thread of libuv\'s pool is blocked', async () => {
+    const data = crypto.randomBytes(2 * MiB);
+    const p = path.join(tmp, 'own-thread.bin');
+    fs.writeFileSync(p, data);
+    const fd = fs.openSync(p, 'r');
+    const release = blockThreadPool(tmp);
+    let probed = false;
+    const probe = fs.promises.stat(p).then(() => {
+      probed = true;
+    });
+    try {
+      const outcome = await Promise.race([
+        hashExecutable(fd, 'sha256', 4 * MiB),
+        promisify(setTimeout)(20_000).then(() => 'timed out' as const),
+      ]);
+      expect(outcome).not.toBe('timed out');
+      expect(outcome !== 'timed out' && outcome.digest.equals(nodeHash('sha256', data))).toBe(true);
+      // The pool really was blocked all along: a stat queued on it is still waiting.
+      expect(probed).toBe(false);
+    } finally {
+      await release();
+      fs.closeSync(fd);
+    }
+    await probe;
+    expect(probed).toBe(true);
+  });
+
+  it('keeps the process alive while hashing, lets it exit when idle, and survives a worker torn down mid-hash', async () => {
+    const big = sparseFile('worker.bin', Buffer.from('w'), 256 * MiB);
+    const script = `
+      const fs = require('fs');
+      const a = require(${JSON.stringify(ADDON_PATH)});
+      a.setErrorClass(class extends Error { constructor(c, m) { super(m); this.code = c; } });
+      const fd = fs.openSync(${JSON.stringify(big)}, 'r');
+      a.hashExecutable(fd, 'sha256', 1 << 30).then((r) => console.log(r.digest.length, String(r.size)));
+      fs.closeSync(fd);`;
+    // Nothing else keeps this process alive: the pending hash must, and then let it go.
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', script], { timeout: 25_000 });
+    expect(stdout.trim()).toBe(`32 ${256 * MiB}`);
+
+    const worker = new Worker(`${script}\nrequire('worker_threads').parentPort.postMessage('started');`, { eval: true });
+    await once(worker, 'message');
+    // Torn down with the hash running: its threads are cancelled and joined, the result dropped.
+    expect(await worker.terminate()).toBe(1);
+    const fd = fs.openSync(big, 'r');
+    try {
+      expect((await hashExecutable(fd, 'sha256', 1 << 30)).size).toBe(BigInt(256 * MiB));
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+});
+
 describe('peer credentials and pidfds', () => {
   it('reads the peer of a connected Unix socket', async () => {
     const socketPath = path.join(tmp, 'peer.sock');
@@ -311,6 +456,45 @@ describe('peer credentials and pidfds', () => {
     for (const bad of [-1, 1.5, Number.NaN, 2 ** 31, '3']) {
       expectCode(() => peerCredentials(bad as number), 'INVALID_ARGUMENT');
     }
+  });
+
+  it('takes a pidfd for the process that connected from the socket itself', async () => {
+    const socketPath = path.join(tmp, 'peerpidfd.sock');
+    const server = net.createServer();
+    const accepted = new Promise<net.Socket>((resolve) => {
+      server.once('connection', resolve);
+    });
+    server.listen(socketPath);
+    await once(server, 'listening');
+    const client = net.connect(socketPath);
+    await once(client, 'connect');
+    const serverSide = await accepted;
+    try {
+      const fd = (serverSide as unknown as { _handle: { fd: number } })._handle.fd;
+      const pidfd = peerPidfd(fd);
+      if (pidfd === undefined) return; // a kernel before 6.5: peer.ts falls back to pidfdOpen
+      try {
+        const info = fs.readFileSync(`/proc/self/fdinfo/${pidfd}`, 'utf8');
+        expect(info).toMatch(new RegExp(`^Pid:\\s+${process.pid}$`, 'm'));
+        // Close-on-exec (O_CLOEXEC is 02000000 in the octal flags).
+        expect(Number.parseInt(/^flags:\s+([0-7]+)$/m.exec(info)![1]!, 8) & 0o2000000).not.toBe(0);
+        expect(pidfdIsAlive(pidfd)).toBe(true);
+      } finally {
+        closeFd(pidfd);
+      }
+      expectCode(() => pidfdIsAlive(pidfd), 'INVALID_ARGUMENT');
+    } finally {
+      client.destroy();
+      serverSide.destroy();
+      server.close();
+    }
+    const plain = fs.openSync(path.join(tmp, 'plain-pidfd'), 'w');
+    try {
+      expect(expectCode(() => peerPidfd(plain), 'NATIVE_PIDFD_FAILED').message).toContain('ENOTSOCK');
+    } finally {
+      fs.closeSync(plain);
+    }
+    expectCode(() => peerPidfd(-1), 'INVALID_ARGUMENT');
   });
 
   it('sees this process alive through a pidfd', () => {
