@@ -172,7 +172,7 @@ async function assemble(config: DaemonConfig, log: LogFn, key: SessionKey, audit
   const metrics: MetricsSink = exported ?? NO_METRICS;
   const notifier = new Notifier(process.env, (err) => log('warn', 'sd_notify failed', { err: String(err) }));
   const policy = new PolicyHolder(loaded);
-  const ak = new AkPin(tpm);
+  const ak = new AkPin(tpm, config.stateDir, log);
   const leases = new LeaseManager({ signer: key, policy, audit: (b) => audit.append(b), log,
     onDecision: (outcome, reason, count) => metrics.decision(outcome, reason, count) });
   const status = new HostStatus({ leases, policy, signer: key, ak });
@@ -183,7 +183,7 @@ async function assemble(config: DaemonConfig, log: LogFn, key: SessionKey, audit
     gpu: new GpuCollector({ nvmlLibraryPath: config.nvmlLibrary, crossCheck: true }),
     cvm: new CvmSource({ tsmRoot: config.tsmRoot }),
     inventory: hostInventory(log),
-    onEpoch: epochObserver(status, ak, metrics, notifier),
+    onEpoch: epochObserver(status, metrics, notifier),
   });
   const sessionKeyObject = ed25519PublicKey(key.publicKey());
   const server = new ApiServer({
@@ -201,11 +201,9 @@ async function assemble(config: DaemonConfig, log: LogFn, key: SessionKey, audit
   return { config, log, key, audit, tpm, policy, ak, leases, status, loop, server, checkpoints, notifier, exported };
 }
 
-/** What follows each epoch once it is in force: the AK pin, the status, the metrics, systemd's status line. */
-function epochObserver(status: HostStatus, ak: AkPin, metrics: MetricsSink, notifier: Notifier): NonNullable<LoopDeps['onEpoch']> {
+/** What follows each epoch once it is in force: the status, the metrics, systemd's status line. */
+function epochObserver(status: HostStatus, metrics: MetricsSink, notifier: Notifier): NonNullable<LoopDeps['onEpoch']> {
   return (e, info) => {
-    // A session that started without a TPM pins the first AK that produced a passing quote.
-    ak.afterEpoch(e);
     status.epochDone(e);
     metrics.appraised(info.seconds, e.pass);
     metrics.source('tpm', info.tpmUp);

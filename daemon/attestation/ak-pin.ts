@@ -1,16 +1,29 @@
 /**
- * The attestation key this session trusts: the AK the TPM gave at start or, for a session
- * that started without a TPM, the first AK that produced a passing quote. The loop appraises
- * quotes against it; status and the session record show it.
+ * The attestation key the daemon trusts, pinned for good: the first AK of the first session
+ * that reached the TPM is written to the state folder (`ak.pub`, its TPMT_PUBLIC), and every
+ * later session trusts that one. A session that starts while the TPM does not answer takes the
+ * pin from the state folder; with no pin there yet, it pins the TPM's AK the first time the TPM
+ * answers, before any quote is appraised. A TPM that later shows another AK is not adopted:
+ * every quote it signs fails with AK_CHANGED until an operator removes the pin (a replaced TPM).
+ * The loop appraises quotes against the pin; status and the session record show it.
  */
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { TpmSource } from '../evidence/tpm/source.js';
-import type { EpochState } from '../appraisal/epoch-state.js';
-import type { TpmPublicKey } from '../verify/tpm-public.js';
+import { parseTpmtPublic, type TpmPublicKey } from '../verify/tpm-public.js';
+
+export const AK_PIN_FILE = 'ak.pub';
+
+type Log = (level: 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 
 export class AkPin {
   private ak: TpmPublicKey | undefined;
+  private readonly file: string | undefined;
 
-  constructor(private readonly tpm: Pick<TpmSource, 'attestationKey'>) {}
+  /** `stateDir`: where the pin is kept; without one (tests) the pin lasts for the session only. */
+  constructor(private readonly tpm: Pick<TpmSource, 'attestationKey'>, stateDir?: string, private readonly log: Log = () => undefined) {
+    this.file = stateDir === undefined ? undefined : join(stateDir, AK_PIN_FILE);
+  }
 
   /** The pinned AK's TPMT_PUBLIC bytes, or undefined while none is pinned. */
   get publicArea(): Buffer | undefined {
@@ -22,14 +35,57 @@ export class AkPin {
     return this.ak ? (this.ak.key.export({ type: 'spki', format: 'pem' }) as string) : '';
   }
 
-  /** At start: pins whatever AK the TPM gives now; undefined when the TPM does not answer. */
+  /**
+   * At start: the pin from the state folder, or else the TPM's AK, which becomes the pin.
+   * Returns the TPM's own AK (undefined when the TPM does not answer).
+   */
   async pinAtStart(): Promise<TpmPublicKey | undefined> {
-    this.ak = await this.tpm.attestationKey();
-    return this.ak;
+    this.ak = await this.stored();
+    const fromTpm = await this.tpm.attestationKey();
+    if (this.ak) {
+      this.log('info', 'attestation key pinned from the state folder', { ak_pin: this.file });
+      if (fromTpm && !fromTpm.publicArea.equals(this.ak.publicArea)) {
+        this.log('error', 'the TPM shows another attestation key than the pinned one; quotes fail with AK_CHANGED until the pin is removed',
+          { ak_pin: this.file });
+      }
+    } else if (fromTpm) {
+      await this.pin(fromTpm);
+    }
+    return fromTpm;
   }
 
-  /** After an epoch: with none pinned yet, a passing one pins the TPM's AK, the one that just quoted. */
-  afterEpoch(e: EpochState): void {
-    if (!this.ak && e.pass) void this.tpm.attestationKey().then((ak) => { this.ak ??= ak; });
+  /** Before an epoch is appraised: with none pinned yet, pins the TPM's AK if it answers now. */
+  async ensure(): Promise<void> {
+    if (this.ak) return;
+    const fromTpm = await this.tpm.attestationKey();
+    if (fromTpm && !this.ak) await this.pin(fromTpm);
+  }
+
+  private async pin(ak: TpmPublicKey): Promise<void> {
+    this.ak = ak;
+    if (!this.file) return;
+    try {
+      // Written whole under a temporary name, then renamed: a crash leaves no half pin.
+      await writeFile(`${this.file}.tmp`, ak.publicArea, { mode: 0o640 });
+      await rename(`${this.file}.tmp`, this.file);
+      this.log('info', 'attestation key pinned in the state folder', { ak_pin: this.file });
+    } catch (err) {
+      this.log('error', 'attestation key pin not written; it holds for this session only', { ak_pin: this.file, err: String(err) });
+    }
+  }
+
+  /** The stored pin; a pin that does not parse as a restricted signing key is refused loudly. */
+  private async stored(): Promise<TpmPublicKey | undefined> {
+    if (!this.file) return undefined;
+    let bytes: Buffer;
+    try {
+      bytes = await readFile(this.file);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw err;
+    }
+    const ak = parseTpmtPublic(bytes);
+    if (!ak.restricted || !ak.sign) throw new Error(`${this.file} does not hold a restricted signing key`);
+    return ak;
   }
 }

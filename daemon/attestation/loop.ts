@@ -51,8 +51,8 @@ export interface LoopDeps {
   signer: Signer;
   /** The policy in force, read as each epoch starts and to time the next one. */
   policy: Pick<PolicyInForce, 'current'>;
-  /** The AK quotes must come from, once one is pinned. */
-  trustedAk: Pick<AkPin, 'publicArea'>;
+  /** The AK quotes must come from; `ensure` pins one, where it can, before a quote is appraised. */
+  trustedAk: Pick<AkPin, 'publicArea'> & Partial<Pick<AkPin, 'ensure'>>;
   now?: () => number;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
   /** Told of every epoch once it is in force, with how long it took and whether the TPM answered. */
@@ -138,6 +138,7 @@ export class AttestationLoop {
     const binding = bindingDigest({ sessionPublicKey, epoch, gpuMeasurementSha256, logRoot });
     const appraisedAtMs = (deps.now ?? Date.now)();
 
+    await deps.trustedAk.ensure?.().catch((err) => deps.log('warn', 'attestation key not pinned', { err: String(err) }));
     const c = loaded ? await this.collect(loaded.policy, binding, gpu) : { evidence: { gpu: this.gpuEvidence(gpu, []) }, collateral: [] };
     const { verdict, evidence } = loaded
       ? this.appraise(loaded.policy, binding, appraisedAtMs, c, { epoch, gpuMeasurementSha256 })
