@@ -47,9 +47,9 @@ function verifyLikeAttestctl(log: GeneratedLog): Promise<Summary> {
 /** Where each profile sample is counted: the outermost frame that matches a part, else its leaf. */
 const PARTS: { part: string; url: string; names?: string[] }[] = [
   { part: 'lease-token checks', url: 'verify/lease-token.js', names: ['verifyLeaseToken'] },
-  { part: 'epochs (quote, binding, re-appraisal)', url: 'audit/log-verifier.js', names: ['epoch', 'policyLoad'] },
-  { part: 'checkpoints (signed notes)', url: 'audit/log-verifier.js', names: ['checkpoint', 'published'] },
-  { part: 'Merkle tree + root window', url: 'audit/root-window.js' },
+  { part: 'epochs (quote, binding, re-appraisal)', url: 'auditor/log-verifier.js', names: ['epoch', 'policyLoad'] },
+  { part: 'checkpoints (signed notes)', url: 'auditor/log-verifier.js', names: ['checkpoint', 'published'] },
+  { part: 'Merkle tree + root window', url: 'verify/merkle/root-window.js' },
   { part: 'record decode', url: 'gen/proto.js' },
   { part: 'framing + CRC32C', url: 'audit/frame.js' },
 ];
