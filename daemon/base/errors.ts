@@ -89,6 +89,7 @@ export const ERROR_CODES = {
   // Workload API: the codes a client sees
   NOT_TRUSTED: 'the host is not in a trusted state',
   ATTESTATION_STALE: 'the latest passing appraisal is older than the policy allows',
+  POLICY_PENDING: 'a new policy is in force and no epoch has been appraised under it yet',
   NO_MATCHING_RULE: 'no policy rule matches the calling workload',
   PEER_UNIDENTIFIED: 'the calling process could not be identified by the kernel',
   EXE_TOO_LARGE: 'the calling process runs an executable larger than the daemon will hash',

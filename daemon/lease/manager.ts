@@ -40,10 +40,15 @@ export interface LeaseManagerOptions {
   onDecision?: DecisionCounter;
 }
 
+/** The longest a grant or renewal waits for the first epoch under a newly loaded policy. */
+const MAX_POLICY_WAIT_MS = 10_000;
+
 export class LeaseManager {
   private readonly table = new LeaseTable();
   private readonly decisions: Decisions;
   private epochState: EpochState | undefined;
+  /** Requests waiting for the first epoch under a newly loaded policy. */
+  private readonly epochWaiters = new Set<() => void>();
   private readonly now: () => number;
 
   constructor(private readonly opts: LeaseManagerOptions) {
@@ -65,6 +70,9 @@ export class LeaseManager {
    */
   applyEpoch(epoch: EpochState): void {
     this.epochState = epoch;
+    const waiting = [...this.epochWaiters];
+    this.epochWaiters.clear();
+    for (const w of waiting) w();
     if (!epoch.pass) {
       const first = epoch.reasons[0];
       this.revokeAll('NOT_TRUSTED', first ? first.message : 'appraisal failed', epoch.epoch);
@@ -88,6 +96,8 @@ export class LeaseManager {
     let terms: Terms;
     let gpus: string[];
     try {
+      const settling = this.policySettled();
+      if (settling) await settling;
       terms = this.terms(who, ruleName, 'no policy rule matches this workload');
       gpus = grantGpus(terms.rule, terms.epoch, wantGpus);
     } catch (err) {
@@ -119,11 +129,16 @@ export class LeaseManager {
     let epoch: EpochState;
     try {
       // The rule must still exist and still match this workload under the policy in force.
+      const settling = this.policySettled();
+      if (settling) await settling;
       const terms = this.terms(who, lease.rule, 'the lease rule no longer matches');
       epoch = terms.epoch;
+      // The rule's GPUs as the policy and the epoch resolve them now: a GPU the rule no longer
+      // grants ends the renewal, like one that failed the epoch.
+      if (lease.gpus.length > 0) grantGpus(terms.rule, epoch, lease.gpus);
+      refuseFailedGpus(lease.gpus, epoch);
       lease.ttlMs = terms.rule.ttlMs;
       lease.scopes = terms.rule.scopes;
-      refuseFailedGpus(lease.gpus, epoch);
     } catch (err) {
       await this.recordDenial(Kind.RENEW_DENIED, leaseId, who, err as AttestdError);
       throw err;
@@ -189,6 +204,45 @@ export class LeaseManager {
   }
 
   /** The checks path of grants and renewals, against the epoch and the policy in force now. */
+  /**
+   * Never a grant or renewal under an epoch appraised with another policy than the one in
+   * force: after a reload, a request waits for the first epoch under the new policy (the reload
+   * triggers one at once), at most the policy's max_age and never over 10 s, then is refused
+   * with POLICY_PENDING. Returns undefined, without yielding, when there is nothing to wait for,
+   * so the checks and the lease's entry into the table stay in one synchronous step.
+   */
+  private policySettled(): Promise<void> | undefined {
+    if (this.policyMatchesEpoch()) return undefined;
+    const deadline = Date.now() + Math.min(MAX_POLICY_WAIT_MS, this.opts.policy.current?.policy.maxAgeMs ?? 0);
+    return (async () => {
+      while (!this.policyMatchesEpoch()) {
+        const left = deadline - Date.now();
+        if (left <= 0) throw new AttestdError('POLICY_PENDING', 'no epoch has been appraised under the policy in force yet');
+        await this.nextEpoch(left);
+      }
+    })();
+  }
+
+  /** No policy, or no passing epoch (the checks refuse those), or a passing epoch under the policy in force. */
+  private policyMatchesEpoch(): boolean {
+    const policy = this.opts.policy.current;
+    const e = this.epochState;
+    return !policy || !e?.pass || e.policyDigest.equals(policy.digest);
+  }
+
+  /** Resolves at the next applyEpoch or after `ms`, whichever comes first. */
+  private nextEpoch(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        this.epochWaiters.delete(done);
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.epochWaiters.add(done);
+    });
+  }
+
   private terms(who: WorkloadIdentity, ruleName: string | undefined, noRule: string): Terms {
     return checkTerms({ epoch: this.epochState, now: this.now, policy: this.opts.policy.current, who, ruleName, noRule });
   }

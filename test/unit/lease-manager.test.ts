@@ -171,6 +171,41 @@ describe('lease manager', () => {
     expect(m.isLive(lease.leaseId, renewed.token.token)).toBe(false);
   });
 
+  it('after a policy reload, grants only under an epoch of the new policy: it waits for one, or refuses with POLICY_PENDING', async () => {
+    m.applyEpoch(passing(1, now));
+    const lease = await m.acquire(alice);
+    const next: LoadedPolicy = { ...policy, digest: Buffer.alloc(32, 8), policy: { ...policy.policy, maxAgeMs: 200 } };
+    policies.load(next);
+    // Waits for the epoch the reload triggers, then grants under it.
+    const waiting = m.acquire(alice);
+    await new Promise((r) => setTimeout(r, 20));
+    m.applyEpoch({ ...passing(2, now), policyDigest: next.digest });
+    const granted = await waiting;
+    expect(granted.rule).toBe('trainer');
+    // Another reload, and no epoch comes: refused once the wait (the policy's max_age here) ends.
+    policies.load({ ...policy, digest: Buffer.alloc(32, 9), policy: { ...policy.policy, maxAgeMs: 200 } });
+    await expect(m.renew(alice, lease.leaseId)).rejects.toMatchObject({ code: 'POLICY_PENDING' });
+    expect(records.at(-1)!.leaseDecision).toMatchObject({ kind: 4, leaseId: lease.leaseId, reasonCode: 'POLICY_PENDING' });
+    await expect(m.acquire(alice)).rejects.toMatchObject({ code: 'POLICY_PENDING' });
+  });
+
+  it('re-resolves the rule\'s GPUs at renewal: a GPU the rule no longer grants ends it', async () => {
+    const gpu = (uuid: string, index: number) => ({ index, uuid, name: 'NVIDIA H100', serial: '', pciBusId: '', vbiosVersion: '',
+      inforomImageVersion: '', eccModeCurrent: 'enabled', migModeCurrent: 'disabled', persistenceMode: 'enabled', ccMode: 'on' });
+    const measurement = { source: 'nvml', driverVersion: '550', nvmlVersion: '12', cudaDriverVersion: '12040', procDriverVersion: '550',
+      gpus: [gpu('GPU-a', 0), gpu('GPU-b', 1)], ccState: { environment: 'prod', ccFeature: 'enabled', devToolsMode: 'disabled', gpusReady: 'ready' },
+      moduleDigests: [], firmwareDigests: [] } as unknown as EpochState['gpu'];
+    const withGpus = (gpus: 'all' | number[]): LoadedPolicy => ({ ...policy, policy: { ...policy.policy,
+      rules: [{ ...policy.policy.rules[0]!, gpus }] } });
+    policies.load(withGpus('all'));
+    m.applyEpoch({ ...passing(1, now), gpu: measurement });
+    const lease = await m.acquire(alice, 'trainer', ['1']);
+    expect(lease.gpus).toEqual(['GPU-b']);
+    policies.load(withGpus([0]));
+    m.applyEpoch({ ...passing(2, now), gpu: measurement });
+    await expect(m.renew(alice, lease.leaseId)).rejects.toMatchObject({ code: 'NO_MATCHING_RULE' });
+  });
+
   it('releases for the holder and refuses strangers', async () => {
     m.applyEpoch(passing(1, now));
     const lease = await m.acquire(alice);
