@@ -26,6 +26,8 @@ import { AkPin } from './attestation/ak-pin.js';
 import { AttestationLoop, type LoopDeps } from './attestation/loop.js';
 import { ApiServer } from './api/server.js';
 import { HostStatus } from './api/host-status.js';
+import { readStartTime } from './api/peer.js';
+import type { WorkloadIdentity } from './base/workload-identity.js';
 import { ed25519PublicKey, verifyLeaseToken } from './verify/lease-token.js';
 import { auditDir, groupId, type DaemonConfig } from './config/daemon-config.js';
 import type { LogFn } from './logger.js';
@@ -38,6 +40,8 @@ import type { Server as HttpServer } from 'node:http';
 
 export const VERSION = '0.1.0';
 const SWEEP_MS = 100;
+/** Holders are checked every fifth sweep (half a second): a /proc read per holder process. */
+const HOLDER_CHECK_EVERY = 5;
 
 /** Everything the daemon starts and stops, each created once by assemble(). */
 interface Parts {
@@ -100,7 +104,11 @@ export class Daemon {
     } });
     await this.recordPolicy(policyInForceRecord(loaded));
     await server.listen();
-    this.sweeper = setInterval(() => leases.sweep(), SWEEP_MS);
+    let ticks = 0;
+    this.sweeper = setInterval(() => {
+      leases.sweep();
+      if (++ticks % HOLDER_CHECK_EVERY === 0) leases.endExitedHolders();
+    }, SWEEP_MS);
     checkpoints.start();
     if (config.metricsListen && exported) {
       const { serveMetrics } = await import('./metrics/server.js');
@@ -173,7 +181,7 @@ async function assemble(config: DaemonConfig, log: LogFn, key: SessionKey, audit
   const notifier = new Notifier(process.env, (err) => log('warn', 'sd_notify failed', { err: String(err) }));
   const policy = new PolicyHolder(loaded);
   const ak = new AkPin(tpm, config.stateDir, log);
-  const leases = new LeaseManager({ signer: key, policy, audit: (b) => audit.append(b), log,
+  const leases = new LeaseManager({ signer: key, policy, audit: (b) => audit.append(b), log, holderAlive,
     onDecision: (outcome, reason, count) => metrics.decision(outcome, reason, count) });
   const status = new HostStatus({ leases, policy, signer: key, ak });
   exported?.readFrom({ state: () => status.stateName(), epoch: () => leases.epoch?.epoch ?? 0,
@@ -260,4 +268,13 @@ async function ekEvidence(tpm: TpmSource, caDir: string | undefined, log: LogFn)
 export function logOrigin(): string {
   const host = hostname().replace(/[^A-Za-z0-9.-]/g, '_') || 'localhost';
   return `${host}/attestd`;
+}
+
+/** Whether a lease's holder still runs: the same pid with the same start time (a reused pid has another). */
+function holderAlive(who: WorkloadIdentity): boolean {
+  try {
+    return readStartTime(who.pid) === who.startTime;
+  } catch {
+    return false;
+  }
 }

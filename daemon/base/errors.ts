@@ -97,6 +97,7 @@ export const ERROR_CODES = {
   LEASE_NOT_FOUND: 'no live lease has that id',
   LEASE_EXPIRED: 'the lease expired',
   LEASE_REVOKED: 'the lease was revoked',
+  HOLDER_EXITED: 'the process holding the lease exited, which ended it',
   AUDIT_UNAVAILABLE: 'the decision could not be recorded, so it was not made',
   TOKEN_INVALID: 'the lease token does not verify',
   FRAME_TOO_LARGE: 'a frame exceeded the maximum frame size',

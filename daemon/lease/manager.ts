@@ -38,6 +38,11 @@ export interface LeaseManagerOptions {
   maxWatchersPerLease?: number;
   /** Told of every decision (for metrics): outcome, and the stable code of a refusal or revocation. */
   onDecision?: DecisionCounter;
+  /**
+   * Whether a holder process still runs (same pid, same start time): asked by endExitedHolders.
+   * The daemon answers from /proc; without it, holders are not checked.
+   */
+  holderAlive?: (who: WorkloadIdentity) => boolean;
 }
 
 /** The longest a grant or renewal waits for the first epoch under a newly loaded policy. */
@@ -188,6 +193,25 @@ export class LeaseManager {
    * Periodic housekeeping: expires leases past their time, warns holders when a quarter of
    * the lease's current span is left, and revokes everything once the epoch is older than the policy allows.
    */
+  /**
+   * Ends, at once, the leases whose holder process has exited (HOLDER_EXITED): a lease names a
+   * process, and no other process may act on it. Each holder is asked about once per call,
+   * however many leases it holds.
+   */
+  endExitedHolders(): void {
+    const alive = this.opts.holderAlive;
+    if (!alive) return;
+    const verdicts = new Map<string, boolean>();
+    const gone = (l: LiveLease): boolean => {
+      const key = `${l.who.pid}:${l.who.startTime}`;
+      let v = verdicts.get(key);
+      if (v === undefined) verdicts.set(key, (v = alive(l.who)));
+      return !v;
+    };
+    revokeWhere(this.table, this.decisions, (l) => l.granted && gone(l), 'HOLDER_EXITED', 'the holder process exited',
+      this.epochState?.epoch ?? 0);
+  }
+
   sweep(): void {
     const now = this.now();
     const e = this.epochState;

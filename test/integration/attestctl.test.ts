@@ -10,6 +10,8 @@ import { attestd } from '../../daemon/gen/proto.js';
 // Leases outlive the few seconds a busy machine may take between two attestctl runs.
 const env = sharedDaemon(testPolicy({ maxAge: '60s' }));
 
+const tokenArgs = (l: { token: { token: string; signature: string } }) => [l.token.token, l.token.signature];
+
 describe('attestctl', () => {
   it('status --json shows the state, epoch and attestation key; exit 0 when trusted', async () => {
     const r = await attestctl(['status', '--json'], env().d.socket);
@@ -27,14 +29,21 @@ describe('attestctl', () => {
     expect(r.stderr).toContain('cannot connect');
   });
 
-  it('lease acquire --json, then lease verify: valid and live; a changed token exits 6', async () => {
+  it('lease acquire --json, then lease verify: valid and live while its holder runs; a changed token exits 6', async () => {
     const a = await attestctl(['lease', 'acquire', '--json'], env().d.socket);
     expect(a.code).toBe(0);
-    const lease = JSON.parse(a.stdout);
-    expect(lease.rule).toBe('tests');
+    expect(JSON.parse(a.stdout).rule).toBe('tests');
+    // That lease ended with attestctl; a lease lives only as long as its holder (this process here).
+    const before = JSON.parse((await attestctl(['lease', 'verify', ...tokenArgs(JSON.parse(a.stdout)), '--json'], env().d.socket)).stdout);
+    expect(before.signature_valid).toBe(true);
+    const client = await env().d.client();
+    const held = (await client.call({ acquireLease: {} })).acquireLease!.lease!;
+    const lease = { lease_id: held.leaseId, token: { token: Buffer.from(held.token!.token!).toString('base64'), signature: Buffer.from(held.token!.signature!).toString('base64') } };
     const v = await attestctl(['lease', 'verify', lease.token.token, lease.token.signature, '--json'], env().d.socket);
     expect(v.code).toBe(0);
     expect(JSON.parse(v.stdout)).toMatchObject({ signature_valid: true, live: true, lease_id: lease.lease_id });
+    await client.call({ releaseLease: { leaseId: held.leaseId } });
+    client.close();
     const tok = Buffer.from(lease.token.token, 'base64');
     tok[5] = tok[5]! ^ 1;
     const bad = await attestctl(['lease', 'verify', tok.toString('base64'), lease.token.signature, '--json'], env().d.socket);
@@ -43,12 +52,15 @@ describe('attestctl', () => {
   });
 
   it('lease renew from another process is refused with the stable code, exit 4', async () => {
-    const a = JSON.parse((await attestctl(['lease', 'acquire', '--json'], env().d.socket)).stdout);
+    // Held by this process; renewed from attestctl, another process.
+    const client = await env().d.client();
+    const a = { lease_id: (await client.call({ acquireLease: {} })).acquireLease!.lease!.leaseId ?? '' };
     const r = await attestctl(['lease', 'renew', a.lease_id, '--json'], env().d.socket);
     expect(r.code).toBe(4);
     expect(JSON.parse(r.stdout).error).toBe('IDENTITY_MISMATCH');
     const rel = await attestctl(['lease', 'release', a.lease_id], env().d.socket); // same uid may release
     expect(rel.code).toBe(0);
+    client.close();
   });
 
   it('run gives the child its lease id and passes its exit code through', async () => {

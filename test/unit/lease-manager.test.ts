@@ -206,6 +206,30 @@ describe('lease manager', () => {
     await expect(m.renew(alice, lease.leaseId)).rejects.toMatchObject({ code: 'NO_MATCHING_RULE' });
   });
 
+  it('ends the leases of a holder that exited, at once, with HOLDER_EXITED, told, recorded and counted', async () => {
+    const alive = new Set([alice.pid]);
+    const counted: unknown[][] = [];
+    const h = new LeaseManager({ signer, now: () => now, policy: policies, holderAlive: (who) => alive.has(who.pid),
+      onDecision: (...args) => counted.push(args), audit: async (b) => { records.push(b); return records.length - 1; } });
+    h.applyEpoch(passing(1, now));
+    const bob = { ...alice, pid: 5151 };
+    alive.add(bob.pid);
+    const mine = await h.acquire(alice);
+    const his = await h.acquire(bob);
+    const events: LeaseEvent[] = [];
+    h.watch(alice, mine.leaseId, (e) => events.push(e));
+    h.endExitedHolders();
+    expect(h.activeCount).toBe(2);
+    alive.delete(alice.pid);
+    h.endExitedHolders();
+    expect(h.isLive(mine.leaseId)).toBe(false);
+    expect(h.isLive(his.leaseId)).toBe(true);
+    expect(events).toEqual([{ kind: 'REVOKED', leaseId: mine.leaseId, reasonCode: 'HOLDER_EXITED', reason: 'the holder process exited' }]);
+    await new Promise((r) => setImmediate(r));
+    expect(records.at(-1)!.leaseDecision).toMatchObject({ kind: 6, reasonCode: 'HOLDER_EXITED', leaseIds: [mine.leaseId] });
+    expect(counted).toContainEqual(['revoked', 'HOLDER_EXITED', 1]);
+  });
+
   it('releases for the holder and refuses strangers', async () => {
     m.applyEpoch(passing(1, now));
     const lease = await m.acquire(alice);
