@@ -422,26 +422,33 @@ describe('executable hashing', () => {
   });
 });
 
-describe('peer credentials and pidfds', () => {
-  it('reads the peer of a connected Unix socket', async () => {
-    const socketPath = path.join(tmp, 'peer.sock');
-    const server = net.createServer();
-    const accepted = new Promise<net.Socket>((resolve) => {
-      server.once('connection', resolve);
-    });
-    server.listen(socketPath);
-    await once(server, 'listening');
-    const client = net.connect(socketPath);
-    await once(client, 'connect');
-    const serverSide = await accepted;
-    try {
-      const fd = (serverSide as unknown as { _handle: { fd: number } })._handle.fd;
-      expect(fd).toBeGreaterThan(2);
-      expect(peerCredentials(fd)).toEqual({ pid: process.pid, uid: process.getuid?.(), gid: process.getgid?.() });
-    } finally {
+/** A Unix socket connection to this process: the server side's descriptor, and how to close it all. */
+async function connectedPair(name: string): Promise<{ fd: number; close: () => void }> {
+  const server = net.createServer();
+  const accepted = new Promise<net.Socket>((resolve) => server.once('connection', resolve));
+  server.listen(path.join(tmp, name));
+  await once(server, 'listening');
+  const client = net.connect(path.join(tmp, name));
+  await once(client, 'connect');
+  const serverSide = await accepted;
+  return {
+    fd: (serverSide as unknown as { _handle: { fd: number } })._handle.fd,
+    close: () => {
       client.destroy();
       serverSide.destroy();
       server.close();
+    },
+  };
+}
+
+describe('peer credentials and pidfds', () => {
+  it('reads the peer of a connected Unix socket', async () => {
+    const pair = await connectedPair('peer.sock');
+    try {
+      expect(pair.fd).toBeGreaterThan(2);
+      expect(peerCredentials(pair.fd)).toEqual({ pid: process.pid, uid: process.getuid?.(), gid: process.getgid?.() });
+    } finally {
+      pair.close();
     }
   });
 
@@ -459,19 +466,9 @@ describe('peer credentials and pidfds', () => {
   });
 
   it('takes a pidfd for the process that connected from the socket itself', async () => {
-    const socketPath = path.join(tmp, 'peerpidfd.sock');
-    const server = net.createServer();
-    const accepted = new Promise<net.Socket>((resolve) => {
-      server.once('connection', resolve);
-    });
-    server.listen(socketPath);
-    await once(server, 'listening');
-    const client = net.connect(socketPath);
-    await once(client, 'connect');
-    const serverSide = await accepted;
+    const pair = await connectedPair('peerpidfd.sock');
     try {
-      const fd = (serverSide as unknown as { _handle: { fd: number } })._handle.fd;
-      const pidfd = peerPidfd(fd);
+      const pidfd = peerPidfd(pair.fd);
       if (pidfd === undefined) return; // a kernel before 6.5: peer.ts falls back to pidfdOpen
       try {
         const info = fs.readFileSync(`/proc/self/fdinfo/${pidfd}`, 'utf8');
@@ -484,9 +481,7 @@ describe('peer credentials and pidfds', () => {
       }
       expectCode(() => pidfdIsAlive(pidfd), 'INVALID_ARGUMENT');
     } finally {
-      client.destroy();
-      serverSide.destroy();
-      server.close();
+      pair.close();
     }
     const plain = fs.openSync(path.join(tmp, 'plain-pidfd'), 'w');
     try {
