@@ -1,17 +1,20 @@
 /**
  * The workload API server on a Unix stream socket. Every byte from a client is hostile:
  * frames are bounded before buffering, envelopes that do not decode close the connection,
- * each connection has a cap on outstanding requests and watches, a client that leaves
- * half a frame stalls only itself and is dropped after a timeout, and no handler error
- * reaches the client as more than a stable code and a fixed short text.
+ * each connection has a cap on outstanding requests and watches, each uid a cap on
+ * connections, a client that does not read its answers is no longer read itself, a frame must
+ * be complete within a deadline from its first byte (trickling bytes does not extend it), an
+ * idle connection is closed, and no handler error reaches the client as more than a stable code
+ * and a fixed short text.
  */
 import net from 'node:net';
 import { chmod, chown, lstat, unlink } from 'node:fs/promises';
 import { attestd } from '../gen/proto.js';
 import { AttestdError, ERROR_CODES, asAttestdError } from '../base/errors.js';
-import { Connection, type ResponseProps } from './connection.js';
+import { Connection, DEFAULT_OUTPUT_LIMITS, type OutputLimits, type ResponseProps } from './connection.js';
 import { ExeDigestCache } from './exe-digests.js';
-import { peerOf } from './peer.js';
+import { peerOf, releasePeer, type Peer } from './peer.js';
+import { UidQuota } from './uid-quota.js';
 import type { ApiContext, Handler } from './handler.js';
 import { acquireLease } from './handlers/acquire.js';
 import { renewLease } from './handlers/renew.js';
@@ -27,11 +30,25 @@ export interface ServerOptions {
   /** An already listening socket handed over by systemd (fd), used instead of binding. */
   listenFd?: number;
   maxConnections?: number;
+  /** Connections one peer uid may hold at once (root too). */
+  maxConnectionsPerUid?: number;
   maxOutstandingPerConnection?: number;
-  /** A partial frame older than this closes the connection. */
+  /** A frame not complete this long after its first byte closes the connection. */
   partialFrameTimeoutMs?: number;
+  /** A connection with no request in flight, no watch and no bytes this long is closed. */
+  idleTimeoutMs?: number;
+  /** Bounds on a connection's unsent output. */
+  output?: Partial<OutputLimits>;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
 }
+
+/**
+ * Connections one uid may hold by default: an eighth of the global cap, so no single user can
+ * fill it, and room for a supervisor that keeps a connection per workload.
+ */
+export const MAX_CONNECTIONS_PER_UID = 128;
+/** A connection with nothing in flight, no watch and no bytes this long is closed. */
+export const IDLE_TIMEOUT_MS = 5 * 60_000;
 
 type Call = NonNullable<attestd.lease.v1.Request['call']>;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -43,9 +60,13 @@ export class ApiServer {
   private readonly server: net.Server;
   private readonly connections = new Set<Connection>();
   private readonly cache = new ExeDigestCache();
+  private readonly uids: UidQuota;
+  private readonly output: OutputLimits;
   private stopping = false;
 
   constructor(private readonly opts: ServerOptions, private readonly ctx: ApiContext) {
+    this.uids = new UidQuota(opts.maxConnectionsPerUid ?? MAX_CONNECTIONS_PER_UID);
+    this.output = { ...DEFAULT_OUTPUT_LIMITS, ...opts.output };
     this.server = net.createServer({ allowHalfOpen: false }, (socket) => this.accept(socket));
     this.server.on('error', (err) => opts.log('error', 'socket server error', { err: err.message }));
   }
@@ -91,19 +112,49 @@ export class ApiServer {
       socket.destroy();
       return;
     }
-    let conn: Connection;
+    let peer: Peer;
     try {
       // The fd of an accepted Unix socket; Node exposes it on the handle.
       const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
       if (typeof fd !== 'number' || fd < 0) throw new AttestdError('PEER_UNIDENTIFIED', 'no socket fd');
-      conn = new Connection(socket, peerOf(fd), this.cache);
+      peer = peerOf(fd);
     } catch (err) {
       this.opts.log('warn', 'peer not identified; connection dropped', { err: String(err) });
       socket.destroy();
       return;
     }
+    if (!this.uids.tryTake(peer.uid)) {
+      this.opts.log('warn', 'connection refused: uid holds its connection cap', { uid: peer.uid, pid: peer.pid,
+        cap: this.opts.maxConnectionsPerUid ?? MAX_CONNECTIONS_PER_UID });
+      releasePeer(peer);
+      socket.destroy();
+      return;
+    }
+    // Frames decoded but not yet dispatched: they wait while the connection's output is blocked.
+    const inbox: Buffer[] = [];
+    const pump = (): void => {
+      while (inbox.length > 0 && !conn.outputBlocked && !conn.closed) this.dispatch(conn, inbox.shift()!);
+      if (inbox.length === 0 && !conn.outputBlocked && !conn.closed) socket.resume();
+      else socket.pause();
+    };
+    const conn: Connection = new Connection(socket, peer, this.cache, this.output, {
+      drained: pump,
+      dropped: (why) => this.opts.log('warn', 'client not reading its answers; connection closed', { why, pid: peer.pid }),
+    });
     this.connections.add(conn);
     let partialTimer: NodeJS.Timeout | undefined;
+    const idleMs = this.opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+    // Node's socket timeout measures time without bytes either way. A connection waiting on a
+    // request or holding a watch is not idle however quiet it is: the timer is armed again.
+    socket.setTimeout(idleMs);
+    socket.on('timeout', () => {
+      if (conn.outstanding > 0 || conn.watches.size > 0 || conn.decoder.pending > 0 || inbox.length > 0) {
+        socket.setTimeout(idleMs);
+        return;
+      }
+      this.opts.log('debug', 'idle connection closed', { pid: peer.pid });
+      conn.close();
+    });
     socket.on('data', (chunk: Buffer) => {
       let frames: Buffer[];
       try {
@@ -112,23 +163,42 @@ export class ApiServer {
         this.reject(conn, 0, asAttestdError(err), true);
         return;
       }
-      for (const frame of frames) this.dispatch(conn, frame);
-      if (partialTimer) clearTimeout(partialTimer);
-      partialTimer = undefined;
-      if (conn.decoder.pending > 0) {
+      // The deadline of a frame runs from its first byte: a chunk that only adds to the same
+      // partial frame leaves the timer running, so trickling bytes cannot hold a slot forever.
+      if (frames.length > 0 || conn.decoder.pending === 0) {
+        clearTimeout(partialTimer);
+        partialTimer = undefined;
+      }
+      if (conn.decoder.pending > 0 && partialTimer === undefined) {
         partialTimer = setTimeout(() => {
-          this.opts.log('warn', 'partial frame timed out; connection closed', { pid: conn.peer.pid });
+          this.opts.log('warn', 'partial frame timed out; connection closed', { pid: peer.pid });
           conn.close();
         }, this.opts.partialFrameTimeoutMs ?? 10_000);
         partialTimer.unref();
       }
+      if (frames.length === 0) return;
+      if (inbox.length === 0 && !conn.outputBlocked) {
+        // The common case, one request at a time, without the queue.
+        let i = 0;
+        while (i < frames.length && !conn.outputBlocked && !conn.closed) this.dispatch(conn, frames[i++]!);
+        if (i === frames.length || conn.closed) return;
+        frames = frames.slice(i);
+      }
+      for (const f of frames) inbox.push(f);
+      socket.pause();
     });
     socket.on('error', () => conn.close());
     socket.on('close', () => {
-      if (partialTimer) clearTimeout(partialTimer);
+      clearTimeout(partialTimer);
+      inbox.length = 0;
       conn.close();
-      this.connections.delete(conn);
+      if (this.connections.delete(conn)) this.uids.give(peer.uid);
     });
+  }
+
+  /** Connections the uid holds now. */
+  connectionsOf(uid: number): number {
+    return this.uids.held(uid);
   }
 
   private dispatch(conn: Connection, frame: Buffer): void {
