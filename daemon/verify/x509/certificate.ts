@@ -13,7 +13,7 @@ import { Asn1Reader, TAG, ctx, x509Schemas } from './asn1.js';
 import { DigestCache, sha256Hex } from './cache.js';
 import { readExtensions } from './extensions.js';
 import { commonNames } from './name.js';
-import { signatureScheme, type SignatureScheme } from './signature.js';
+import { signatureScheme, signedParts, type SignatureScheme } from './signature.js';
 
 /** Every certificate the verifiers read is under 2 KiB; the cap keeps hostile input cheap. */
 export const MAX_CERT_BYTES = 16 * 1024;
@@ -100,11 +100,7 @@ function importKey(spki: Buffer): KeyObject | undefined {
 
 function decode(der: Buffer, digest: string, r: Asn1Reader, checkCanonical: boolean): Certificate {
   const { value, node } = r.schema(der, x509Schemas().Certificate, 'the certificate', 'ber');
-  const [tbsNode, algNode, sigNode, ...extra] = r.children(node, 'the certificate', 3);
-  if (!tbsNode || !algNode || !sigNode || extra.length > 0) r.fail('the certificate is not three elements');
-  const sig = r.content(r.expect(sigNode, TAG.BIT_STRING, 'the signature'));
-  // Unused bits in the signature would be a second encoding of the same certificate.
-  if (sig.length === 0 || sig[0] !== 0) r.fail('the signature BIT STRING has a bad unused-bits count');
+  const { tbs: tbsNode, alg: algNode, signature } = signedParts(r, node, 'the certificate', 'the signature');
 
   const t = value.tbsCertificate;
   const fields = r.children(tbsNode, 'TBSCertificate', 10);
@@ -129,7 +125,7 @@ function decode(der: Buffer, digest: string, r: Asn1Reader, checkCanonical: bool
     tbs: r.raw(tbsNode),
     signatureAlgorithm: value.signatureAlgorithm.algorithm,
     scheme: signatureScheme(r, algNode),
-    signature: sig.subarray(1),
+    signature,
     serial,
     serialHex: magnitudeHex(serial),
     issuer: r.raw(issuerNode),

@@ -10,7 +10,7 @@ import { Asn1Reader, TAG, x509Schemas } from './asn1.js';
 import { DigestCache, sha256Hex } from './cache.js';
 import { magnitudeHex } from './certificate.js';
 import { commonNames } from './name.js';
-import { signatureScheme, verifySignature, type SignatureScheme } from './signature.js';
+import { signatureScheme, signedParts, verifySignature, type SignatureScheme } from './signature.js';
 
 /** Intel's CRLs grow with every revoked platform; these bounds are far above today's. */
 export const MAX_CRL_BYTES = 1024 * 1024;
@@ -39,10 +39,7 @@ const cache = new DigestCache<Crl>(CACHE_CAPACITY);
 
 function decode(der: Buffer, digest: string, r: Asn1Reader): Crl {
   const { value, node } = r.schema(der, x509Schemas().CertificateList, 'the CRL');
-  const [tbsNode, algNode, sigNode, ...extra] = r.children(node, 'the CRL', 3);
-  if (!tbsNode || !algNode || !sigNode || extra.length > 0) r.fail('the CRL is not three elements');
-  const sig = r.content(r.expect(sigNode, TAG.BIT_STRING, 'the CRL signature'));
-  if (sig.length === 0 || sig[0] !== 0) r.fail('the CRL signature BIT STRING has a bad unused-bits count');
+  const { tbs: tbsNode, alg: algNode, signature } = signedParts(r, node, 'the CRL', 'the CRL signature');
   const t = value.tbsCertList;
   const fields = r.children(tbsNode, 'TBSCertList', 7);
   const at = fields[0] && r.tagOf(fields[0]) === TAG.INTEGER ? 1 : 0;
@@ -58,7 +55,7 @@ function decode(der: Buffer, digest: string, r: Asn1Reader): Crl {
     tbs: r.raw(tbsNode),
     signatureAlgorithm: value.signatureAlgorithm.algorithm,
     scheme: signatureScheme(r, algNode),
-    signature: sig.subarray(1),
+    signature,
     issuer: r.raw(issuerNode),
     issuerName: t.issuer,
     issuerCommonName: commonNames(t.issuer)[0],

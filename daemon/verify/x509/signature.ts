@@ -102,6 +102,20 @@ function pssScheme(params: Asn1Node): SignatureScheme {
  * not decode; an algorithm or parameters this code does not support make an "unsupported"
  * scheme, which verifies nothing.
  */
+/**
+ * The three parts every signed X.509 structure (certificate, CRL) is made of: the signed
+ * body, the outer AlgorithmIdentifier and the signature BIT STRING's bytes. `what` names the
+ * structure and `signatureName` its signature in failures. Unused bits in the signature would
+ * be a second encoding of the same structure, so any is refused.
+ */
+export function signedParts(r: Asn1Reader, node: Asn1Node, what: string, signatureName: string): { tbs: Asn1Node; alg: Asn1Node; signature: Buffer } {
+  const [tbs, alg, sigNode, ...extra] = r.children(node, what, 3);
+  if (!tbs || !alg || !sigNode || extra.length > 0) r.fail(`${what} is not three elements`);
+  const sig = r.content(r.expect(sigNode, TAG.BIT_STRING, signatureName));
+  if (sig.length === 0 || sig[0] !== 0) r.fail(`${signatureName} BIT STRING has a bad unused-bits count`);
+  return { tbs, alg, signature: sig.subarray(1) };
+}
+
 export function signatureScheme(r: Asn1Reader, algId: Asn1Node): SignatureScheme {
   const [oidNode, params, ...more] = r.children(algId, 'signature algorithm', 2);
   if (!oidNode || more.length > 0) return { kind: 'unsupported', why: 'the signature algorithm is malformed' };
