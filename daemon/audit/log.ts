@@ -46,8 +46,8 @@ export class AuditLog {
   private flushing = false;
   private closed = false;
   /**
-   * The open file has its sealed name: nothing more may be written to it. Set from the link
-   * step of a seal until the next segment is open; while a seal stays unfinished, appends fail.
+   * The open file has its sealed name: nothing more may be written to it. Read off the folder
+   * when a seal fails, cleared once the next segment is open; while it holds, appends fail.
    */
   private linked = false;
   private readonly listeners: ((size: number) => void)[] = [];
@@ -201,16 +201,12 @@ export class AuditLog {
 
   /** Seals the open segment (range file, immutable name, read-only) and starts the next. */
   private async seal(): Promise<void> {
+    const { dir } = this.opts;
     const first = this.segmentFirst;
-    const target = { dir: this.opts.dir, first, tree: this.tree, bytes: this.offset, beforeStep: this.opts.beforeSealStep };
-    const from = this.linked ? 'unlink' : 'range';
-    const next = await sealSegment({ ...target, beforeStep: (step) => {
-      // The link step is the one after which the open file is no longer writable.
-      if (step === 'unlink') this.linked = true;
-      target.beforeStep?.(step);
-    } }, from).catch(async (err) => {
-      // A link that landed before its error still seals the file.
-      if (!this.linked && await isSealed(this.opts.dir, first)) this.linked = true;
+    const target = { dir, first, tree: this.tree, bytes: this.offset, beforeStep: this.opts.beforeSealStep };
+    const next = await sealSegment(target, this.linked ? 'unlink' : 'range').catch(async (err) => {
+      // Whether the file has its sealed name (the link step landed) decides where a retry resumes.
+      this.linked = await isSealed(dir, first);
       throw err;
     });
     await this.fh.close();
