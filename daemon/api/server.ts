@@ -108,28 +108,8 @@ export class ApiServer {
   }
 
   private accept(socket: net.Socket): void {
-    if (this.stopping || this.connections.size >= (this.opts.maxConnections ?? 1024)) {
-      socket.destroy();
-      return;
-    }
-    let peer: Peer;
-    try {
-      // The fd of an accepted Unix socket; Node exposes it on the handle.
-      const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-      if (typeof fd !== 'number' || fd < 0) throw new AttestdError('PEER_UNIDENTIFIED', 'no socket fd');
-      peer = peerOf(fd);
-    } catch (err) {
-      this.opts.log('warn', 'peer not identified; connection dropped', { err: String(err) });
-      socket.destroy();
-      return;
-    }
-    if (!this.uids.tryTake(peer.uid)) {
-      this.opts.log('warn', 'connection refused: uid holds its connection cap', { uid: peer.uid, pid: peer.pid,
-        cap: this.opts.maxConnectionsPerUid ?? MAX_CONNECTIONS_PER_UID });
-      releasePeer(peer);
-      socket.destroy();
-      return;
-    }
+    const peer = this.admit(socket);
+    if (!peer) return;
     // Frames decoded but not yet dispatched: they wait while the connection's output is blocked.
     const inbox: Buffer[] = [];
     const pump = (): void => {
@@ -143,18 +123,7 @@ export class ApiServer {
     });
     this.connections.add(conn);
     let partialTimer: NodeJS.Timeout | undefined;
-    const idleMs = this.opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
-    // Node's socket timeout measures time without bytes either way. A connection waiting on a
-    // request or holding a watch is not idle however quiet it is: the timer is armed again.
-    socket.setTimeout(idleMs);
-    socket.on('timeout', () => {
-      if (conn.outstanding > 0 || conn.watches.size > 0 || conn.decoder.pending > 0 || inbox.length > 0) {
-        socket.setTimeout(idleMs);
-        return;
-      }
-      this.opts.log('debug', 'idle connection closed', { pid: peer.pid });
-      conn.close();
-    });
+    this.closeWhenIdle(conn, () => inbox.length > 0);
     socket.on('data', (chunk: Buffer) => {
       let frames: Buffer[];
       try {
@@ -193,6 +162,54 @@ export class ApiServer {
       inbox.length = 0;
       conn.close();
       if (this.connections.delete(conn)) this.uids.give(peer.uid);
+    });
+  }
+
+  /**
+   * The peer of a new connection, or undefined when it is refused (stopping, the global cap,
+   * no identity, or its uid at its own cap); a refused socket is destroyed here.
+   */
+  private admit(socket: net.Socket): Peer | undefined {
+    if (this.stopping || this.connections.size >= (this.opts.maxConnections ?? 1024)) {
+      socket.destroy();
+      return undefined;
+    }
+    let peer: Peer;
+    try {
+      // The fd of an accepted Unix socket; Node exposes it on the handle.
+      const fd = (socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+      if (typeof fd !== 'number' || fd < 0) throw new AttestdError('PEER_UNIDENTIFIED', 'no socket fd');
+      peer = peerOf(fd);
+    } catch (err) {
+      this.opts.log('warn', 'peer not identified; connection dropped', { err: String(err) });
+      socket.destroy();
+      return undefined;
+    }
+    if (!this.uids.tryTake(peer.uid)) {
+      this.opts.log('warn', 'connection refused: uid holds its connection cap', { uid: peer.uid, pid: peer.pid,
+        cap: this.opts.maxConnectionsPerUid ?? MAX_CONNECTIONS_PER_UID });
+      releasePeer(peer);
+      socket.destroy();
+      return undefined;
+    }
+    return peer;
+  }
+
+  /**
+   * Node's socket timeout measures time without bytes either way. A connection waiting on a
+   * request, holding a watch, in the middle of a frame or with requests queued is not idle
+   * however quiet it is: the timer is armed again.
+   */
+  private closeWhenIdle(conn: Connection, queued: () => boolean): void {
+    const idleMs = this.opts.idleTimeoutMs ?? IDLE_TIMEOUT_MS;
+    conn.socket.setTimeout(idleMs);
+    conn.socket.on('timeout', () => {
+      if (conn.outstanding > 0 || conn.watches.size > 0 || conn.decoder.pending > 0 || queued()) {
+        conn.socket.setTimeout(idleMs);
+        return;
+      }
+      this.opts.log('debug', 'idle connection closed', { pid: conn.peer.pid });
+      conn.close();
     });
   }
 
