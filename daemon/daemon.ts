@@ -239,29 +239,44 @@ function policyInForceRecord(p: LoadedPolicy): AuditBody['policyLoad'] {
 }
 
 /**
- * The TPM's EK certificates, verified against the configured vendor CA bundle when there is
- * one. Recorded at session start for the auditor; an EK that does not chain is logged loudly
- * but does not stop the daemon (the AK is what quotes; binding the AK to the EK by credential
- * activation is outside this check).
+ * The TPM's EK certificates, each verified against the configured vendor CA folder when there
+ * is one, to a self-signed root in it. Recorded at session start for the auditor; an EK that
+ * does not chain is logged loudly but does not stop the daemon (the AK is what quotes; binding
+ * the AK to the EK by credential activation is outside this check).
  */
 async function ekEvidence(tpm: TpmSource, caDir: string | undefined, log: LogFn): Promise<{ certs: Buffer[]; verification: string }> {
-  let certs: Buffer[] = [];
+  let found: [string, Buffer][] = [];
   try {
     const ek = await tpm.ekCertificates();
-    certs = [ek.rsa, ek.ecc, ek.eccP384].filter((c): c is Buffer => c !== undefined);
+    found = ([['rsa', ek.rsa], ['ecc-p256', ek.ecc], ['ecc-p384', ek.eccP384]] as const)
+      .filter((e): e is [typeof e[0], Buffer] => e[1] !== undefined).map(([k, c]) => [k, c]);
   } catch (err) {
     log('warn', 'EK certificates not readable', { err: String(err) });
   }
+  const certs = found.map(([, c]) => c);
   if (!caDir || certs.length === 0) return { certs, verification: '' };
+  let bundle: Buffer[];
   try {
-    const bundle = await Promise.all((await readdir(caDir)).map((n) => readFile(join(caDir, n))));
-    const v = verifyEkCertificate(certs[0]!, bundle, new Date(), { trustIntermediates: true });
-    log('info', 'EK certificate verified', { ek_subject: v.subject, ek_chain: v.chain });
-    return { certs, verification: `verified: ${v.chain.join(' -> ')}` };
+    bundle = await Promise.all((await readdir(caDir)).map((n) => readFile(join(caDir, n))));
   } catch (err) {
-    log('error', 'EK certificate does not chain to the configured TPM vendor CAs', { err: String(err) });
+    log('error', 'TPM vendor CA folder not readable', { err: String(err) });
     return { certs, verification: `failed: ${(err as Error).message}` };
   }
+  const results = found.map(([kind, der]) => {
+    try {
+      return { kind, ok: true, text: verifyEkCertificate(der, bundle, new Date()).chain.join(' -> ') };
+    } catch (err) {
+      return { kind, ok: false, text: (err as Error).message };
+    }
+  });
+  const failed = results.filter((r) => !r.ok);
+  const line = (rs: typeof results) => rs.map((r) => `${r.kind}: ${r.text}`).join('; ');
+  if (failed.length > 0) {
+    log('error', 'EK certificate does not chain to a root in the configured TPM vendor CAs', { failed: line(failed) });
+    return { certs, verification: `failed: ${line(failed)}` };
+  }
+  log('info', 'EK certificates verified', { ek_chains: line(results) });
+  return { certs, verification: `verified: ${line(results)}` };
 }
 
 /** The log's origin line and checkpoint key name: this host's name, then attestd. */

@@ -28,7 +28,8 @@ Options:
   --state-dir DIR      audit log and state (env ATTESTD_STATE_DIR; default ${DEFAULTS.stateDir})
   --log-level LEVEL    debug | info | warn | error (env ATTESTD_LOG_LEVEL; default info)
   --nvml PATH          libnvidia-ml.so.1 to load (env ATTESTD_NVML; default the system's)
-  --ek-ca DIR          TPM vendor CA certificates to verify the EK certificate with (env ATTESTD_EK_CA)
+  --ek-ca DIR          TPM vendor CA certificates (roots and intermediates) to verify every EK
+                       certificate with, to a root in DIR (env ATTESTD_EK_CA)
   --tsm-root DIR       configfs-tsm root for confidential-VM reports (env ATTESTD_TSM_ROOT;
                        default /sys/kernel/config/tsm)
   --metrics ADDR       Prometheus endpoint: 127.0.0.1:PORT, [::1]:PORT or unix:/PATH

@@ -41,16 +41,6 @@ export interface VerifiedEkCertificate {
   tpm: TpmDeviceInfo;
 }
 
-export interface EkVerifyOptions {
-  /**
-   * End the chain at any CA certificate of the bundle, not only at a self-signed root. For
-   * bundles of vendor intermediates whose root is not distributed or is cross-signed by a
-   * root not in the bundle. Off by default: every certificate in the bundle is then trusted
-   * as much as a root.
-   */
-  trustIntermediates?: boolean;
-}
-
 /** Bounds on what a caller's bundle and a certificate's issuers may make us do. */
 export const MAX_BUNDLE_CERTS = 1024;
 export const MAX_CHAIN_DEPTH = 8;
@@ -103,9 +93,10 @@ export function parseCaBundle(items: readonly CaInput[]): Certificate[] {
  *  1. `der` is exactly one well-formed X.509 certificate, nothing before or after it;
  *  2. every bundle entry parses (see parseCaBundle);
  *  3. the certificate is valid at `at` and is not a CA certificate;
- *  4. a chain exists from it to a self-signed root in the bundle (or, with
- *     `trustIntermediates`, to any bundle CA): each link's issuer name (and key identifier,
- *     where present) matches, the issuer is a CA allowed to sign certificates, its signature
+ *  4. a chain exists from it to a self-signed root in the bundle (an intermediate is never an
+ *     anchor: a bundle that lacks the vendor's root does not verify, so a CA certificate
+ *     dropped into the folder cannot vouch for EKs on its own authority): each link's issuer
+ *     name (and key identifier, where present) matches, the issuer is a CA allowed to sign certificates, its signature
  *     over the child verifies, and it is valid at `at`; a root's self-signature verifies too;
  *     at most MAX_CHAIN_DEPTH links;
  *  5. the subjectAltName and Subject Directory Attributes, when present, are well-formed DER;
@@ -117,7 +108,6 @@ export function verifyEkCertificate(
   der: Uint8Array,
   caBundle: readonly CaInput[],
   at: Date,
-  options: EkVerifyOptions = {},
 ): VerifiedEkCertificate {
   if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw new AttestdError('INVALID_ARGUMENT', '`at` must be a valid Date');
   const leaf = parseDer(der, 'the EK certificate');
@@ -129,9 +119,8 @@ export function verifyEkCertificate(
   }
   if (maySignCertificates(leaf)) throw invalid('the EK certificate is a CA certificate');
 
-  const trustIntermediates = options.trustIntermediates === true;
   const found = findPath(leaf, bundle, {
-    anchor: (issuer) => isSelfSignedRoot(issuer) || trustIntermediates,
+    anchor: isSelfSignedRoot,
     at,
     maxDepth: MAX_CHAIN_DEPTH,
     maxChecks: MAX_SIGNATURE_CHECKS,

@@ -174,9 +174,32 @@ describe('EK certificate and host inventory at session start', () => {
       const recs = (await payloads(join(d.stateDir, 'audit'))).map(decode);
       const start = recs.find((r) => r.sessionStart)!.sessionStart!;
       expect(start.ekCertificates!.length).toBeGreaterThan(0);
-      expect(start.ekVerification).toMatch(/^verified: /);
+      expect(start.ekVerification).toMatch(/^verified: rsa: .* -> .*; ecc-p384: .* -> /);
       const inv = recs.filter((r) => r.epoch).map((r) => attestd.audit.v1.EpochResult.decode(r.epoch!.result!)).find((e) => e.hostInventory);
       expect(JSON.parse(inv!.hostInventory!)).toHaveProperty('os');
+    } finally {
+      await d.stop();
+      await tpm.dispose();
+      rmSync(ca, { recursive: true, force: true });
+    }
+  });
+  it('does not take an intermediate in the CA folder as an anchor: without the root, every EK fails', async () => {
+    const { startManufacturedSwtpm } = await import('../helpers/swtpm.js');
+    const { startDaemon } = await import('../helpers/daemon.js');
+    const { decode, payloads } = await import('../helpers/audit-log.js');
+    const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const tpm = await startManufacturedSwtpm({ ekCerts: true });
+    const ca = mkdtempSync(join(tmpdir(), 'attestd-ekca-'));
+    writeFileSync(join(ca, 'issuer.pem'), tpm.localCa!.issuerPem);
+    const d = await startDaemon({ tcti: tpm.tcti, args: ['--ek-ca', ca] });
+    try {
+      await d.waitFor((s) => s.epoch >= 1, 10_000);
+      d.proc.kill('SIGTERM');
+      await d.exited;
+      const start = (await payloads(join(d.stateDir, 'audit'))).map(decode).find((r) => r.sessionStart)!.sessionStart!;
+      expect(start.ekVerification).toMatch(/^failed: rsa: .*not a self-signed root.*; ecc-p384: .*not a self-signed root/);
     } finally {
       await d.stop();
       await tpm.dispose();
