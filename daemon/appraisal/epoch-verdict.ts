@@ -86,7 +86,8 @@ export function epochVerdict(input: EpochVerdictInput): EpochVerdict {
   let chainEnded: Reason | undefined;
   if (input.previousClock) {
     const c = compareClock(input.previousClock, clock);
-    if (c.reason?.code === 'TPM_CLOCK_WENT_BACKWARDS') return { pass: false, reasons: [c.reason], clock };
+    // A clock that went back or turned unsafe within one boot is a TPM state rolled back, not a reboot.
+    if (c.reason?.code === 'TPM_CLOCK_WENT_BACKWARDS' || c.reason?.code === 'TPM_CLOCK_UNSAFE') return { pass: false, reasons: [c.reason], clock };
     if (c.reason) chainEnded = c.reason;
   }
   const pcrs = appraisePcrsAt(policy, banks, input.nowMs);

@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   TPM_RESET: 'the TPM was reset (a reboot) since the previous quote; earlier leases are over',
   TPM_RESTART: 'the TPM was restarted since the previous quote; earlier leases are over',
   TPM_CLOCK_WENT_BACKWARDS: 'the TPM clock moved backwards within one boot',
+  TPM_CLOCK_UNSAFE: 'the TPM clock turned unsafe within one boot: it may have been rolled back',
 
   // Verification of evidence
   QUOTE_MALFORMED: 'a TPMS_ATTEST, TPMT_SIGNATURE or TPMT_PUBLIC structure is malformed',

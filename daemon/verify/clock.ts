@@ -7,8 +7,13 @@
  * Startup: hibernation and, on many platforms, suspend to RAM) and returns to zero on a
  * Reset. Within one boot both stay put and clock, in milliseconds, only moves forward. A
  * changed count means the PCRs were reset or restored since the previous quote, so what was
- * appraised then says nothing about now. `safe` is false when the clock may have been
- * reported lower before (after an unorderly shutdown the TPM could not save it in time).
+ * appraised then says nothing about now. `safe` is false when the TPM may already have
+ * reported a higher clock than it now holds: after an unorderly shutdown it restarts from the
+ * last value it saved to NV. That only ever happens at a Startup, which moves resetCount or
+ * restartCount, and the flag returns to true once the clock is saved again; so within one
+ * boot `safe` can go from false to true but never from true to false. A reading that does so
+ * comes from a TPM whose clock was rolled back (or a state restored) without its counts
+ * moving: the same boot cannot be vouched for, and the pair is refused (TPM_CLOCK_UNSAFE).
  *
  * Quotes signed by a key outside the endorsement and platform hierarchies carry obfuscated
  * counts (Part 1, 36.7): still constant within a boot, so a change still shows, but their
@@ -16,7 +21,7 @@
  */
 import type { ClockInfo } from './tpm-attest.js';
 
-export type ClockChangeCode = 'TPM_RESET' | 'TPM_RESTART' | 'TPM_CLOCK_WENT_BACKWARDS';
+export type ClockChangeCode = 'TPM_RESET' | 'TPM_RESTART' | 'TPM_CLOCK_WENT_BACKWARDS' | 'TPM_CLOCK_UNSAFE';
 
 export interface ClockComparison {
   /**
@@ -34,8 +39,9 @@ export interface ClockComparison {
 /**
  * Compares two clock readings, `prev` from an earlier quote of the same TPM and AK. In order:
  * resetCount differs (TPM_RESET; lower means TPM2_Clear or another TPM), restartCount
- * differs (TPM_RESTART), clock is lower than before (TPM_CLOCK_WENT_BACKWARDS). Equal clocks
- * are the same boot: two quotes may fall in the same millisecond.
+ * differs (TPM_RESTART), clock is lower than before (TPM_CLOCK_WENT_BACKWARDS), `safe` turned
+ * from true to false (TPM_CLOCK_UNSAFE). Equal clocks are the same boot: two quotes may fall
+ * in the same millisecond. The last two are failures of the TPM's clock, not a new boot.
  */
 export function compareClock(prev: ClockInfo | undefined, next: ClockInfo): ClockComparison {
   const safe = next.safe;
@@ -68,6 +74,16 @@ export function compareClock(prev: ClockInfo | undefined, next: ClockInfo): Cloc
       reason: {
         code: 'TPM_CLOCK_WENT_BACKWARDS',
         message: `TPM clock went back from ${prev.clock} ms to ${next.clock} ms within one boot (resetCount ${next.resetCount}, restartCount ${next.restartCount})`,
+      },
+    };
+  }
+  if (prev.safe && !safe) {
+    return {
+      sameBoot: false,
+      safe,
+      reason: {
+        code: 'TPM_CLOCK_UNSAFE',
+        message: `TPM clockInfo.safe turned from yes to no within one boot (resetCount ${next.resetCount}, restartCount ${next.restartCount}, clock ${prev.clock} -> ${next.clock} ms): the clock was rolled back or the TPM state restored`,
       },
     };
   }

@@ -17,6 +17,10 @@ describe('compareClock', () => {
     ['restart count lower, same reset', base, at({ restartCount: 1 }), false, 'TPM_RESTART'],
     ['clock went back in one boot', base, at({ clock: 999_999n }), false, 'TPM_CLOCK_WENT_BACKWARDS'],
     ['reset and clock back: the reset is the reason', base, at({ resetCount: 8, clock: 5n }), false, 'TPM_RESET'],
+    ['safe turned to unsafe in one boot', base, at({ clock: 1_002_500n, safe: false }), false, 'TPM_CLOCK_UNSAFE'],
+    ['unsafe after a reset (an unorderly shutdown)', base, at({ resetCount: 8, restartCount: 0, clock: 900_000n, safe: false }), false, 'TPM_RESET'],
+    ['still unsafe in one boot', at({ safe: false }), at({ clock: 1_000_100n, safe: false }), true, undefined],
+    ['unsafe turned safe (the clock was saved)', at({ safe: false }), at({ clock: 1_000_100n }), true, undefined],
   ];
 
   it.each(table)('%s', (_name, prev, next, sameBoot, code) => {
@@ -36,11 +40,11 @@ describe('compareClock', () => {
   });
 
   it('records the safe flag of the newer reading, and the elapsed time within a boot', () => {
-    const r = compareClock(base, at({ clock: 1_002_500n, safe: false }));
+    const r = compareClock(at({ safe: false }), at({ clock: 1_002_500n, safe: false }));
     expect(r).toEqual({ sameBoot: true, safe: false, elapsedMs: 2500n });
   });
 
-  it('says same boot exactly when both counts are equal and the clock did not go back', () => {
+  it('says same boot exactly when both counts are equal, the clock did not go back and did not turn unsafe', () => {
     const info = fc.record({
       clock: fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }),
       resetCount: fc.nat(3),
@@ -50,7 +54,7 @@ describe('compareClock', () => {
     fc.assert(
       fc.property(info, info, (a, b) => {
         const r = compareClock(a, b);
-        const same = a.resetCount === b.resetCount && a.restartCount === b.restartCount && b.clock >= a.clock;
+        const same = a.resetCount === b.resetCount && a.restartCount === b.restartCount && b.clock >= a.clock && !(a.safe && !b.safe);
         expect(r.sameBoot).toBe(same);
         expect(r.reason === undefined).toBe(same);
       }),

@@ -99,6 +99,8 @@ export interface AttestFields {
   extraData: Buffer;
   selections: PcrSelection[];
   pcrDigest: Buffer;
+  /** TPMS_CLOCK_INFO; default clock 123456789, resetCount 7, restartCount 2, safe. */
+  clockInfo?: { clock: bigint; resetCount: number; restartCount: number; safe: boolean };
 }
 
 export function buildAttest(f: AttestFields): Buffer {
@@ -107,10 +109,10 @@ export function buildAttest(f: AttestFields): Buffer {
     .u16(f.type ?? 0x8018)
     .tpm2b(f.qualifiedSigner ?? Buffer.concat([Buffer.from([0x00, 0x0b]), Buffer.alloc(32, 0xaa)]))
     .tpm2b(f.extraData)
-    .u64(123456789n)
-    .u32(7)
-    .u32(2)
-    .u8(1)
+    .u64(f.clockInfo?.clock ?? 123456789n)
+    .u32(f.clockInfo?.resetCount ?? 7)
+    .u32(f.clockInfo?.restartCount ?? 2)
+    .u8(f.clockInfo === undefined || f.clockInfo.safe ? 1 : 0)
     .u64(0x2016051100162800n)
     .bytes(encodePcrSelection(f.selections))
     .tpm2b(f.pcrDigest)
