@@ -13,6 +13,7 @@ import { hostname } from 'node:os';
 import { AuditLog, type AuditBody } from './audit/log.js';
 import { Checkpointer } from './audit/checkpointer.js';
 import { createSessionKey, type SessionKey } from './native.js';
+import { AK_KEY_FILE, fileAkStore } from './evidence/tpm/ak-store.js';
 import { TpmSource } from './evidence/tpm/source.js';
 import { GpuCollector } from './evidence/gpu/collector.js';
 import { CvmSource } from './evidence/cvm/source.js';
@@ -175,7 +176,7 @@ export class Daemon {
  * its state gauges are pointed at the status once that exists.
  */
 async function assemble(config: DaemonConfig, log: LogFn, key: SessionKey, audit: AuditLog, loaded: LoadedPolicy): Promise<Parts> {
-  const tpm = new TpmSource(config.tcti);
+  const tpm = new TpmSource(config.tcti, fileAkStore(join(config.stateDir, AK_KEY_FILE)));
   const exported = config.metricsListen ? new (await import('./metrics/metrics.js')).Metrics() : undefined;
   const metrics: MetricsSink = exported ?? NO_METRICS;
   const notifier = new Notifier(process.env, (err) => log('warn', 'sd_notify failed', { err: String(err) }));

@@ -1,14 +1,16 @@
 /**
  * The ESYS binding against a real software TPM, cross-checked with tpm2-tools, an
- * independent TPM client: PCR values both ways, the AK against one tpm2_createprimary
- * builds from the same template, our quotes through tpm2_checkquote and the verifier,
- * tpm2_quote's quotes through the verifier, and a TPM that dies mid-session.
+ * independent TPM client: PCR values both ways, the loaded AK as tpm2_readpublic reads it,
+ * our quotes through tpm2_checkquote and the verifier, tpm2_quote's quotes through the
+ * verifier, and a TPM that dies mid-session (the stored AK comes back after it).
  */
 import { createHash, createPublicKey } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AttestdError } from '../../daemon/base/errors.js';
+import { fileAkStore } from '../../daemon/evidence/tpm/ak-store.js';
+import { matchesAkTemplate } from '../../daemon/evidence/tpm/ak-template.js';
 import { Tpm } from '../../daemon/evidence/tpm/tpm.js';
 import type { PcrBank } from '../../daemon/verify/pcr.js';
 import { verifyQuote } from '../../daemon/verify/quote.js';
@@ -16,11 +18,6 @@ import { parseTpm2bPublic, parseTpmtPublic } from '../../daemon/verify/tpm-publi
 import { startSwtpm, tpm2, type Swtpm } from '../helpers/swtpm.js';
 
 const ALL_PCRS = Array.from({ length: 24 }, (_, i) => i);
-const AK_TEMPLATE_ARGS = [
-  '-C', 'e',
-  '-G', 'ecc256:ecdsa-sha256:null',
-  '-a', 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign',
-];
 
 async function ok(args: string[], tcti: string): Promise<Buffer> {
   const r = await tpm2(args, tcti);
@@ -110,18 +107,16 @@ describe('Tpm on swtpm', () => {
     expect([...sha1.values.values()].map((v) => v.length)).toEqual([20, 20, 20]);
   });
 
-  it('derives the same AK as tpm2_createprimary with the same template', async () => {
-    const ctx = join(sw.dir, 'tool-ak.ctx');
-    await tool(['createprimary', ...AK_TEMPLATE_ARGS, '-c', ctx]);
-    await tool(['readpublic', '-c', ctx, '-f', 'pem', '-o', join(sw.dir, 'tool-ak.pem')]);
-    await tool(['readpublic', '-c', ctx, '-o', join(sw.dir, 'tool-ak.pub')]);
-
+  it('loads an AK that tpm2_readpublic reads as ours: restricted, noDA, used with a secret', async () => {
     const mine = await tpm.attestationKeyPublic();
-    const theirs = await readFile(join(sw.dir, 'tool-ak.pub'));
-    expect(mine).toEqual(theirs.subarray(2)); // TPM2B_PUBLIC minus its size
-    const pem = (await readFile(join(sw.dir, 'tool-ak.pem'))).toString();
-    const key = parseTpmtPublic(mine).key;
-    expect(key.equals(createPublicKey(pem))).toBe(true);
+    const [handle] = (await transients(sw.tcti)).filter((h) => !h.endsWith('ffffff'));
+    await tool(['readpublic', '-c', handle!, '-o', join(sw.dir, 'tool-ak.pub'), '-f', 'pem']);
+    const pem = (await readFile(join(sw.dir, 'tool-ak.pub'))).toString();
+    expect(parseTpmtPublic(mine).key.equals(createPublicKey(pem))).toBe(true);
+    const attrs = (await tool(['readpublic', '-c', handle!])).toString();
+    expect(attrs).toMatch(/noda/);
+    expect(attrs).toMatch(/restricted/);
+    expect(attrs).toMatch(/userwithauth/);
     expect(await tpm.attestationKeyPublic()).toEqual(mine);
   });
 
@@ -183,12 +178,19 @@ describe('Tpm on swtpm', () => {
   it("verifies tpm2_quote's quote with the AK from tpm2_readpublic", async () => {
     const f = (n: string) => join(sw.dir, n);
     const nonce = 'c0ffee' + '00'.repeat(13);
-    await tool(['createprimary', ...AK_TEMPLATE_ARGS, '-c', f('q-ak.ctx')]);
-    await tool(['readpublic', '-c', f('q-ak.ctx'), '-o', f('q-ak.pub')]);
-    await tool(['quote', '-c', f('q-ak.ctx'), '-l', 'sha256:0,1,16', '-q', nonce,
+    // The tools build the key as the daemon does (ak-template.ts, srk-template.ts): an AK with
+    // a secret authValue under the owner hierarchy's storage root key.
+    const auth = 'hex:' + '5a'.repeat(32);
+    await tool(['createprimary', '-C', 'o', '-G', 'ecc256:null:aes128cfb', '-c', f('q-srk.ctx'),
+      '-a', 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|decrypt']);
+    await tool(['create', '-C', f('q-srk.ctx'), '-G', 'ecc256:ecdsa-sha256:null', '-p', auth, '-u', f('q-ak.pub'), '-r', f('q-ak.priv'),
+      '-a', 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|sign']);
+    await tool(['load', '-C', f('q-srk.ctx'), '-u', f('q-ak.pub'), '-r', f('q-ak.priv'), '-c', f('q-ak.ctx')]);
+    await tool(['quote', '-c', f('q-ak.ctx'), '-p', auth, '-l', 'sha256:0,1,16', '-q', nonce,
       '-m', f('q.msg'), '-s', f('q.sig'), '-o', f('q.pcrs')]);
 
     const ak = parseTpm2bPublic(await readFile(f('q-ak.pub')));
+    expect(matchesAkTemplate(ak.publicArea)).toBe(true);
     const pcrs = await tpm.readPcrs('sha256', [0, 1, 16]);
     const attest = await readFile(f('q.msg'));
     const signature = await readFile(f('q.sig'));
@@ -245,8 +247,9 @@ describe('Tpm when the TPM dies', () => {
     await sw?.dispose();
   });
 
-  it('rejects with TPM_UNAVAILABLE, closes, and works again after a restart', async () => {
-    const tpm = await Tpm.open(sw.tcti);
+  it('rejects with TPM_UNAVAILABLE, closes, and works again with the stored AK after a restart', async () => {
+    const store = fileAkStore(join(sw.dir, 'ak.key'));
+    const tpm = await Tpm.open(sw.tcti, store);
     const akBefore = await tpm.attestationKeyPublic();
     await sw.kill();
 
@@ -259,7 +262,7 @@ describe('Tpm when the TPM dies', () => {
     await expectCode(Tpm.open(sw.tcti), 'TPM_UNAVAILABLE');
 
     await sw.start();
-    const again = await Tpm.open(sw.tcti);
+    const again = await Tpm.open(sw.tcti, store);
     try {
       expect(await again.attestationKeyPublic()).toEqual(akBefore);
       const q = await again.quote(Buffer.from('n'), [{ alg: 'sha256', pcrs: [0] }]);

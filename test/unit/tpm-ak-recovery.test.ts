@@ -1,5 +1,6 @@
 /**
- * Tpm's answer to TPM_RC_OBJECT_MEMORY when it creates the AK, against a scripted ESYS:
+ * Tpm's answer to TPM_RC_OBJECT_MEMORY when it makes the storage root key and the AK under
+ * it, against a scripted ESYS:
  * flush leftovers and retry once on the simulator transports, never behind a resource
  * manager, and say what was flushed when the retry fails too.
  */
@@ -23,8 +24,10 @@ const RC_HIERARCHY = 0x185;
 /** TSS2_RC of the TCTI layer: IO_ERROR, a broken link. */
 const RC_TCTI_IO = 0x000a000a;
 const AK_TR = 0x4001;
+const SRK_TR = 0x4002;
 const PUBLIC_PTR = 0x7001n;
 const CAP_PTR = 0x7002n;
+const PRIVATE_PTR = 0x7003n;
 
 /** What a TPM returns for the template: the fixed part, then a public point. */
 function akPublic2b(): Buffer {
@@ -44,8 +47,8 @@ function capData(handles: number[]): Buffer {
 }
 
 /**
- * An ESYS whose CreatePrimary answers `creates` in turn, whose TPM holds `loaded`, and whose
- * GetCapability answers `listRc`.
+ * An ESYS whose CreatePrimary (the storage root key) answers `creates` in turn, whose TPM
+ * holds `loaded`, and whose GetCapability answers `listRc`; Create and Load of the AK succeed.
  */
 function script(creates: number[], loaded: number[] = [], listRc = 0): string[] {
   const calls: string[] = [];
@@ -64,13 +67,23 @@ function script(creates: number[], loaded: number[] = [], listRc = 0): string[] 
     createPrimary: async (...args: unknown[]) => {
       calls.push('CreatePrimary');
       const rc = creates.shift() ?? 0;
-      const outs = args[6] as { handle: Ptr; outPublic: Ptr };
-      if (rc === 0) {
-        koffi.encode(outs.handle, 'uint32_t', AK_TR);
-        koffi.encode(outs.outPublic, 'void *', PUBLIC_PTR);
-      }
+      const outs = args[6] as { handle: Ptr };
+      if (rc === 0) koffi.encode(outs.handle, 'uint32_t', SRK_TR);
       return rc;
     },
+    create: async (...args: unknown[]) => {
+      calls.push('Create');
+      const outs = args[6] as { outPrivate: Ptr; outPublic: Ptr };
+      koffi.encode(outs.outPublic, 'void *', PUBLIC_PTR);
+      koffi.encode(outs.outPrivate, 'void *', PRIVATE_PTR);
+      return 0;
+    },
+    load: async (_ctx: Ptr, _parent: number, _priv: Ptr, _pub: Ptr, slot: Ptr) => {
+      calls.push('Load');
+      koffi.encode(slot, 'uint32_t', AK_TR);
+      return 0;
+    },
+    trSetAuth: async () => 0,
     getCapability: async (_ctx: Ptr, _cap: number, _prop: number, _count: number, o: { capabilityData: Ptr }) => {
       calls.push('GetCapability');
       if (listRc === 0) koffi.encode(o.capabilityData, 'void *', CAP_PTR);
@@ -86,6 +99,7 @@ function script(creates: number[], loaded: number[] = [], listRc = 0): string[] 
     },
     marshal: (type: string, p: Ptr) => {
       if (type === 'TPM2B_PUBLIC' && p === PUBLIC_PTR) return akPublic2b();
+      if (type === 'TPM2B_PRIVATE' && p === PRIVATE_PTR) return new TpmWriter().tpm2b(Buffer.alloc(48, 3)).finish();
       if (type === 'TPMS_CAPABILITY_DATA' && p === CAP_PTR) return capData(loaded);
       throw new Error(`unexpected marshal of ${type}`);
     },
@@ -115,7 +129,7 @@ describe('Tpm AK creation on a full TPM', () => {
     const calls = script([OBJECT_MEMORY], [0x80000000]);
     const err = await failure(tcti);
     expect(err.code).toBe('TPM_COMMAND_FAILED');
-    expect(err.message).toBe('Esys_CreatePrimary(AK) failed: 0x00000902 out of memory for object contexts');
+    expect(err.message).toBe('Esys_CreatePrimary(storage root key) failed: 0x00000902 out of memory for object contexts');
     expect(calls).toEqual(['CreatePrimary']);
   });
 
@@ -125,7 +139,8 @@ describe('Tpm AK creation on a full TPM', () => {
     expect(await tpm.attestationKeyPublic()).toEqual(akPublic2b().subarray(2));
     await tpm.close();
     expect(calls).toEqual([
-      'CreatePrimary', 'GetCapability', 'Flush 0', 'Flush 1', 'Flush 2', 'CreatePrimary', `Flush ${AK_TR.toString(16)}`,
+      'CreatePrimary', 'GetCapability', 'Flush 0', 'Flush 1', 'Flush 2', 'CreatePrimary', 'Create', 'Load',
+      `Flush ${SRK_TR.toString(16)}`, `Flush ${AK_TR.toString(16)}`,
     ]);
   });
 
@@ -134,7 +149,7 @@ describe('Tpm AK creation on a full TPM', () => {
     const err = await failure('mssim:host=localhost,port=2321');
     expect(err.code).toBe('TPM_COMMAND_FAILED');
     expect(err.message).toBe(
-      'Esys_CreatePrimary(AK) failed: 0x00000902 out of memory for object contexts ' +
+      'Esys_CreatePrimary(storage root key) failed: 0x00000902 out of memory for object contexts ' +
         '(flushed 2 of 2 transient objects left by earlier sessions)',
     );
     expect(calls.filter((c) => c === 'CreatePrimary')).toHaveLength(2);
@@ -152,7 +167,7 @@ describe('Tpm AK creation on a full TPM', () => {
     const err = await failure('swtpm:path=/run/swtpm/tpm.sock');
     expect(err.code).toBe('TPM_COMMAND_FAILED');
     expect(err.message).toBe(
-      'Esys_CreatePrimary(AK) failed: 0x00000902 out of memory for object contexts ' +
+      'Esys_CreatePrimary(storage root key) failed: 0x00000902 out of memory for object contexts ' +
         '(no leftovers flushed: Esys_GetCapability(handles-transient) failed: 0x00000185 refused)',
     );
     expect(calls).toEqual(['CreatePrimary', 'GetCapability']);
@@ -166,7 +181,7 @@ describe('Tpm AK creation on a full TPM', () => {
   it('flushes nothing on other refusals', async () => {
     const calls = script([RC_HIERARCHY, 0], [0x80000000]);
     const err = await failure('swtpm:path=/run/swtpm/tpm.sock');
-    expect(err.message).toBe('Esys_CreatePrimary(AK) failed: 0x00000185 refused');
+    expect(err.message).toBe('Esys_CreatePrimary(storage root key) failed: 0x00000185 refused');
     expect(calls).toEqual(['CreatePrimary']);
   });
 });

@@ -24,10 +24,10 @@ function emptyBanks(sels: PcrSelection[]): PcrBank[] {
 }
 
 describe('AK template', () => {
-  it('is the fixed ECC P-256 restricted signing template', () => {
-    // type ECC, nameAlg SHA-256, attributes 0x00050072, no policy, symmetric NULL,
-    // scheme ECDSA/SHA-256, curve P-256, kdf NULL, empty x and y.
-    expect(akTemplate().toString('hex')).toBe('0023000b000500720000' + '0010' + '0018000b' + '0003' + '0010' + '00000000');
+  it('is the fixed ECC P-256 restricted signing template, noDA', () => {
+    // type ECC, nameAlg SHA-256, attributes 0x00050472 (noDA is 0x400), no policy, symmetric
+    // NULL, scheme ECDSA/SHA-256, curve P-256, kdf NULL, empty x and y.
+    expect(akTemplate().toString('hex')).toBe('0023000b000504720000' + '0010' + '0018000b' + '0003' + '0010' + '00000000');
     expect(akTemplate2b().toString('hex')).toBe('0018' + akTemplate().toString('hex'));
   });
 
@@ -38,6 +38,9 @@ describe('AK template', () => {
     const otherAttributes = Buffer.from(created);
     otherAttributes[7] = (otherAttributes[7] ?? 0) & ~0x40; // no userWithAuth
     expect(matchesAkTemplate(otherAttributes)).toBe(false);
+    const dictionaryProtected = Buffer.from(created);
+    dictionaryProtected[6] = (dictionaryProtected[6] ?? 0) & ~0x04; // no noDA
+    expect(matchesAkTemplate(dictionaryProtected)).toBe(false);
     expect(matchesAkTemplate(akTemplate())).toBe(false);
   });
 });

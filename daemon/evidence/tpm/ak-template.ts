@@ -1,16 +1,18 @@
 /**
  * The attestation key's creation template (TPM 2.0 Part 2, TPMT_PUBLIC with TPMS_ECC_PARMS).
  *
- * A primary key is derived from the hierarchy seed and the template alone, so creating it
- * again from these exact bytes under the endorsement hierarchy yields the same key on the
- * same TPM: nothing needs to be stored, and the key survives restarts. Changing a single
- * byte here changes the AK of every host; treat it as a versioned constant.
+ * The AK is an ordinary key, created once under the storage root key (srk-template.ts) with a
+ * random 32-byte authValue that only the daemon holds (ak-store.ts): a process that can open
+ * the TPM can re-create the storage root key but not the AK, and cannot sign with the AK even
+ * where it can reach the loaded object (a TPM without a resource manager shares transient
+ * handles), because every use needs the authValue. Its secret is high-entropy, so the key is
+ * `noDA`: its use never counts towards the TPM's dictionary-attack lockout and is not stopped
+ * by it, and an unorderly shutdown after its use adds nothing to the lockout counter.
  *
- * ECC NIST P-256, restricted signing, ECDSA with SHA-256, name algorithm SHA-256, empty
- * auth policy, no symmetric parent parameters, empty unique field. This is the template
- * `tpm2_createprimary -C e -G ecc256:ecdsa-sha256:null
- *   -a "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign"` builds,
- * which the integration tests use as an independent cross-check.
+ * ECC NIST P-256, restricted signing, ECDSA with SHA-256, name algorithm SHA-256, empty auth
+ * policy (use is by authValue alone), no symmetric parameters, empty unique field: the key
+ * `tpm2_create -G ecc256:ecdsa-sha256:null
+ *   -a "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|noda|restricted|sign"` builds.
  */
 import { TPM_ALG, TPM_ECC_CURVE } from '../../verify/tpm-alg.js';
 import { TPMA_OBJECT } from '../../verify/tpm-public.js';
@@ -21,6 +23,7 @@ export const AK_ATTRIBUTES =
   TPMA_OBJECT.FIXED_PARENT |
   TPMA_OBJECT.SENSITIVE_DATA_ORIGIN |
   TPMA_OBJECT.USER_WITH_AUTH |
+  TPMA_OBJECT.NO_DA |
   TPMA_OBJECT.RESTRICTED |
   TPMA_OBJECT.SIGN_ENCRYPT;
 
@@ -41,7 +44,7 @@ export function akTemplate(): Buffer {
     .finish();
 }
 
-/** The template as TPM2B_PUBLIC, the form Esys_CreatePrimary takes. */
+/** The template as TPM2B_PUBLIC, the form Esys_Create takes. */
 export function akTemplate2b(): Buffer {
   return new TpmWriter().tpm2b(akTemplate()).finish();
 }

@@ -4,6 +4,7 @@
  * recovers without a restart). Never used on the lease path.
  */
 import { asAttestdError } from '../../base/errors.js';
+import type { AkStore } from './ak-store.js';
 import { Tpm, type EkCertificates, type QuoteResult } from './tpm.js';
 import { parseTpmtPublic, type TpmPublicKey } from '../../verify/tpm-public.js';
 import type { PcrSelection } from '../../verify/pcr.js';
@@ -17,12 +18,13 @@ export class TpmSource {
   private tpm: Tpm | undefined;
   private banks: HashAlg[] | undefined;
 
-  constructor(readonly tcti: string) {}
+  /** `akStore`: where the AK is kept across restarts (see Tpm.open). */
+  constructor(readonly tcti: string, private readonly akStore?: AkStore) {}
 
   /** Quotes the selected PCRs with `qualifyingData`; throws AttestdError (TPM_*) on failure. */
   async quote(qualifyingData: Buffer, selections: PcrSelection[]): Promise<TpmQuoteEvidence> {
     try {
-      this.tpm ??= await Tpm.open(this.tcti);
+      this.tpm ??= await Tpm.open(this.tcti, this.akStore);
       const ak = parseTpmtPublic(await this.tpm.attestationKeyPublic());
       const result = await this.tpm.quote(qualifyingData, selections);
       return { ...result, ak };
@@ -65,7 +67,7 @@ export class TpmSource {
 
   private async withTpm<T>(job: (tpm: Tpm) => Promise<T>): Promise<T> {
     try {
-      this.tpm ??= await Tpm.open(this.tcti);
+      this.tpm ??= await Tpm.open(this.tcti, this.akStore);
       return await job(this.tpm);
     } catch (err) {
       await this.drop();
@@ -76,7 +78,7 @@ export class TpmSource {
   /** The attestation key's public area, or undefined when the TPM cannot be reached. */
   async attestationKey(): Promise<TpmPublicKey | undefined> {
     try {
-      this.tpm ??= await Tpm.open(this.tcti);
+      this.tpm ??= await Tpm.open(this.tcti, this.akStore);
       return parseTpmtPublic(await this.tpm.attestationKeyPublic());
     } catch {
       await this.drop();

@@ -6,16 +6,22 @@
  * fails (TPM_UNAVAILABLE) the session is spent: later calls reject at once with the same
  * code, and the owner is expected to close() it and open() a new one.
  *
+ * The AK (see ak-template.ts, ak-key.ts) comes from an AkStore when one is given: created and
+ * stored the first time, loaded from the store every time after. Without a store (tools and
+ * tests) each session creates its own AK, whose authValue dies with the session.
+ *
  * On a TPM simulator without a resource manager, a session killed before close() leaves its
- * AK loaded; when that has filled the TPM, creating the AK flushes the leftovers and tries
+ * AK loaded; when that has filled the TPM, loading the AK flushes the leftovers and tries
  * again once (see leftovers.ts).
  */
 import { AttestdError } from '../../base/errors.js';
 import { encodePcrSelection, type PcrBank, type PcrSelection } from '../../verify/pcr.js';
 import type { HashAlg } from '../../verify/tpm-alg.js';
 import { TpmWriter } from '../../verify/tpm-reader.js';
-import { akTemplate2b, matchesAkTemplate } from './ak-template.js';
-import { Arena, readPtr, readU32 } from './arena.js';
+import { decodeStoredAk, encodeStoredAk } from './ak-blob.js';
+import { createAk, loadAk, unwrap2b, withSrk, type LoadedAk, type Step } from './ak-key.js';
+import type { AkStore } from './ak-store.js';
+import { Arena, readPtr } from './arena.js';
 import { MAX_IMPLEMENTED_BANKS, parseAllocatedBanks } from './banks.js';
 import { getCapability, MAX_PROPERTIES, parseTpmProperties, TPM_CAP_PCRS, TPM_CAP_TPM_PROPERTIES, TPM_PT_NV_BUFFER_MAX } from './capability.js';
 import { DEFAULT_NV_CHUNK, readEkCertificates, type EkCertificates } from './ek-cert.js';
@@ -26,7 +32,7 @@ import { rcError } from './rc.js';
 import { sendCommand } from './send.js';
 import { stableQuote } from './stable-quote.js';
 import { formatTcti, parseTcti, type TctiConfig } from './tcti.js';
-import { ESYS_TR, loadTss, type Ptr, type Tss } from './tss.js';
+import { loadTss, type Ptr, type Tss } from './tss.js';
 
 export interface QuoteResult {
   /** TPMS_ATTEST bytes: the contents of the TPM2B_ATTEST, without its size prefix. */
@@ -47,19 +53,9 @@ export const MAX_QUALIFYING_DATA = 64;
 const QUOTE_RETRIES = 3;
 /** TPM_ALG_NULL scheme: sign with the key's own scheme (ECDSA, SHA-256). */
 const SIG_SCHEME_KEY_DEFAULT = Buffer.from([0x00, 0x10]);
-/** TPM2B_SENSITIVE_CREATE with empty userAuth and data. */
-const EMPTY_SENSITIVE = Buffer.from([0x00, 0x04, 0x00, 0x00, 0x00, 0x00]);
-const EMPTY_DATA = Buffer.from([0x00, 0x00]);
-const EMPTY_PCR_SELECTION = Buffer.from([0x00, 0x00, 0x00, 0x00]);
-
-interface AttestationKey {
-  handle: number;
-  publicArea: Buffer;
-}
-
 export class Tpm {
   private readonly queue = new SerialQueue();
-  private ak: AttestationKey | null = null;
+  private ak: LoadedAk | null = null;
   private failure: AttestdError | null = null;
   private closing: Promise<void> | null = null;
   private nvChunk: number | null = null;
@@ -72,10 +68,11 @@ export class Tpm {
     private readonly ctxSlot: Ptr,
     private readonly ctx: Ptr,
     private readonly transport: TctiConfig['name'],
+    private readonly akStore: AkStore | undefined,
   ) {}
 
-  /** Connects through the TCTI loader and starts an ESYS context. */
-  static async open(tcti: string): Promise<Tpm> {
+  /** Connects through the TCTI loader and starts an ESYS context; the AK is kept in `akStore`. */
+  static async open(tcti: string, akStore?: AkStore): Promise<Tpm> {
     const parsed = parseTcti(tcti);
     const conf = formatTcti(parsed);
     const tss = loadTss();
@@ -98,7 +95,7 @@ export class Tpm {
         if (erc === 0) throw new AttestdError('INTERNAL', 'Esys_Initialize returned no context');
         throw rcError('Esys_Initialize', erc, tss.decodeRc);
       }
-      return new Tpm(tss, slots, tctiSlot, ctxSlot, ctx, parsed.name);
+      return new Tpm(tss, slots, tctiSlot, ctxSlot, ctx, parsed.name, akStore);
     } catch (err) {
       slots.release();
       throw err;
@@ -202,56 +199,42 @@ export class Tpm {
     return this.nvChunk;
   }
 
-  private async ensureAk(): Promise<AttestationKey> {
+  private async ensureAk(): Promise<LoadedAk> {
     if (this.ak !== null) return this.ak;
-    let made = await this.createAk();
+    let got = await this.loadOrCreateAk();
     let note = '';
-    if (made === TPM_RC_OBJECT_MEMORY && mayFlushLeftovers(this.transport)) {
+    if ('rc' in got && got.rc === TPM_RC_OBJECT_MEMORY && mayFlushLeftovers(this.transport)) {
       const recovery = await recoverObjectMemory(this.tss, this.ctx);
       note = recovery.note;
-      if (recovery.retry) made = await this.createAk();
+      if (recovery.retry) got = await this.loadOrCreateAk();
     }
-    if (typeof made === 'number') {
-      const err = rcError('Esys_CreatePrimary(AK)', made, this.tss.decodeRc);
+    if ('rc' in got) {
+      const err = rcError(got.op, got.rc, this.tss.decodeRc);
       throw note === '' ? err : new AttestdError(err.code, `${err.message} (${note})`);
     }
-    this.ak = made;
-    return made;
+    this.ak = got.ok;
+    return got.ok;
   }
 
-  /** One TPM2_CreatePrimary of the AK: the key, or the response code when the TPM refused. */
-  private async createAk(): Promise<AttestationKey | number> {
-    const arena = new Arena(this.tss);
-    try {
-      const inSensitive = arena.input('TPM2B_SENSITIVE_CREATE', EMPTY_SENSITIVE);
-      const inPublic = arena.input('TPM2B_PUBLIC', akTemplate2b());
-      const outsideInfo = arena.input('TPM2B_DATA', EMPTY_DATA);
-      const creationPcr = arena.input('TPML_PCR_SELECTION', EMPTY_PCR_SELECTION);
-      const outs = {
-        handle: arena.value(),
-        outPublic: arena.output(),
-        creationData: arena.output(),
-        creationHash: arena.output(),
-        creationTicket: arena.output(),
-      };
-      const rc = await sendCommand(() =>
-        this.tss.createPrimary(this.ctx, ESYS_TR.RH_ENDORSEMENT, inSensitive, inPublic, outsideInfo, creationPcr, outs),
-      );
-      if (rc !== 0) return rc;
-      const handle = readU32(outs.handle);
-      try {
-        const publicArea = unwrap2b(arena.take(outs.outPublic, 'TPM2B_PUBLIC'), 'TPM2B_PUBLIC');
-        if (!matchesAkTemplate(publicArea)) {
-          throw new AttestdError('TPM_COMMAND_FAILED', 'the TPM created an AK that does not match its template');
+  /** The stored AK loaded, or a new one created, stored (when there is a store) and loaded. */
+  private async loadOrCreateAk(): Promise<Step<LoadedAk>> {
+    const bytes = await this.akStore?.read();
+    const stored = bytes === undefined ? undefined : decodeStoredAk(bytes);
+    return withSrk(this.tss, this.ctx, async (srk) => {
+      if (stored !== undefined) {
+        const loaded = await loadAk(this.tss, this.ctx, srk, stored);
+        if ('rc' in loaded && loaded.rc !== TPM_RC_OBJECT_MEMORY && this.akStore) {
+          const err = rcError(loaded.op, loaded.rc, this.tss.decodeRc);
+          throw new AttestdError(err.code, `${err.message}: the attestation key in ${this.akStore.where} does not load ` +
+            'under this TPM\'s storage root key (the TPM was cleared or replaced?)');
         }
-        return { handle, publicArea };
-      } catch (err) {
-        await this.tss.flushContext(this.ctx, handle).catch(() => 0);
-        throw err;
+        return loaded;
       }
-    } finally {
-      arena.release();
-    }
+      const made = await createAk(this.tss, this.ctx, srk);
+      if ('rc' in made) return made;
+      await this.akStore?.write(encodeStoredAk(made.ok));
+      return loadAk(this.tss, this.ctx, srk, made.ok);
+    });
   }
 
   private async readBanks(selections: PcrSelection[]): Promise<PcrBank[]> {
@@ -304,12 +287,4 @@ export class Tpm {
       arena.release();
     }
   }
-}
-
-/** The contents of a marshalled TPM2B whose size field must cover exactly the rest. */
-function unwrap2b(bytes: Buffer | null, what: string): Buffer {
-  if (bytes === null || bytes.length < 2 || bytes.readUInt16BE(0) !== bytes.length - 2) {
-    throw new AttestdError('TPM_COMMAND_FAILED', `ESYS returned a malformed ${what}`);
-  }
-  return Buffer.from(bytes.subarray(2));
 }

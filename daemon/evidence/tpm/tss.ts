@@ -36,7 +36,9 @@ export type MuType =
   | 'TPML_DIGEST'
   | 'TPMS_CAPABILITY_DATA'
   | 'TPM2B_NV_PUBLIC'
-  | 'TPM2B_MAX_NV_BUFFER';
+  | 'TPM2B_MAX_NV_BUFFER'
+  | 'TPM2B_PRIVATE'
+  | 'TPM2B_AUTH';
 
 const MU_TYPES: readonly MuType[] = [
   'TPM2B_PUBLIC',
@@ -50,6 +52,8 @@ const MU_TYPES: readonly MuType[] = [
   'TPMS_CAPABILITY_DATA',
   'TPM2B_NV_PUBLIC',
   'TPM2B_MAX_NV_BUFFER',
+  'TPM2B_PRIVATE',
+  'TPM2B_AUTH',
 ];
 
 /**
@@ -70,6 +74,13 @@ export interface Tss {
   esysFinalize(ctxSlot: Ptr): Promise<void>;
   createPrimary(ctx: Ptr, primary: number, inSensitive: Ptr, inPublic: Ptr, outsideInfo: Ptr,
     creationPcr: Ptr, outs: { handle: Ptr; outPublic: Ptr; creationData: Ptr; creationHash: Ptr; creationTicket: Ptr }): Promise<number>;
+  /** Esys_Create under `parent` (a loaded ESYS_TR) with a password session: a key's private blob and public area. */
+  create(ctx: Ptr, parent: number, inSensitive: Ptr, inPublic: Ptr, outsideInfo: Ptr, creationPcr: Ptr,
+    outs: { outPrivate: Ptr; outPublic: Ptr; creationData: Ptr; creationHash: Ptr; creationTicket: Ptr }): Promise<number>;
+  /** Esys_Load under `parent` with a password session; the new ESYS_TR lands in `objectSlot`. */
+  load(ctx: Ptr, parent: number, inPrivate: Ptr, inPublic: Ptr, objectSlot: Ptr): Promise<number>;
+  /** Esys_TR_SetAuth: the auth value ESYS puts in password sessions for `handle` (no TPM command). */
+  trSetAuth(ctx: Ptr, handle: number, auth: Ptr): Promise<number>;
   pcrRead(ctx: Ptr, selection: Ptr, outs: { updateCounter: Ptr; selectionOut: Ptr; values: Ptr }): Promise<number>;
   quote(ctx: Ptr, signHandle: number, qualifyingData: Ptr, scheme: Ptr, selection: Ptr,
     outs: { quoted: Ptr; signature: Ptr }): Promise<number>;
@@ -156,6 +167,12 @@ function bindEsys(esys: LibraryHandle): Omit<Tss, 'tctiInitialize' | 'tctiFinali
   const createPrimary = f('uint32_t Esys_CreatePrimary(void *ctx, uint32_t primary, uint32_t s1, uint32_t s2, uint32_t s3, ' +
     'void *inSensitive, void *inPublic, void *outsideInfo, void *creationPcr, void *handleOut, ' +
     'void *outPublic, void *creationData, void *creationHash, void *creationTicket)');
+  const create = f('uint32_t Esys_Create(void *ctx, uint32_t parent, uint32_t s1, uint32_t s2, uint32_t s3, ' +
+    'void *inSensitive, void *inPublic, void *outsideInfo, void *creationPcr, void *outPrivate, ' +
+    'void *outPublic, void *creationData, void *creationHash, void *creationTicket)');
+  const load = f('uint32_t Esys_Load(void *ctx, uint32_t parent, uint32_t s1, uint32_t s2, uint32_t s3, ' +
+    'void *inPrivate, void *inPublic, void *objectHandle)');
+  const trSetAuth = f('uint32_t Esys_TR_SetAuth(void *ctx, uint32_t handle, void *authValue)');
   const pcrRead = f('uint32_t Esys_PCR_Read(void *ctx, uint32_t s1, uint32_t s2, uint32_t s3, void *selection, ' +
     'void *updateCounter, void *selectionOut, void *values)');
   const quote = f('uint32_t Esys_Quote(void *ctx, uint32_t signHandle, uint32_t s1, uint32_t s2, uint32_t s3, ' +
@@ -179,6 +196,11 @@ function bindEsys(esys: LibraryHandle): Omit<Tss, 'tctiInitialize' | 'tctiFinali
     createPrimary: (ctx, primary, inSensitive, inPublic, outsideInfo, creationPcr, o) =>
       call(createPrimary, [ctx, primary, PASSWORD, NONE, NONE, inSensitive, inPublic, outsideInfo, creationPcr,
         o.handle, o.outPublic, o.creationData, o.creationHash, o.creationTicket]),
+    create: (ctx, parent, inSensitive, inPublic, outsideInfo, creationPcr, o) =>
+      call(create, [ctx, parent, PASSWORD, NONE, NONE, inSensitive, inPublic, outsideInfo, creationPcr,
+        o.outPrivate, o.outPublic, o.creationData, o.creationHash, o.creationTicket]),
+    load: (ctx, parent, inPrivate, inPublic, objectSlot) => call(load, [ctx, parent, PASSWORD, NONE, NONE, inPrivate, inPublic, objectSlot]),
+    trSetAuth: (ctx, handle, auth) => call(trSetAuth, [ctx, handle, auth]),
     pcrRead: (ctx, selection, o) => call(pcrRead, [ctx, NONE, NONE, NONE, selection, o.updateCounter, o.selectionOut, o.values]),
     quote: (ctx, signHandle, qualifyingData, scheme, selection, o) =>
       call(quote, [ctx, signHandle, PASSWORD, NONE, NONE, qualifyingData, scheme, selection, o.quoted, o.signature]),
