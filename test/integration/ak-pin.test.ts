@@ -32,14 +32,23 @@ describe('attestation key pin', () => {
       expect(b.output()).toContain('attestation key pinned from the state folder');
       await b.stop();
 
-      // Third session: a TPM with another AK answers; it is not adopted and the host stays UNTRUSTED.
+      // Third session: another TPM answers; the stored AK does not load there and the host stays UNTRUSTED.
       const c = await startDaemon({ tcti: other.tcti, stateDir: state, waitTrusted: false });
       const refused = await c.waitFor((st) => st.epoch >= 2, 10_000);
       expect(refused.state).toBe(State.UNTRUSTED);
       expect(refused.akPublicPem).toBe(pinned);
-      expect(refused.reasons.join('\n')).toContain('AK_CHANGED');
-      expect(c.output()).toContain('the TPM shows another attestation key than the pinned one');
+      expect(refused.reasons.join('\n')).toMatch(/does not load under this TPM's storage root key/);
       await c.stop();
+
+      // Fourth session: the stored key is lost and the TPM makes another AK; it is not adopted.
+      rmSync(join(state, 'ak.key'));
+      const d = await startDaemon({ tcti: first.tcti, stateDir: state, waitTrusted: false });
+      const changed = await d.waitFor((st) => st.epoch >= 2, 10_000);
+      expect(changed.state).toBe(State.UNTRUSTED);
+      expect(changed.akPublicPem).toBe(pinned);
+      expect(changed.reasons.join('\n')).toContain('AK_CHANGED');
+      expect(d.output()).toContain('the TPM shows another attestation key than the pinned one');
+      await d.stop();
     } finally {
       await first.dispose();
       await other.dispose();

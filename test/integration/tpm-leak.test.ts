@@ -1,6 +1,7 @@
 /**
  * Daemons killed with SIGKILL on a TPM without a resource manager: each leaves its AK loaded,
- * three of them fill swtpm's transient object slots, and the next session must still start.
+ * and once the leftovers leave no room for the storage root key and the AK beside it, the
+ * next session must still start. Every session here loads the same stored AK.
  *
  * The killed sessions are real processes running the production Tpm class. They load it
  * from a private build (tsc, types not checked) in a temporary directory, so neither dist/
@@ -13,6 +14,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { fileAkStore } from '../../daemon/evidence/tpm/ak-store.js';
 import { Tpm } from '../../daemon/evidence/tpm/tpm.js';
 import { verifyQuote } from '../../daemon/verify/quote.js';
 import { parseTpmtPublic } from '../../daemon/verify/tpm-public.js';
@@ -22,17 +24,18 @@ const ROOT = join(import.meta.dirname, '..', '..');
 /** swtpm's transient object slots (libtpms MAX_LOADED_OBJECTS). */
 const SLOTS = 3;
 
-/** Opens the TPM, creates the AK, prints its public area and waits to be killed. */
+/** Opens the TPM, loads the stored AK, prints its public area and waits to be killed. */
 const SESSION = `
-const [, url, tcti] = process.argv;
+const [, url, storeUrl, tcti, keyFile] = process.argv;
 const { Tpm } = await import(url);
-const tpm = await Tpm.open(tcti);
+const { fileAkStore } = await import(storeUrl);
+const tpm = await Tpm.open(tcti, fileAkStore(keyFile));
 const ak = await tpm.attestationKeyPublic();
 process.stdout.write(ak.toString('hex') + '\\n');
 setInterval(() => undefined, 60_000);
 `;
 
-async function buildTpmModule(): Promise<{ dir: string; url: string }> {
+async function buildTpmModule(): Promise<{ dir: string; url: string; storeUrl: string }> {
   const dir = await mkdtemp(join(tmpdir(), 'attestd-tpm-leak-'));
   await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
   // Bare imports (koffi) resolve through the project's own node_modules.
@@ -42,19 +45,21 @@ async function buildTpmModule(): Promise<{ dir: string; url: string }> {
     [
       join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'),
       join(ROOT, 'daemon', 'evidence', 'tpm', 'tpm.ts'),
+      join(ROOT, 'daemon', 'evidence', 'tpm', 'ak-store.ts'),
       '--outDir', dir, '--rootDir', ROOT,
       '--module', 'NodeNext', '--moduleResolution', 'NodeNext', '--target', 'ES2022',
       '--types', 'node', '--skipLibCheck', '--noCheck',
     ],
     { cwd: ROOT, timeout: 60_000 },
   );
-  return { dir, url: pathToFileURL(join(dir, 'daemon', 'evidence', 'tpm', 'tpm.js')).href };
+  const url = (name: string) => pathToFileURL(join(dir, 'daemon', 'evidence', 'tpm', name)).href;
+  return { dir, url: url('tpm.js'), storeUrl: url('ak-store.js') };
 }
 
 /** Runs one session in a child process until it has its AK, then SIGKILLs it. */
-function crashSession(url: string, tcti: string): Promise<Buffer> {
+function crashSession(build: { url: string; storeUrl: string }, tcti: string, keyFile: string): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, ['--input-type=module', '-e', SESSION, url, tcti], {
+    const c = spawn(process.execPath, ['--input-type=module', '-e', SESSION, build.url, build.storeUrl, tcti, keyFile], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
@@ -85,7 +90,8 @@ async function transients(tcti: string): Promise<string[]> {
 
 describe('Tpm after sessions killed without close()', () => {
   let sw: Swtpm;
-  let build: { dir: string; url: string };
+  let build: { dir: string; url: string; storeUrl: string };
+  const keyFile = () => join(sw.dir, 'ak.key');
 
   beforeAll(async () => {
     build = await buildTpmModule();
@@ -105,23 +111,21 @@ describe('Tpm after sessions killed without close()', () => {
 
   it('flushes the AKs they left on swtpm, starts, quotes, and leaves only its own AK', async () => {
     const leaked: Buffer[] = [];
-    for (let i = 1; i <= SLOTS; i++) {
-      leaked.push(await crashSession(build.url, sw.tcti));
+    for (let i = 1; i <= SLOTS - 1; i++) {
+      leaked.push(await crashSession(build, sw.tcti, keyFile()));
       expect(await transients(sw.tcti)).toHaveLength(i);
     }
-    // The TPM is full: an independent client cannot create an object either.
-    const full = await tpm2(['createprimary', '-C', 'e', '-c', join(sw.dir, 'x.ctx')], sw.tcti);
-    expect(full.code).not.toBe(0);
-    expect(full.stderr).toMatch(/0x902|object memory/i);
+    // One slot left of three: room for the storage root key, none for the AK beside it.
+    expect(await transients(sw.tcti)).toHaveLength(SLOTS - 1);
 
-    const tpm = await Tpm.open(sw.tcti);
+    const tpm = await Tpm.open(sw.tcti, fileAkStore(keyFile()));
     try {
       const ak = await tpm.attestationKeyPublic();
       expect(leaked.every((l) => l.equals(ak))).toBe(true);
       const mine = await transients(sw.tcti);
       expect(mine).toHaveLength(1);
 
-      const nonce = Buffer.from('after three crashes');
+      const nonce = Buffer.from('after the crashes');
       const q = await tpm.quote(nonce, [{ alg: 'sha256', pcrs: [0, 7] }]);
       const v = verifyQuote({ attest: q.attest, signature: q.signature, pcrs: q.banks, ak: parseTpmtPublic(ak), expectedNonce: nonce });
       expect(v.banks).toHaveLength(1);
@@ -132,15 +136,17 @@ describe('Tpm after sessions killed without close()', () => {
     expect(await transients(sw.tcti)).toEqual([]);
   }, 90_000);
 
-  it('after four crashes of fixed sessions, holds only the last one and its own AK', async () => {
-    // The fourth session finds the TPM full and flushes what the first three left.
-    for (let i = 1; i <= SLOTS + 1; i++) {
-      await crashSession(build.url, sw.tcti);
-      expect(await transients(sw.tcti)).toHaveLength(i <= SLOTS ? i : 1);
+  it('after crashes of fixed sessions, holds only what the last one left and its own AK', async () => {
+    // The third session finds no room for its AK beside the storage root key and flushes what the first two left.
+    const counts: number[] = [];
+    for (let i = 1; i <= SLOTS; i++) {
+      await crashSession(build, sw.tcti, keyFile());
+      counts.push((await transients(sw.tcti)).length);
     }
+    expect(counts).toEqual([1, 2, 1]);
     const left = await transients(sw.tcti);
 
-    const tpm = await Tpm.open(sw.tcti);
+    const tpm = await Tpm.open(sw.tcti, fileAkStore(keyFile()));
     try {
       const ak = parseTpmtPublic(await tpm.attestationKeyPublic());
       const q = await tpm.quote(Buffer.from('n'), [{ alg: 'sha256', pcrs: [0] }]);
