@@ -30,10 +30,22 @@ if [ -z "${ATTESTD_TCTI:-}" ] && [ -c /dev/tpmrm0 ]; then
   fi
 fi
 
+stop_swtpm() { :; }
 if [ -z "${ATTESTD_TCTI:-}" ]; then
   tcti=$(bash scripts/swtpm.sh "$state/swtpm")
-  # The software TPM lives as long as this script.
-  trap 'kill "$(cat "$state/swtpm/swtpm.pid" 2>/dev/null)" 2>/dev/null || true' EXIT
+  # The software TPM lives as long as this script, and is shut down in order when it stops
+  # (TPM2_Shutdown before the power goes), as firmware does on a real host. A dictionary-attack
+  # lockout left by earlier runs is cleared: this is a development TPM with an empty lockout
+  # authorization. attestd's own keys are noDA and never add to the lockout counter; this is
+  # for whatever else was run against the same software TPM. Never done to a real TPM.
+  TPM2TOOLS_TCTI=$tcti tpm2_dictionarylockout --clear-lockout >/dev/null 2>&1 ||
+    echo "attestd: could not clear the software TPM's dictionary-attack lockout" >&2
+  stop_swtpm() {
+    TPM2TOOLS_TCTI=$tcti tpm2_shutdown --clear >/dev/null 2>&1 ||
+      echo "attestd: the software TPM did not take TPM2_Shutdown; it stops without one" >&2
+    kill "$(cat "$state/swtpm/swtpm.pid" 2>/dev/null)" 2>/dev/null || true
+  }
+  trap stop_swtpm EXIT
 else
   tcti=$ATTESTD_TCTI
 fi
@@ -48,6 +60,16 @@ printf '  export PATH=%q:"$PATH" ATTESTD_SOCKET=%q\n  attestctl status\n' "$root
 bin/attestd --tcti "$tcti" --policy "$policy" --state-dir "$state" --socket "$socket" \
   --log-level "${ATTESTD_LOG_LEVEL:-info}" &
 daemon=$!
-trap 'kill -TERM $daemon 2>/dev/null; wait $daemon; kill "$(cat "$state/swtpm/swtpm.pid" 2>/dev/null)" 2>/dev/null || true' EXIT INT TERM
+# Ctrl-C, a TERM or the daemon's own exit: stop the daemon, then the software TPM, in that
+# order, once. (Under set -e a failing step in a trap would end it early: each one may fail.)
+cleanup() {
+  trap - EXIT INT TERM
+  kill -TERM "$daemon" 2>/dev/null || true
+  wait "$daemon" 2>/dev/null || true
+  stop_swtpm
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 trap 'kill -HUP $daemon' HUP
 wait $daemon

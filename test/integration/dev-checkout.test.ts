@@ -120,4 +120,47 @@ describe('the checkout\'s bin/', () => {
       await tpm.dispose();
     }
   });
+  it('ten Ctrl-C stops of npm start in one state folder, on its own software TPM, all end TRUSTED with no lockout counted', async () => {
+    const state = join(scratch, 'cycles');
+    const env = cleanEnv({ ATTESTD_START_SKIP_BUILD: '1', ATTESTD_STATE_DIR: state, ATTESTD_LOG_LEVEL: 'warn' });
+    const status: NodeJS.ProcessEnv = { ...env, ATTESTD_SOCKET: join(state, 'attestd.sock') };
+    const akPins = new Set<string>();
+    for (let cycle = 1; cycle <= 10; cycle++) {
+      // npm start with no TPM device and no TCTI: start.sh runs its own swtpm under the state folder.
+      const start: ChildProcess = spawn('bash', [join(ROOT, 'scripts/start.sh')], { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'], env });
+      let printed = '';
+      start.stdout!.on('data', (d) => (printed += d));
+      start.stderr!.on('data', (d) => (printed += d));
+      const exited = new Promise<number | null>((res) => start.on('exit', (code) => res(code)));
+      let swtpmPid = 0;
+      try {
+        let got: { state?: string; ak_public_pem?: string } = {};
+        for (const end = Date.now() + 20_000; Date.now() < end && got.state !== 'TRUSTED';) {
+          await new Promise((r) => setTimeout(r, 200));
+          const r = await sh('attestctl status --json', ROOT, { ...status, PATH: `${join(ROOT, 'bin')}:${status.PATH!}` });
+          if (r.code === 0) got = JSON.parse(r.stdout) as typeof got;
+        }
+        expect(got.state, `cycle ${cycle}\n${printed}`).toBe('TRUSTED');
+        swtpmPid = Number(readFileSync(join(state, 'swtpm', 'swtpm.pid'), 'utf8'));
+        akPins.add(got.ak_public_pem ?? '');
+        if (cycle === 10) {
+          const tcti = readFileSync(join(state, 'tcti'), 'utf8').trim();
+          const caps = await sh('tpm2_getcap properties-variable', ROOT, { ...env, TPM2TOOLS_TCTI: tcti });
+          expect(caps.stdout).toMatch(/TPM2_PT_LOCKOUT_COUNTER: 0x0\b/);
+        }
+      } finally {
+        // Ctrl-C: SIGINT to the whole foreground group.
+        process.kill(-start.pid!, 'SIGINT');
+        const t = setTimeout(() => { try { process.kill(-start.pid!, 'SIGKILL'); } catch { /* gone */ } }, 10_000);
+        expect(await exited).toBe(130);
+        clearTimeout(t);
+      }
+      // The software TPM was shut down in order, then stopped.
+      expect(printed).not.toMatch(/did not take TPM2_Shutdown/);
+      const alive = () => { try { process.kill(swtpmPid, 0); return true; } catch { return false; } };
+      for (const end = Date.now() + 5000; Date.now() < end && alive();) await new Promise((r) => setTimeout(r, 50));
+      expect(alive()).toBe(false);
+    }
+    expect(akPins.size).toBe(1);
+  }, 240_000);
 });
