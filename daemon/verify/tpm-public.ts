@@ -58,6 +58,15 @@ export interface TpmPublicKey {
   scheme?: TpmKeyScheme;
   /** ECC keys only. */
   curve?: EccCurve;
+  /** The block cipher a storage key (an EK, a storage root key) protects its children with. */
+  symmetric?: TpmSymmetric;
+}
+
+/** TPMT_SYM_DEF_OBJECT other than TPM_ALG_NULL: TPM_ALG ids of the cipher and mode, and key bits. */
+export interface TpmSymmetric {
+  alg: number;
+  keyBits: number;
+  mode: number;
 }
 
 /** sizeof(TPMU_HA): the largest digest, bounding authPolicy. */
@@ -92,7 +101,7 @@ export function parseTpmtPublic(bytes: Uint8Array): TpmPublicKey {
   const nameAlg = hashAlgFromId(r.u16());
   const objectAttributes = r.u32();
   r.tpm2b(MAX_DIGEST, 'authPolicy');
-  let parsed: { key: KeyObject; scheme?: TpmKeyScheme; curve?: EccCurve };
+  let parsed: { key: KeyObject; scheme?: TpmKeyScheme; curve?: EccCurve; symmetric?: TpmSymmetric | undefined };
   let type: TpmPublicKey['type'];
   if (typeId === TPM_ALG.RSA) {
     type = 'rsa';
@@ -121,6 +130,7 @@ export function parseTpmtPublic(bytes: Uint8Array): TpmPublicKey {
   };
   if (parsed.scheme) out.scheme = parsed.scheme;
   if (parsed.curve) out.curve = parsed.curve;
+  if (parsed.symmetric) out.symmetric = parsed.symmetric;
   return out;
 }
 
@@ -138,8 +148,8 @@ export function encodeTpm2bPublic(pub: TpmPublicKey): Buffer {
   return new TpmWriter().tpm2b(pub.publicArea).finish();
 }
 
-function readRsa(r: TpmReader): { key: KeyObject; scheme?: TpmKeyScheme } {
-  readSymmetric(r);
+function readRsa(r: TpmReader): { key: KeyObject; scheme?: TpmKeyScheme; symmetric?: TpmSymmetric | undefined } {
+  const symmetric = readSymmetric(r);
   const scheme = readScheme(r, RSA_SCHEMES);
   const keyBits = r.u16();
   const rawExponent = r.u32();
@@ -156,11 +166,11 @@ function readRsa(r: TpmReader): { key: KeyObject; scheme?: TpmKeyScheme } {
   const e = new TpmWriter().u32(exponent).finish();
   const firstNonZero = e.findIndex((b) => b !== 0);
   const key = jwkKey({ kty: 'RSA', n: n.toString('base64url'), e: e.subarray(firstNonZero).toString('base64url') });
-  return scheme ? { key, scheme } : { key };
+  return scheme ? { key, scheme, symmetric } : { key, symmetric };
 }
 
-function readEcc(r: TpmReader): { key: KeyObject; scheme?: TpmKeyScheme; curve: EccCurve } {
-  readSymmetric(r);
+function readEcc(r: TpmReader): { key: KeyObject; scheme?: TpmKeyScheme; curve: EccCurve; symmetric?: TpmSymmetric | undefined } {
+  const symmetric = readSymmetric(r);
   const scheme = readScheme(r, ECC_SCHEMES);
   const curve = eccCurveFromId(r.u16());
   const kdf = r.u16();
@@ -172,18 +182,17 @@ function readEcc(r: TpmReader): { key: KeyObject; scheme?: TpmKeyScheme; curve: 
   const x = leftPad(r.tpm2b(size, 'ecc x'), size);
   const y = leftPad(r.tpm2b(size, 'ecc y'), size);
   const key = jwkKey({ kty: 'EC', crv: curve, x: x.toString('base64url'), y: y.toString('base64url') });
-  return scheme ? { key, scheme, curve } : { key, curve };
+  return scheme ? { key, scheme, curve, symmetric } : { key, curve, symmetric };
 }
 
 /** TPMT_SYM_DEF_OBJECT: a block cipher with key size and mode, or TPM_ALG_NULL alone. */
-function readSymmetric(r: TpmReader): void {
+function readSymmetric(r: TpmReader): TpmSymmetric | undefined {
   const alg = r.u16();
-  if (alg === TPM_ALG.NULL) return;
+  if (alg === TPM_ALG.NULL) return undefined;
   if (!SYMMETRIC.has(alg)) {
     throw new AttestdError('QUOTE_UNSUPPORTED_ALGORITHM', `unsupported symmetric algorithm 0x${hex16(alg)}`);
   }
-  r.u16(); // keyBits
-  r.u16(); // mode
+  return { alg, keyBits: r.u16(), mode: r.u16() };
 }
 
 function readScheme(r: TpmReader, allowed: ReadonlyMap<number, TpmSchemeName>): TpmKeyScheme | undefined {
