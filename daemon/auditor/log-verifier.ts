@@ -239,6 +239,12 @@ export class LogVerifier {
     if (!r.pass && verdict.reasons[0] && r.reasons[0]?.code !== verdict.reasons[0].code && r.reasons[0]?.code !== 'AUDIT_UNAVAILABLE') {
       this.fail('reappraisal', `epoch ${r.epoch} recorded reason ${r.reasons[0]?.code}, re-appraisal says ${verdict.reasons[0].code}`);
     }
+    // A passing epoch's reasons are those of single GPUs, which decide what leases may name:
+    // they must be exactly the ones re-appraisal finds.
+    const said = (rs: readonly { code?: string | null; message?: string | null }[]) => rs.map((x) => `${x.code ?? ''}: ${x.message ?? ''}`).join('\n');
+    if (r.pass && said(r.reasons) !== said(verdict.reasons)) {
+      this.fail('reappraisal', `epoch ${r.epoch} recorded GPU reasons [${r.reasons.map((x) => x.code).join(', ')}], re-appraisal says [${verdict.reasons.map((x) => x.code).join(', ')}]`);
+    }
   }
 
   private leaseDecision(d: attestd.audit.v1.LeaseDecision, timeMs: number): void {
