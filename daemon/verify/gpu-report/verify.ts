@@ -97,7 +97,7 @@ function checkNonce(frame: SpdmFrame, expected: Uint8Array | undefined, allowAny
  *     is valid at `at` (COLLATERAL_STALE);
  *  3. report-signature: ECDSA P-384 / SHA-384 over request || response-without-signature
  *     verifies with the leaf key (GPU_REPORT_SIGNATURE_INVALID);
- *  4. nonce: the signed request carries `expectedNonce` (GPU_REPORT_SIGNATURE_INVALID),
+ *  4. nonce: the signed request carries `expectedNonce` (GPU_NONCE_MISMATCH),
  *     skipped only with allowAnyNonce;
  *  5. report-fields: measurement blocks (DMTF format, unique indices, counts and sizes
  *     consistent), the responder's slot, and NVIDIA's opaque fields (bounded TLVs, no
