@@ -15,6 +15,7 @@ import { Checkpointer } from './audit/checkpointer.js';
 import { createSessionKey, type SessionKey } from './native.js';
 import { AK_KEY_FILE, fileAkStore } from './evidence/tpm/ak-store.js';
 import { TpmSource } from './evidence/tpm/source.js';
+import { readGpuTrustRoots } from './config/gpu-roots.js';
 import { GpuCollector } from './evidence/gpu/collector.js';
 import { CvmSource } from './evidence/cvm/source.js';
 import { collectHostInventory } from './evidence/gpu/host-inventory.js';
@@ -190,6 +191,7 @@ async function assemble(config: DaemonConfig, log: LogFn, key: SessionKey, audit
   const loop = new AttestationLoop({
     tpm, audit, leases, signer: key, log, policy, trustedAk: ak,
     gpu: new GpuCollector({ nvmlLibraryPath: config.nvmlLibrary, crossCheck: true }),
+    gpuTrust: config.gpuTrustRoots !== undefined ? readGpuTrustRoots(config.gpuTrustRoots) : undefined,
     cvm: new CvmSource({ tsmRoot: config.tsmRoot }),
     inventory: hostInventory(log),
     onEpoch: epochObserver(status, metrics, notifier),

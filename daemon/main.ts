@@ -30,6 +30,8 @@ Options:
   --nvml PATH          libnvidia-ml.so.1 to load (env ATTESTD_NVML; default the system's)
   --ek-ca DIR          TPM vendor CA certificates (roots and intermediates) to verify every EK
                        certificate with, to a root in DIR (env ATTESTD_EK_CA)
+  --gpu-roots DIR      root certificates for GPU reports (DIR/device) and RIMs (DIR/rim) in place
+                       of the pinned NVIDIA roots (env ATTESTD_GPU_ROOTS)
   --tsm-root DIR       configfs-tsm root for confidential-VM reports (env ATTESTD_TSM_ROOT;
                        default /sys/kernel/config/tsm)
   --metrics ADDR       Prometheus endpoint: 127.0.0.1:PORT, [::1]:PORT or unix:/PATH
@@ -49,7 +51,7 @@ function parseFlags(argv: string[]) {
       socket: { type: 'string' }, 'socket-group': { type: 'string' }, tcti: { type: 'string' }, policy: { type: 'string' },
       'state-dir': { type: 'string' }, 'log-level': { type: 'string' }, metrics: { type: 'string' }, config: { type: 'string' },
       nvml: { type: 'string' }, 'tsm-root': { type: 'string' }, 'ek-ca': { type: 'string' },
-      version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      'gpu-roots': { type: 'string' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   }).values;
@@ -70,6 +72,7 @@ function resolveConfig(values: Flags, env: NodeJS.ProcessEnv): DaemonConfig {
     nvmlLibrary: values.nvml ?? env.ATTESTD_NVML ?? file.nvml,
     tsmRoot: values['tsm-root'] ?? env.ATTESTD_TSM_ROOT ?? file.tsm_root,
     ekCaDir: values['ek-ca'] ?? env.ATTESTD_EK_CA ?? file.ek_ca,
+    gpuTrustRoots: values['gpu-roots'] ?? env.ATTESTD_GPU_ROOTS ?? file.gpu_roots,
   });
 }
 

@@ -27,6 +27,8 @@ if [ "${1:-}" = "--test" ]; then
   command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
   command -v dpkg-shlibdeps >/dev/null 2>&1 || need+=(dpkg-dev)
   command -v python3 >/dev/null 2>&1 || need+=(python3)
+  # The fake NVML (test/fake-nvml) signs GPU reports with libcrypto, as a GPU would.
+  [ -f /usr/include/openssl/evp.h ] || need+=(libssl-dev)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi

@@ -19,6 +19,7 @@ import type { CvmKind } from '../verify/cvm/verify.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
 import type { EpochVerdict, EpochVerdictInput, RecordedTpmEvidence } from './epoch-verdict.js';
 import type { ImaState, RecordedCvm, RecordedGpuReport } from './source-verdicts.js';
+import type { RecordedRim } from './gpu-reports.js';
 
 import V1 = attestd.audit.v1;
 
@@ -39,6 +40,8 @@ export class RecordCarry {
   ima: ImaState | undefined;
   /** The clock of the latest verified quote: a reset or restart since ends the lease chain. */
   clock: ClockInfo | undefined;
+  /** Every GPU RIM the session recorded in full, by the hex SHA-256 of its bytes. */
+  readonly rims = new Map<string, Buffer>();
 
   advance(verdict: EpochVerdict): void {
     if (verdict.clock) this.clock = verdict.clock;
@@ -54,7 +57,13 @@ export interface CollectedEvidence {
   ima?: { newLines: Uint8Array; readError?: string; byteOffset: number; restarted: boolean };
   cvm?: RecordedCvm & { via?: string; provider?: string; collateralIssuedAtMs?: number };
   /** Absent when the host has no GPU collector. */
-  gpu?: { measurement?: Uint8Array; collectError?: string; crossCheckMismatches?: string[]; reports: RecordedGpuReport[] };
+  gpu?: {
+    measurement?: Uint8Array; collectError?: string; crossCheckMismatches?: string[]; reports: RecordedGpuReport[];
+    /** How the reports' nonces were derived (verify/gpu-report/nonce.ts). */
+    reportNonceVersion?: number;
+    /** The RIM files read for this epoch. */
+    rims?: RecordedRim[];
+  };
 }
 
 /** The evidence half of an EpochResult; the verdict half is filled in after appraisal. */
@@ -97,7 +106,8 @@ export function encodeEvidence(e: CollectedEvidence, carry: RecordCarry): Eviden
       collectError: e.cvm.collectError ?? '', collateralIssuedAtMs: e.cvm.collateralIssuedAtMs ?? 0 };
   }
   if (e.gpu?.measurement) {
-    out.gpu = { measurement: e.gpu.measurement, crossCheckMismatches: e.gpu.crossCheckMismatches ?? [], reports: e.gpu.reports };
+    out.gpu = { measurement: e.gpu.measurement, crossCheckMismatches: e.gpu.crossCheckMismatches ?? [], reports: e.gpu.reports,
+      reportNonceVersion: e.gpu.reportNonceVersion ?? 0, rims: (e.gpu.rims ?? []).map((r) => encodeRim(r, carry)) };
   } else if (e.gpu?.collectError) {
     out.gpu = { collectError: e.gpu.collectError };
   }
@@ -142,8 +152,27 @@ export function decodeEvidence(r: V1.EpochResult, carry: RecordCarry, collateral
     ima: r.ima ? { state: carry.ima, newLines: Buffer.from(r.ima.newLines ?? []), readError: r.ima.readError || undefined } : undefined,
     cvm: r.cvm ? { rec: recordedCvm(r.cvm, carry), collateral, collateralIssuedAtMs: Number(r.cvm.collateralIssuedAtMs ?? 0) || undefined } : undefined,
     gpu: { measurement: gpuBytes.length ? gpuBytes : undefined, collectError: r.gpu?.collectError || undefined,
-      reports: (r.gpu?.reports ?? []).map((g) => ({ uuid: g.uuid ?? '', report: Buffer.from(g.report ?? []), certChain: Buffer.from(g.certChain ?? []) })) },
+      reports: (r.gpu?.reports ?? []).map((g) => ({ uuid: g.uuid ?? '', report: Buffer.from(g.report ?? []), certChain: Buffer.from(g.certChain ?? []) })),
+      reportNonceVersion: r.gpu?.reportNonceVersion ?? 0, rims: (r.gpu?.rims ?? []).map((g) => decodeRim(g, carry, r.epoch)) },
   };
+}
+
+/** A RIM in full the first time the session records it, by digest after. */
+function encodeRim(r: RecordedRim, carry: RecordCarry): V1.IGpuRim {
+  const digest = sha256(r.xml);
+  return { name: r.name, sha256: digest, xml: carry.rims.has(digest.toString('hex')) ? null : r.xml };
+}
+
+function decodeRim(g: V1.IGpuRim, carry: RecordCarry, epoch: number): RecordedRim {
+  const digest = Buffer.from(g.sha256 ?? []);
+  if (present(g.xml)) {
+    const xml = Buffer.from(g.xml);
+    if (!sha256(xml).equals(digest)) throw new RecordMismatch('record', `epoch ${epoch} records a RIM whose bytes are not its digest`);
+    carry.rims.set(digest.toString('hex'), xml);
+  }
+  const xml = carry.rims.get(digest.toString('hex'));
+  if (!xml) throw new RecordMismatch('record', `epoch ${epoch} names a RIM that no earlier epoch of the session recorded`);
+  return { name: g.name ?? '', xml };
 }
 
 /** The epoch's first recorded reason, which is why the evidence is missing when the quote is. */

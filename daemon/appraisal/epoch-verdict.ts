@@ -18,6 +18,7 @@ import type { ClockInfo } from '../verify/tpm-attest.js';
 import { compareClock } from '../verify/clock.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
 import { bootVerdict, cvmVerdict, gpuVerdict, imaVerdict, type ImaState, type RecordedCvm, type RecordedGpuReport } from './source-verdicts.js';
+import type { GpuTrust, RecordedRim } from './gpu-reports.js';
 
 
 export interface RecordedTpmEvidence {
@@ -42,7 +43,9 @@ export interface EpochVerdictInput {
   boot?: { log?: Uint8Array; readError?: string };
   ima?: { state?: ImaState; newLines: Uint8Array; readError?: string };
   cvm?: { rec?: RecordedCvm; collateral: readonly CollateralFile[]; collateralIssuedAtMs?: number };
-  gpu?: { measurement?: Uint8Array; collectError?: string; reports?: RecordedGpuReport[] };
+  gpu?: { measurement?: Uint8Array; collectError?: string; reports?: RecordedGpuReport[]; reportNonceVersion?: number; rims?: RecordedRim[] };
+  /** The roots GPU reports and RIMs are judged by, the appraiser's own (never the record's). */
+  gpuTrust?: GpuTrust;
 }
 
 export interface EpochVerdict {
@@ -103,7 +106,8 @@ export function epochVerdict(input: EpochVerdictInput): EpochVerdict {
     reasons.push(...cvmVerdict(policy.cvm, input.cvm?.rec, input.cvm?.collateral ?? [], input.binding, input.nowMs, input.cvm?.collateralIssuedAtMs).reasons);
   }
   if (policy.gpu) {
-    reasons.push(...gpuVerdict(policy.gpu, input.gpu?.measurement, input.gpu?.collectError, input.gpu?.reports, input.binding, input.nowMs).reasons);
+    const att = { reports: input.gpu?.reports ?? [], nonceVersion: input.gpu?.reportNonceVersion ?? 0, rims: input.gpu?.rims, trust: input.gpuTrust };
+    reasons.push(...gpuVerdict(policy.gpu, input.gpu?.measurement, input.gpu?.collectError, att, input.binding, input.nowMs).reasons);
   }
   const { host, byGpu } = gpuReasonsByUuid(reasons);
   return {

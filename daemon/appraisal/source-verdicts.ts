@@ -11,8 +11,8 @@ import { parseImaLines, type ImaEntry } from '../verify/ima/parse.js';
 import { replayImaPcr10, IMA_PCR } from '../verify/ima/replay.js';
 import { verifyBootAggregate } from '../verify/ima/boot-aggregate.js';
 import { decodeGpuMeasurement } from '../verify/gpu/measurement-decode.js';
-import { verifyGpuAttestation } from '../verify/gpu-report/verify.js';
-import { gpuNonce } from '../verify/gpu-report/nonce.js';
+import { gpuNonceVersion, type GpuNonceVersion } from '../verify/gpu-report/nonce.js';
+import { gpuReportReasons, type GpuTrust, type RecordedGpuReport, type RecordedRim } from './gpu-reports.js';
 import type { GpuMeasurement } from '../verify/gpu/measurement.js';
 import { verifyCvmEvidence, type CvmKind } from '../verify/cvm/verify.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
@@ -131,19 +131,23 @@ export function cvmVerdict(cvm: CvmPolicy, rec: RecordedCvm | undefined, collate
   return { reasons: appraiseCvm(cvm, v.facts, nowMs, collateralIssuedAtMs !== undefined ? { issuedAtMs: collateralIssuedAtMs } : undefined) };
 }
 
-export interface RecordedGpuReport {
-  uuid: string;
-  report: Uint8Array;
-  certChain: Uint8Array;
+export type { RecordedGpuReport } from './gpu-reports.js';
+
+/** What the record holds about the GPUs' own reports, with the roots to judge them by. */
+export interface GpuReportEvidence {
+  reports: readonly RecordedGpuReport[];
+  /** As recorded: 0 for logs made before per-GPU nonces (see verify/gpu-report/nonce.ts). */
+  nonceVersion: number;
+  rims?: readonly RecordedRim[];
+  trust?: GpuTrust;
 }
 
 /**
  * The GPU measurement under the policy; with `attestation: required`, also every GPU's own
- * report over the nonce derived from this epoch's binding (SPDM signature, device chain to
- * the NVIDIA root, nonce). Failures of one GPU name it, so only its leases go.
+ * report (gpu-reports.ts). Failures of one GPU name it, so only its leases go.
  */
 export function gpuVerdict(gpu: GpuPolicy, measurement: Uint8Array | undefined, collectError: string | undefined,
-  reports: readonly RecordedGpuReport[] = [], binding?: Uint8Array, nowMs?: number): { reasons: Reason[]; measurement?: GpuMeasurement } {
+  att?: GpuReportEvidence, binding?: Uint8Array, nowMs?: number): { reasons: Reason[]; measurement?: GpuMeasurement } {
   if (!measurement) return { reasons: gpu.required ? [{ code: 'GPU_EVIDENCE_MISSING', message: `no GPU measurement: ${collectError ?? 'not collected'}` }] : [] };
   let m: GpuMeasurement;
   try {
@@ -153,19 +157,14 @@ export function gpuVerdict(gpu: GpuPolicy, measurement: Uint8Array | undefined, 
   }
   const reasons = appraiseGpu(gpu, m);
   if (gpu.attestation === 'required' && binding) {
-    const nonce = gpuNonce(binding);
-    for (const g of m.gpus) {
-      const r = reports.find((x) => x.uuid.toLowerCase() === g.uuid.toLowerCase());
-      if (!r) {
-        reasons.push({ code: 'GPU_REPORT_MISSING', message: `GPU ${g.uuid} gave no attestation report`, gpu: g.uuid });
-        continue;
-      }
-      try {
-        verifyGpuAttestation({ report: r.report, certChainPem: r.certChain, expectedNonce: nonce, at: new Date(nowMs ?? 0) });
-      } catch (err) {
-        reasons.push({ ...reason(err), message: `GPU ${g.uuid}: ${reason(err).message}`, gpu: g.uuid });
-      }
+    let nonceVersion: GpuNonceVersion;
+    try {
+      nonceVersion = gpuNonceVersion(att?.nonceVersion ?? 0);
+    } catch (err) {
+      return { reasons: [...reasons, reason(err)], measurement: m };
     }
+    reasons.push(...gpuReportReasons(gpu, m.gpus, { reports: att?.reports ?? [], binding, nowMs: nowMs ?? 0, nonceVersion,
+      trust: att?.trust, rims: att?.rims }));
   }
   return { reasons, measurement: m };
 }

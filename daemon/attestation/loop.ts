@@ -23,7 +23,9 @@ import type { Reason } from '../base/reason.js';
 import { EvidenceCollector } from './collect.js';
 import type { RecordedGpuReport } from '../appraisal/source-verdicts.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
-import { gpuNonce } from '../verify/gpu-report/nonce.js';
+import { GPU_NONCE_VERSION, gpuNonce } from '../verify/gpu-report/nonce.js';
+import type { GpuTrust } from '../appraisal/gpu-reports.js';
+import { readRimFolder } from './gpu-rims.js';
 import type { CvmSource } from '../evidence/cvm/source.js';
 import type { AkPin } from './ak-pin.js';
 
@@ -55,6 +57,8 @@ export interface LoopDeps {
   trustedAk: Pick<AkPin, 'publicArea'> & Partial<Pick<AkPin, 'ensure'>>;
   now?: () => number;
   log: (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+  /** The roots GPU reports and RIMs are judged by; absent for the pinned NVIDIA roots. */
+  gpuTrust?: GpuTrust;
   /** Told of every epoch once it is in force, with how long it took and whether the TPM answered. */
   onEpoch?: (e: EpochState, info: EpochInfo) => void;
 }
@@ -184,6 +188,25 @@ export class AttestationLoop {
   }
 
   /**
+   * Each GPU's report over its own nonce (derived from the binding and its UUID), with the
+   * chain NVML gives for that same device, and the RIMs the policy names.
+   */
+  private async gpuReports(policy: Policy, binding: Buffer): Promise<Pick<NonNullable<CollectedEvidence['gpu']>, 'reports' | 'reportNonceVersion' | 'rims'>> {
+    const { deps } = this;
+    let reports: RecordedGpuReport[] = [];
+    try {
+      reports = (await deps.gpu!.collect({ attestationNonce: (uuid) => gpuNonce(binding, uuid, GPU_NONCE_VERSION) })).attestation
+        .map((a) => ({ uuid: a.uuid, report: a.report, certChain: a.attestationCertChain }));
+    } catch (err) {
+      deps.log('warn', 'GPU attestation reports not collected', { err: String(err) });
+    }
+    const rimDir = policy.gpu?.rims?.dir;
+    const read = rimDir ? await readRimFolder(rimDir) : { rims: [] };
+    if (read.error) deps.log('warn', 'GPU RIMs not read', { err: read.error });
+    return { reports, reportNonceVersion: GPU_NONCE_VERSION, rims: read.rims };
+  }
+
+  /**
    * Everything the policy asks for, in order: the confidential-VM report over the binding and
    * the GPUs' own reports over a nonce derived from it, then the quote, then what must match
    * the quote (event log, IMA lines). A failure to quote is kept as the reason to record.
@@ -191,16 +214,10 @@ export class AttestationLoop {
   private async collect(policy: Policy, binding: Buffer, gpu: { measured?: GpuEvidence; error?: string }): Promise<Collected> {
     const { deps } = this;
     const cvm = await this.collector.beforeQuote(policy, binding);
-    let reports: RecordedGpuReport[] = [];
-    if (policy.gpu?.attestation === 'required' && deps.gpu && gpu.measured) {
-      try {
-        reports = (await deps.gpu.collect({ attestationNonce: gpuNonce(binding) })).attestation
-          .map((a) => ({ uuid: a.uuid, report: a.report, certChain: a.attestationCertChain }));
-      } catch (err) {
-        deps.log('warn', 'GPU attestation reports not collected', { err: String(err) });
-      }
+    const evidence: CollectedEvidence = { cvm: cvm?.evidence, gpu: this.gpuEvidence(gpu, []) };
+    if (policy.gpu?.attestation === 'required' && evidence.gpu && gpu.measured) {
+      Object.assign(evidence.gpu, await this.gpuReports(policy, binding));
     }
-    const evidence: CollectedEvidence = { cvm: cvm?.evidence, gpu: this.gpuEvidence(gpu, reports) };
     let collectionFailure: Reason | undefined;
     try {
       const q = await deps.tpm.quote(binding, await deps.tpm.selections(requiredSelections(policy), policy.allowSha1));
@@ -230,7 +247,7 @@ export class AttestationLoop {
       return { verdict: { pass: false, reasons: [{ code: 'INTERNAL', message: 'the evidence could not be recorded consistently' }] }, evidence };
     }
     const verdict = epochVerdict({ policy, binding, nowMs, trustedAkPublic: this.deps.trustedAk.publicArea, previousClock: this.carry.clock,
-      collectionFailure: c.collectionFailure, ...recorded });
+      collectionFailure: c.collectionFailure, gpuTrust: this.deps.gpuTrust, ...recorded });
     this.carry.advance(verdict);
     if (verdict.imaNext) this.collector.advanceIma(c.evidence.ima?.newLines.length ?? 0);
     return { verdict, evidence };

@@ -32,6 +32,7 @@ import { parsePolicy } from '../policy/parse.js';
 import { epochVerdict, type EpochVerdict } from '../appraisal/epoch-verdict.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
 import { decodeEvidence, recordedCollectionFailure, RecordMismatch, type RecordedEvidence } from '../appraisal/epoch-record.js';
+import type { GpuTrust } from '../appraisal/gpu-reports.js';
 import { RootWindow } from '../verify/merkle/root-window.js';
 import { Session } from './session.js';
 import { AuditFailure, type Check, type Summary, type Where } from './report.js';
@@ -54,8 +55,11 @@ export class LogVerifier {
    * `trustedKey`: the attestation key's public key, as `attestctl status --json` shows it.
    * `collateral`: files the auditor supplies for confidential-VM reports whose certificates
    * are not in the log (TDX collateral; SEV-SNP certificates when the host gave no table).
+   * `gpuTrust`: the auditor's own roots for GPU reports and RIMs (the daemon's `--gpu-roots`);
+   * absent, the pinned NVIDIA roots.
    */
-  constructor(private readonly trustedKey: KeyObject, private readonly collateral: readonly CollateralFile[] = []) {}
+  constructor(private readonly trustedKey: KeyObject, private readonly collateral: readonly CollateralFile[] = [],
+    private readonly gpuTrust?: GpuTrust) {}
 
   /**
    * The AK's TPM public area as the log records it, accepted only when its key is the trusted
@@ -196,7 +200,7 @@ export class LogVerifier {
     if (!expectedPolicyDigest.equals(Buffer.from(r.policySha256))) this.fail('reappraisal', `epoch ${r.epoch} names a policy other than the one loaded`);
     const verdict = policy
       ? epochVerdict({ policy: policy.policy, binding, nowMs: r.appraisedAtMs, trustedAkPublic: ak?.publicArea, previousClock: s.carry.clock,
-        collectionFailure: recordedCollectionFailure(r), ...evidence })
+        collectionFailure: recordedCollectionFailure(r), gpuTrust: this.gpuTrust, ...evidence })
       : { pass: false, reasons: [{ code: 'POLICY_INVALID', message: '' }] } as EpochVerdict;
     s.carry.advance(verdict);
     this.compareVerdict(r, verdict, s);
@@ -234,6 +238,12 @@ export class LogVerifier {
     }
     if (!r.pass && verdict.reasons[0] && r.reasons[0]?.code !== verdict.reasons[0].code && r.reasons[0]?.code !== 'AUDIT_UNAVAILABLE') {
       this.fail('reappraisal', `epoch ${r.epoch} recorded reason ${r.reasons[0]?.code}, re-appraisal says ${verdict.reasons[0].code}`);
+    }
+    // A passing epoch's reasons are those of single GPUs, which decide what leases may name:
+    // they must be exactly the ones re-appraisal finds.
+    const said = (rs: readonly { code?: string | null; message?: string | null }[]) => rs.map((x) => `${x.code ?? ''}: ${x.message ?? ''}`).join('\n');
+    if (r.pass && said(r.reasons) !== said(verdict.reasons)) {
+      this.fail('reappraisal', `epoch ${r.epoch} recorded GPU reasons [${r.reasons.map((x) => x.code).join(', ')}], re-appraisal says [${verdict.reasons.map((x) => x.code).join(', ')}]`);
     }
   }
 

@@ -5,6 +5,7 @@
 import type { KeyObject } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { GpuTrust } from '../appraisal/gpu-reports.js';
 import { LogVerifier } from './log-verifier.js';
 import type { Summary } from './report.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
@@ -12,8 +13,8 @@ import { framesOf, readSegments } from '../audit/reader.js';
 import { CHECKPOINT_FILE } from '../audit/segments.js';
 
 /** Resolves with the summary; rejects with AuditFailure naming the first failing record, or an I/O error. */
-export async function verifyLogDir(dir: string, akKey: KeyObject, collateral: readonly CollateralFile[] = []): Promise<Summary> {
-  const v = new LogVerifier(akKey, collateral);
+export async function verifyLogDir(dir: string, akKey: KeyObject, collateral: readonly CollateralFile[] = [], gpuTrust?: GpuTrust): Promise<Summary> {
+  const v = new LogVerifier(akKey, collateral, gpuTrust);
   for await (const seg of readSegments(dir)) {
     for (const f of framesOf(seg)) {
       if ('payload' in f) v.record(f.payload, { segment: f.segment, offset: f.offset });

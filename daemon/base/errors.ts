@@ -73,6 +73,8 @@ export const ERROR_CODES = {
   GPU_REPORT_SIGNATURE_INVALID: 'a GPU attestation report signature does not verify',
   GPU_NONCE_MISMATCH: 'a GPU attestation report was made for another nonce',
   GPU_CERT_CHAIN_INVALID: 'the GPU device certificate does not chain to the NVIDIA root',
+  GPU_REPORT_NOT_THIS_GPU: 'a GPU attestation report describes another device than the GPU it is filed under',
+  GPU_REPORT_DUPLICATE: 'one GPU device key signed the reports of more than one GPU',
   RIM_INVALID: 'a reference integrity manifest is malformed or its signature does not verify',
 
   // Policy

@@ -5,9 +5,11 @@ import { join } from 'node:path';
 import { AuditFailure, type Summary } from '../auditor/report.js';
 import { verifyLogDir } from '../auditor/verify-dir.js';
 import { EXIT } from './exit-codes.js';
+import { readGpuTrustRoots } from '../config/gpu-roots.js';
+import type { GpuTrust } from '../appraisal/gpu-reports.js';
 import { printJson } from './output.js';
 
-export const AUDIT_VERIFY_HELP = `Usage: attestctl audit verify DIR --ak AK.pem [--collateral DIR] [--json]
+export const AUDIT_VERIFY_HELP = `Usage: attestctl audit verify DIR --ak AK.pem [--collateral DIR] [--gpu-roots DIR] [--json]
 
 Checks a copy of an attestd audit log folder (STATE_DIR/audit) with nothing but the TPM
 attestation key's public key (PEM, as \`attestctl status --json\` shows it): record framing
@@ -17,10 +19,13 @@ quotes that bound it, every quote and PCR digest, every epoch result and lease t
 signature; then it re-runs each appraisal on the recorded evidence under the recorded policy
 and confirms every grant and renewal happened under a passing, fresh epoch. --collateral names
 the confidential-VM collateral (TDX certificates, CRLs, TCB info, QE identity) the host used.
+--gpu-roots names the roots GPU reports (DIR/device) and RIMs (DIR/rim) are judged by, as the
+daemon's --gpu-roots; without it, the pinned NVIDIA roots.
 Exit codes: 0 verified, 8 verification failed (the first failing record is printed),
 2 usage, 1 the folder or key could not be read.`;
 
-export async function auditVerify(dir: string | undefined, akPath: string | undefined, json: boolean, collateralDir?: string): Promise<number> {
+export async function auditVerify(dir: string | undefined, akPath: string | undefined, json: boolean, collateralDir?: string,
+  gpuRootsDir?: string): Promise<number> {
   if (!dir || !akPath) {
     process.stderr.write(`attestctl: audit verify needs DIR and --ak AK.pem\n\n${AUDIT_VERIFY_HELP}\n`);
     return EXIT.USAGE;
@@ -32,11 +37,18 @@ export async function auditVerify(dir: string | undefined, akPath: string | unde
     process.stderr.write(`attestctl: cannot read the attestation key ${akPath}: ${(err as Error).message}\n`);
     return EXIT.FAILURE;
   }
+  let gpuTrust: GpuTrust | undefined;
+  try {
+    gpuTrust = gpuRootsDir !== undefined ? readGpuTrustRoots(gpuRootsDir) : undefined;
+  } catch (err) {
+    process.stderr.write(`attestctl: ${(err as Error).message}\n`);
+    return EXIT.FAILURE;
+  }
   const started = Date.now();
   let summary: Summary;
   try {
     const collateral = collateralDir ? await Promise.all((await readdir(collateralDir)).map(async (name) => ({ name, bytes: await readFile(join(collateralDir, name)) }))) : [];
-    summary = await verifyLogDir(dir, key, collateral);
+    summary = await verifyLogDir(dir, key, collateral, gpuTrust);
   } catch (err) {
     if (err instanceof AuditFailure) {
       if (json) printJson({ verified: false, check: err.check, message: err.message, ...err.where });

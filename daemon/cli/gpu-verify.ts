@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { AttestdError } from '../base/errors.js';
 import type { Reason } from '../base/reason.js';
 import { parseOpaqueData, type NvidiaOpaqueData } from '../verify/gpu-report/opaque.js';
-import { parseRimXml } from '../verify/gpu-report/rim.js';
+import { parseRimXml, rimKind as kindOfRim } from '../verify/gpu-report/rim.js';
 import type { VerifiedRim } from '../verify/gpu-report/rim-signature.js';
 import { parseSpdmReport, type MeasurementBlock } from '../verify/gpu-report/spdm.js';
 import { compareWithRims, GPU_CHECKS, verifyGpuAttestation, type GpuCheck, type VerifiedGpuReport } from '../verify/gpu-report/verify.js';
@@ -61,8 +61,6 @@ interface Outcome {
 /** The report fields printed: verified ones, else as parsed for diagnosis, else none. */
 type Shown = ReturnType<typeof unverifiedFields>;
 
-/** VBIOS versions are five dot-separated hex pairs ("96.00.5E.00.01"); driver versions are not. */
-const VBIOS_VERSION = /^[0-9A-Fa-f]{2}(\.[0-9A-Fa-f]{2}){4}$/;
 const MAX_INPUT = 1024 * 1024;
 
 async function readInput(path: string, what: string): Promise<Buffer | string> {
@@ -123,7 +121,7 @@ function unverifiedFields(report: Buffer): { blocks: MeasurementBlock[]; opaque?
 
 function rimKind(xml: Buffer): RimKind | AttestdError {
   try {
-    return VBIOS_VERSION.test(parseRimXml(xml).colloquialVersion) ? 'vbios' : 'driver';
+    return kindOfRim(parseRimXml(xml));
   } catch (err) {
     if (err instanceof AttestdError) return err;
     throw err;
@@ -240,6 +238,8 @@ function printTextOutcome(o: Outcome, passed: boolean, shown: Shown, nonce: stri
     : 'NVIDIA attestation report (NOT verified; fields shown as parsed):\n';
   const nonceNote = nonce === undefined ? 'not checked: no --nonce' : o.verified ? 'matches --nonce' : 'expected ' + nonce.toLowerCase();
   if (shown) text += fieldsText(shown.blocks, shown.opaque, shown.nonceHex, nonceNote);
+  const trailing = o.verified?.unsignedTrailingBytes ?? 0;
+  if (trailing > 0) text += `  unsigned_tail    ${trailing} byte(s) after the signature: not signed, ignored\n`;
   text += 'checks:\n';
   for (const l of o.lines) text += `  ${l.result.toUpperCase().padEnd(8)} ${l.check.padEnd(17)} ${l.detail}\n`;
   for (const r of o.reasons) text += `  ${r.code}: ${r.message}\n`;

@@ -25,6 +25,8 @@ export interface DaemonConfig {
   tsmRoot?: string;
   /** Folder of TPM vendor CA certificates (PEM or DER) to verify the EK certificate with. */
   ekCaDir?: string;
+  /** Folder of GPU roots: device/ and rim/ (config/gpu-roots.ts); default the pinned NVIDIA roots. */
+  gpuTrustRoots?: string;
 }
 
 export const DEFAULTS = {

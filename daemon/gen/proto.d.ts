@@ -2760,6 +2760,12 @@ export namespace attestd {
                 /** GpuEvidence reports. */
                 reports: attestd.audit.v1.GpuReport.$Properties[];
 
+                /** GpuEvidence reportNonceVersion. */
+                reportNonceVersion: number;
+
+                /** GpuEvidence rims. */
+                rims: attestd.audit.v1.GpuRim.$Properties[];
+
                 /**
                  * Creates a new GpuEvidence instance using the specified properties.
                  * @param [properties] Properties to set
@@ -2810,6 +2816,12 @@ export namespace attestd {
 
                     /** GpuEvidence reports */
                     reports?: (attestd.audit.v1.GpuReport.$Properties[]|null);
+
+                    /** GpuEvidence reportNonceVersion */
+                    reportNonceVersion?: (number|null);
+
+                    /** GpuEvidence rims */
+                    rims?: (attestd.audit.v1.GpuRim.$Properties[]|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
@@ -2901,6 +2913,90 @@ export namespace attestd {
 
                 /** Shape of a GpuReport. */
                 type $Shape = attestd.audit.v1.GpuReport.$Properties;
+            }
+
+            /**
+             * Properties of a GpuRim.
+             * @deprecated Use attestd.audit.v1.GpuRim.$Properties instead.
+             */
+            interface IGpuRim extends attestd.audit.v1.GpuRim.$Properties {
+            }
+
+            /** Represents a GpuRim. */
+            class GpuRim {
+
+                /**
+                 * Constructs a new GpuRim.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.audit.v1.GpuRim.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** GpuRim name. */
+                name: string;
+
+                /** GpuRim sha256. */
+                sha256: Uint8Array;
+
+                /** GpuRim xml. */
+                xml: Uint8Array;
+
+                /**
+                 * Creates a new GpuRim instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns GpuRim instance
+                 */
+                static create(properties: attestd.audit.v1.GpuRim.$Shape): attestd.audit.v1.GpuRim & attestd.audit.v1.GpuRim.$Shape;
+                static create(properties?: attestd.audit.v1.GpuRim.$Properties): attestd.audit.v1.GpuRim;
+
+                /**
+                 * Encodes the specified GpuRim message. Does not implicitly {@link attestd.audit.v1.GpuRim.verify|verify} messages.
+                 * @param message GpuRim message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.audit.v1.GpuRim.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a GpuRim message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.GpuRim & attestd.audit.v1.GpuRim.$Shape} GpuRim
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.audit.v1.GpuRim & attestd.audit.v1.GpuRim.$Shape;
+
+                /**
+                 * Gets the type url for GpuRim
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace GpuRim {
+
+                /** Properties of a GpuRim. */
+                interface $Properties {
+
+                    /** GpuRim name */
+                    name?: (string|null);
+
+                    /** GpuRim sha256 */
+                    sha256?: (Uint8Array|null);
+
+                    /** GpuRim xml */
+                    xml?: (Uint8Array|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a GpuRim. */
+                type $Shape = attestd.audit.v1.GpuRim.$Properties;
             }
 
             /**

@@ -6765,6 +6765,8 @@ export const attestd = $root.attestd = (() => {
                  * @property {Array.<string>|null} [crossCheckMismatches] GpuEvidence crossCheckMismatches
                  * @property {string|null} [collectError] GpuEvidence collectError
                  * @property {Array.<attestd.audit.v1.GpuReport.$Properties>|null} [reports] GpuEvidence reports
+                 * @property {number|null} [reportNonceVersion] GpuEvidence reportNonceVersion
+                 * @property {Array.<attestd.audit.v1.GpuRim.$Properties>|null} [rims] GpuEvidence rims
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -6792,6 +6794,7 @@ export const attestd = $root.attestd = (() => {
                 const GpuEvidence = function (properties) {
                     this.crossCheckMismatches = [];
                     this.reports = [];
+                    this.rims = [];
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -6829,6 +6832,22 @@ export const attestd = $root.attestd = (() => {
                  * @instance
                  */
                 GpuEvidence.prototype.reports = $util.emptyArray;
+
+                /**
+                 * GpuEvidence reportNonceVersion.
+                 * @member {number} reportNonceVersion
+                 * @memberof attestd.audit.v1.GpuEvidence
+                 * @instance
+                 */
+                GpuEvidence.prototype.reportNonceVersion = 0;
+
+                /**
+                 * GpuEvidence rims.
+                 * @member {Array.<attestd.audit.v1.GpuRim.$Properties>} rims
+                 * @memberof attestd.audit.v1.GpuEvidence
+                 * @instance
+                 */
+                GpuEvidence.prototype.rims = $util.emptyArray;
 
                 /**
                  * Creates a new GpuEvidence instance using the specified properties.
@@ -6872,6 +6891,11 @@ export const attestd = $root.attestd = (() => {
                     if (message.reports != null && message.reports.length)
                         for (let i = 0; i < message.reports.length; ++i)
                             $root.attestd.audit.v1.GpuReport.encode(message.reports[i], writer.uint32(/* id 4, wireType 2 =*/34).fork(), _depth + 1).ldelim();
+                    if (message.reportNonceVersion != null && $Object.hasOwnProperty.call(message, "reportNonceVersion") && message.reportNonceVersion !== 0)
+                        writer.uint32(/* id 5, wireType 0 =*/40).uint32(message.reportNonceVersion);
+                    if (message.rims != null && message.rims.length)
+                        for (let i = 0; i < message.rims.length; ++i)
+                            $root.attestd.audit.v1.GpuRim.encode(message.rims[i], writer.uint32(/* id 6, wireType 2 =*/50).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -6948,6 +6972,23 @@ export const attestd = $root.attestd = (() => {
                                 if (!(message.reports && message.reports.length))
                                     message.reports = [];
                                 message.reports.push($root.attestd.audit.v1.GpuReport.decode(reader, reader.size(), $undefined, _depth + 1));
+                                continue;
+                            }
+                        case 5: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.uint32())
+                                    message.reportNonceVersion = value;
+                                else
+                                    delete message.reportNonceVersion;
+                                continue;
+                            }
+                        case 6: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.rims && message.rims.length))
+                                    message.rims = [];
+                                message.rims.push($root.attestd.audit.v1.GpuRim.decode(reader, reader.size(), $undefined, _depth + 1));
                                 continue;
                             }
                         }
@@ -7188,6 +7229,212 @@ export const attestd = $root.attestd = (() => {
                 };
 
                 return GpuReport;
+            })();
+
+            v1.GpuRim = (function() {
+
+                /**
+                 * Properties of a GpuRim.
+                 * @typedef {Object} attestd.audit.v1.GpuRim.$Properties
+                 * @property {string|null} [name] GpuRim name
+                 * @property {Uint8Array|null} [sha256] GpuRim sha256
+                 * @property {Uint8Array|null} [xml] GpuRim xml
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a GpuRim.
+                 * @memberof attestd.audit.v1
+                 * @interface IGpuRim
+                 * @augments attestd.audit.v1.GpuRim.$Properties
+                 * @deprecated Use attestd.audit.v1.GpuRim.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a GpuRim.
+                 * @typedef {attestd.audit.v1.GpuRim.$Properties} attestd.audit.v1.GpuRim.$Shape
+                 */
+
+                /**
+                 * Constructs a new GpuRim.
+                 * @memberof attestd.audit.v1
+                 * @classdesc Represents a GpuRim.
+                 * @constructor
+                 * @param {attestd.audit.v1.GpuRim.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const GpuRim = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * GpuRim name.
+                 * @member {string} name
+                 * @memberof attestd.audit.v1.GpuRim
+                 * @instance
+                 */
+                GpuRim.prototype.name = "";
+
+                /**
+                 * GpuRim sha256.
+                 * @member {Uint8Array} sha256
+                 * @memberof attestd.audit.v1.GpuRim
+                 * @instance
+                 */
+                GpuRim.prototype.sha256 = $util.newBuffer([]);
+
+                /**
+                 * GpuRim xml.
+                 * @member {Uint8Array} xml
+                 * @memberof attestd.audit.v1.GpuRim
+                 * @instance
+                 */
+                GpuRim.prototype.xml = $util.newBuffer([]);
+
+                /**
+                 * Creates a new GpuRim instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.audit.v1.GpuRim
+                 * @static
+                 * @param {attestd.audit.v1.GpuRim.$Properties=} [properties] Properties to set
+                 * @returns {attestd.audit.v1.GpuRim} GpuRim instance
+                 * @type {{
+                 *   (properties: attestd.audit.v1.GpuRim.$Shape): attestd.audit.v1.GpuRim & attestd.audit.v1.GpuRim.$Shape;
+                 *   (properties?: attestd.audit.v1.GpuRim.$Properties): attestd.audit.v1.GpuRim;
+                 * }}
+                 */
+                GpuRim.create = function(properties) {
+                    return new GpuRim(properties);
+                };
+
+                /**
+                 * Encodes the specified GpuRim message. Does not implicitly {@link attestd.audit.v1.GpuRim.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.audit.v1.GpuRim
+                 * @static
+                 * @param {attestd.audit.v1.GpuRim.$Properties} message GpuRim message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                GpuRim.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.name != null && $Object.hasOwnProperty.call(message, "name") && message.name !== "")
+                        writer.uint32(/* id 1, wireType 2 =*/10).string(message.name);
+                    if (message.sha256 != null && $Object.hasOwnProperty.call(message, "sha256") && message.sha256.length)
+                        writer.uint32(/* id 2, wireType 2 =*/18).bytes(message.sha256);
+                    if (message.xml != null && $Object.hasOwnProperty.call(message, "xml") && message.xml.length)
+                        writer.uint32(/* id 3, wireType 2 =*/26).bytes(message.xml);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes a GpuRim message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.audit.v1.GpuRim
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.GpuRim & attestd.audit.v1.GpuRim.$Shape} GpuRim
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                GpuRim.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.audit.v1.GpuRim();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.name = value;
+                                else
+                                    delete message.name;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.sha256 = value;
+                                else
+                                    delete message.sha256;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.xml = value;
+                                else
+                                    delete message.xml;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for GpuRim
+                 * @function getTypeUrl
+                 * @memberof attestd.audit.v1.GpuRim
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                GpuRim.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.audit.v1.GpuRim";
+                };
+
+                return GpuRim;
             })();
 
             v1.Reason = (function() {

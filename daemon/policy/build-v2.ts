@@ -181,6 +181,8 @@ export function gpuPolicy(raw: Obj): GpuPolicy {
   if (vbios !== undefined) out.vbiosVersions = new Map(Object.keys(vbios).map((name) => [name, lowerList(field<string[]>(vbios, name)) ?? []]));
   const pinned = field<string[]>(raw, 'pinned_uuids');
   if (pinned !== undefined) out.pinnedUuids = [...new Set(pinned.map(normaliseGpuUuid))];
+  const rims = field<Obj>(raw, 'rims');
+  if (rims !== undefined) out.rims = { dir: field<string>(rims, 'dir') ?? '', required: field<boolean>(rims, 'required') ?? true };
   const modules = namedDigests(field<Obj>(raw, 'module_digests'));
   if (modules !== undefined) out.moduleDigests = modules;
   const firmware = namedDigests(field<Obj>(raw, 'firmware_digests'));

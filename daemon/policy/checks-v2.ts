@@ -210,6 +210,10 @@ function cvmSection(cvm: Obj, check: Check): void {
 
 /** pinned_uuids names each GPU once, ignoring case. */
 function gpuSection(gpu: Obj, report: Report): void {
+  // RIMs are compared with the GPUs' own reports: without them there is nothing to compare.
+  if (own(gpu, 'rims') !== undefined && own(gpu, 'attestation') !== 'required') {
+    report(['gpu', 'rims'], 'expected attestation: required alongside rims; RIMs are compared with the GPUs\' attestation reports');
+  }
   const pinned = own(gpu, 'pinned_uuids');
   if (!Array.isArray(pinned)) return;
   repeatedGpus(pinned, (u) => (typeof u === 'string' ? u.toLowerCase() : undefined), ['gpu', 'pinned_uuids'], report);

@@ -230,6 +230,13 @@ export const GPU_SCHEMA: Schema = {
     dev_tools: choice(['forbidden', 'allowed']),
     ecc: choice(['required', 'any']),
     attestation: choice(['required', 'off']),
+    rims: {
+      type: 'object',
+      description: 'a mapping with dir (the folder of signed RIMs) and required',
+      additionalProperties: false,
+      required: ['dir'],
+      properties: { dir: absolutePath('RIM folder'), required: bool },
+    },
     module_digests: namedDigests('^[A-Za-z0-9_-]{1,64}$', 'a kernel module name such as nvidia', 'module'),
     firmware_digests: namedDigests('^[A-Za-z0-9_+-][A-Za-z0-9._+-]{0,127}$', 'a firmware file name such as gsp_ga10x.bin', 'firmware'),
   },

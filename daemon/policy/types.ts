@@ -141,6 +141,12 @@ export interface GpuPolicy {
    * must verify (SPDM signature, device chain to the NVIDIA root, nonce).
    */
   attestation: 'required' | 'off';
+  /**
+   * Signed RIMs to compare each GPU report's measurements with (attestation required): the
+   * folder the daemon reads them from, and whether a GPU without a valid RIM for its driver
+   * and its VBIOS version fails.
+   */
+  rims?: { dir: string; required: boolean };
   /** Kernel module name -> allowed SHA-256 digests of its file. */
   moduleDigests?: Map<string, Buffer[]>;
   /** Firmware file name (no folder) -> allowed SHA-256 digests. */

@@ -9,6 +9,6 @@ mkdir -p "$out"
 tmp="$(mktemp "$out/.libnvidia-ml.XXXXXX")"
 trap 'rm -f "$tmp"' EXIT
 "${CC:-cc}" -std=c11 -O1 -fPIC -shared -Wall -Wextra -Werror -Wl,-soname,libnvidia-ml.so.1 \
-  -o "$tmp" "$here/fake_nvml.c"
+  -o "$tmp" "$here/fake_nvml.c" -lcrypto
 mv -f "$tmp" "$out/libnvidia-ml.so.1"
 trap - EXIT

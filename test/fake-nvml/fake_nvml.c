@@ -12,6 +12,17 @@
  *   fail.nvmlDeviceGetUUID=15       (that function returns 15 from then on)
  *   delay_ms=200                    (every call sleeps this long first)
  *
+ * With gpu.N.attestation_key (a PEM private key, ECDSA P-384) the GPU answers
+ * nvmlDeviceGetConfComputeGpuAttestationReport with an SPDM 1.1 GET_MEASUREMENTS request and
+ * MEASUREMENTS response over the caller's nonce, signed at call time with that key as a GPU
+ * does (ECDSA P-384, SHA-384, r || s):
+ *   gpu.0.attestation_key=/path/leaf.key   gpu.0.attestation_chain=/path/chain.pem (PEM, leaf first)
+ *   gpu.0.measurements=HEX,HEX,...         (blocks 1.., each a 48-byte digest in hex)
+ *   gpu.0.report_vbios=96.00.9F.00.01      (the VBIOS the report states; default vbios_version)
+ *   gpu.0.report_trailing=1                (that many zero bytes after the signature)
+ * The report's opaque data holds the driver version and the VBIOS version. Without a key the
+ * report is a synthetic tag, the nonce and the UUID (not an SPDM message).
+ *
  * '#' starts a comment line; unknown keys, malformed and over-long lines are ignored, and
  * values are truncated to their buffers. A missing or unreadable file makes nvmlInit_v2
  * return NVML_ERROR_DRIVER_NOT_LOADED.
@@ -21,6 +32,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 typedef int nvmlReturn_t;
 typedef struct fake_gpu *nvmlDevice_t;
@@ -33,10 +48,14 @@ enum {
 #define MAX_GPUS 16
 #define MAX_FAILS 16
 #define STR 96
+#define PATH 512
+#define MEASUREMENTS_HEX 4096
 
 struct fake_gpu {
   char name[STR], uuid[STR], serial[STR], pci_bus_id[32], vbios[STR], inforom[STR];
   long ecc, mig, persistence;
+  char key[PATH], chain[PATH], measurements[MEASUREMENTS_HEX], report_vbios[STR];
+  long trailing;
 };
 
 static struct {
@@ -71,6 +90,11 @@ static void set_gpu(struct fake_gpu *g, const char *field, const char *value) {
   else if (!strcmp(field, "ecc_mode")) parse_long(value, &g->ecc);
   else if (!strcmp(field, "mig_mode")) parse_long(value, &g->mig);
   else if (!strcmp(field, "persistence_mode")) parse_long(value, &g->persistence);
+  else if (!strcmp(field, "attestation_key")) copy(g->key, sizeof g->key, value);
+  else if (!strcmp(field, "attestation_chain")) copy(g->chain, sizeof g->chain, value);
+  else if (!strcmp(field, "measurements")) copy(g->measurements, sizeof g->measurements, value);
+  else if (!strcmp(field, "report_vbios")) copy(g->report_vbios, sizeof g->report_vbios, value);
+  else if (!strcmp(field, "report_trailing")) parse_long(value, &g->trailing);
 }
 
 static void set(const char *key, const char *value) {
@@ -101,7 +125,7 @@ static void set(const char *key, const char *value) {
 static int load_config(void) {
   const char *path = getenv("FAKE_NVML_CONFIG");
   FILE *f = path ? fopen(path, "r") : NULL;
-  char line[1024];
+  char line[MEASUREMENTS_HEX + 64];
   if (!f) return 0;
   memset(&cfg, 0, sizeof cfg);
   while (fgets(line, sizeof line, f)) {
@@ -268,20 +292,125 @@ typedef struct {
   unsigned char certChain[0x1000], attestationCertChain[0x1400];
 } nvmlConfComputeGpuCertificate_t;
 
-/* A synthetic report: a tag, the caller's nonce, then the GPU's UUID. Not an SPDM message. */
+/* Appends `n` bytes to the report being built, refusing to run past its buffer. */
+struct out { unsigned char *p; size_t len, cap; int overflow; };
+
+static void emit(struct out *o, const void *b, size_t n) {
+  if (o->overflow || n > o->cap - o->len) { o->overflow = 1; return; }
+  memcpy(o->p + o->len, b, n);
+  o->len += n;
+}
+
+static void emit_u8(struct out *o, unsigned v) { unsigned char b = (unsigned char)v; emit(o, &b, 1); }
+static void emit_u16(struct out *o, unsigned v) { emit_u8(o, v & 0xff); emit_u8(o, (v >> 8) & 0xff); }
+
+static int hex_byte(const char *h, unsigned char *out) {
+  unsigned v;
+  if (sscanf(h, "%2x", &v) != 1) return 0;
+  *out = (unsigned char)v;
+  return 1;
+}
+
+/* The measurement record: one DMTF block (48-byte digest) per comma-separated hex value. */
+static int emit_record(struct out *o, const char *list, unsigned *count) {
+  const char *p = list;
+  *count = 0;
+  while (*p) {
+    const char *end = strchr(p, ',');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    if (n == 0 || n % 2 != 0 || n / 2 > 64) return 0;
+    emit_u8(o, *count + 1); emit_u8(o, 1); emit_u16(o, (unsigned)(3 + n / 2));
+    emit_u8(o, 1); emit_u16(o, (unsigned)(n / 2));
+    for (size_t i = 0; i < n; i += 2) {
+      unsigned char b;
+      if (!hex_byte(p + i, &b)) return 0;
+      emit_u8(o, b);
+    }
+    (*count)++;
+    p = end ? end + 1 : p + n;
+  }
+  return 1;
+}
+
+/* VBIOS "96.00.9F.00.01" as GPUs send it: a u32 LE reading 96009f00, the OEM byte, 3 zeros. */
+static void emit_vbios_field(struct out *o, const char *vbios) {
+  unsigned a, b, c, d, e;
+  unsigned char v[8] = { 0 };
+  if (sscanf(vbios, "%2x.%2x.%2x.%2x.%2x", &a, &b, &c, &d, &e) != 5) return;
+  v[0] = (unsigned char)d; v[1] = (unsigned char)c; v[2] = (unsigned char)b; v[3] = (unsigned char)a; v[4] = (unsigned char)e;
+  emit_u16(o, 6); emit_u16(o, 8); emit(o, v, 8);
+}
+
+/* ECDSA P-384 over SHA-384 of msg with the key in `path`, as r || s (48 bytes each). */
+static int sign_p384(const char *path, const unsigned char *msg, size_t len, unsigned char sig[96]) {
+  FILE *f = fopen(path, "r");
+  EVP_PKEY *key = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+  EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+  unsigned char der[128];
+  size_t der_len = sizeof der;
+  int ok = 0;
+  if (f) fclose(f);
+  if (key && ctx && EVP_DigestSignInit(ctx, NULL, EVP_sha384(), NULL, key) == 1 &&
+      EVP_DigestSign(ctx, der, &der_len, msg, len) == 1) {
+    const unsigned char *q = der;
+    ECDSA_SIG *s = d2i_ECDSA_SIG(NULL, &q, (long)der_len);
+    if (s) {
+      ok = BN_bn2binpad(ECDSA_SIG_get0_r(s), sig, 48) == 48 && BN_bn2binpad(ECDSA_SIG_get0_s(s), sig + 48, 48) == 48;
+      ECDSA_SIG_free(s);
+    }
+  }
+  EVP_MD_CTX_free(ctx);
+  EVP_PKEY_free(key);
+  return ok;
+}
+
+static nvmlReturn_t spdm_report(struct fake_gpu *d, const unsigned char nonce[0x20], unsigned char *buf, size_t cap, unsigned int *size) {
+  static const unsigned char responder_nonce[0x20] = { 0x5a };
+  unsigned char record[MEASUREMENTS_HEX], opaque[512], sig[96];
+  struct out rec = { record, 0, sizeof record, 0 }, opq = { opaque, 0, sizeof opaque, 0 }, o = { buf, 0, cap, 0 };
+  unsigned count;
+  if (!emit_record(&rec, d->measurements, &count) || rec.overflow || count > 255) return INVALID_ARGUMENT;
+  emit_u16(&opq, 3); emit_u16(&opq, (unsigned)strlen(cfg.driver) + 1); emit(&opq, cfg.driver, strlen(cfg.driver) + 1);
+  emit_vbios_field(&opq, d->report_vbios[0] ? d->report_vbios : d->vbios);
+  if (opq.overflow) return INVALID_ARGUMENT;
+  emit_u8(&o, 0x11); emit_u8(&o, 0xe0); emit_u8(&o, 0x01); emit_u8(&o, 0xff); emit(&o, nonce, 0x20); emit_u8(&o, 0);
+  emit_u8(&o, 0x11); emit_u8(&o, 0x60); emit_u8(&o, 0); emit_u8(&o, 0); emit_u8(&o, count);
+  emit_u8(&o, rec.len & 0xff); emit_u8(&o, (rec.len >> 8) & 0xff); emit_u8(&o, (rec.len >> 16) & 0xff);
+  emit(&o, record, rec.len); emit(&o, responder_nonce, sizeof responder_nonce);
+  emit_u16(&o, (unsigned)opq.len); emit(&o, opaque, opq.len);
+  if (o.overflow || !sign_p384(d->key, buf, o.len, sig)) return INVALID_ARGUMENT;
+  emit(&o, sig, sizeof sig);
+  for (long i = 0; i < d->trailing && i < 64; i++) emit_u8(&o, 0);
+  if (o.overflow) return INVALID_ARGUMENT;
+  *size = (unsigned int)o.len;
+  return OK;
+}
+
+/* Signed SPDM with an attestation key; else a synthetic tag, the caller's nonce, the UUID. */
 nvmlReturn_t nvmlDeviceGetConfComputeGpuAttestationReport(nvmlDevice_t d, nvmlConfComputeGpuAttestationReport_t *r) {
   static const char tag[] = "FAKE-GPU-REPORT:";
   ENTER(__func__);
   if (!valid(d) || !r) return INVALID_ARGUMENT;
   if (!cfg.cc_supported || cfg.cc_feature != 1) return NOT_SUPPORTED;
+  r->isCecAttestationReportPresent = 0;
+  r->cecAttestationReportSize = 0;
+  if (d->key[0]) return spdm_report(d, r->nonce, r->attestationReport, sizeof r->attestationReport, &r->attestationReportSize);
   size_t u = strlen(d->uuid), t = sizeof tag - 1;
   memcpy(r->attestationReport, tag, t);
   memcpy(r->attestationReport + t, r->nonce, sizeof r->nonce);
   memcpy(r->attestationReport + t + sizeof r->nonce, d->uuid, u);
   r->attestationReportSize = (unsigned int)(t + sizeof r->nonce + u);
-  r->isCecAttestationReportPresent = 0;
-  r->cecAttestationReportSize = 0;
   return OK;
+}
+
+/* The file at `path` into buf (at most cap bytes); its length, or -1. */
+static long read_file(const char *path, unsigned char *buf, size_t cap) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return -1;
+  size_t n = fread(buf, 1, cap, f);
+  int more = fgetc(f) != EOF;
+  fclose(f);
+  return more ? -1 : (long)n;
 }
 
 nvmlReturn_t nvmlDeviceGetConfComputeGpuCertificate(nvmlDevice_t d, nvmlConfComputeGpuCertificate_t *c) {
@@ -289,7 +418,10 @@ nvmlReturn_t nvmlDeviceGetConfComputeGpuCertificate(nvmlDevice_t d, nvmlConfComp
   if (!valid(d) || !c) return INVALID_ARGUMENT;
   if (!cfg.cc_supported || cfg.cc_feature != 1) return NOT_SUPPORTED;
   int a = snprintf((char *)c->certChain, sizeof c->certChain, "FAKE DEVICE CERT %s\n", d->uuid);
-  int b = snprintf((char *)c->attestationCertChain, sizeof c->attestationCertChain, "FAKE ATTESTATION CERT %s\n", d->uuid);
+  int b = d->chain[0]
+    ? (int)read_file(d->chain, c->attestationCertChain, sizeof c->attestationCertChain)
+    : snprintf((char *)c->attestationCertChain, sizeof c->attestationCertChain, "FAKE ATTESTATION CERT %s\n", d->uuid);
+  if (b < 0) return INVALID_ARGUMENT;
   c->certChainSize = a > 0 ? (unsigned int)a : 0;
   c->attestationCertChainSize = b > 0 ? (unsigned int)b : 0;
   return OK;

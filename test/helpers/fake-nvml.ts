@@ -23,6 +23,21 @@ export interface FakeGpu {
   eccMode: number;
   migMode: number;
   persistenceMode: number;
+  /** Makes the GPU answer with SPDM reports signed at call time (see fake_nvml.c). */
+  attestation?: FakeGpuAttestation;
+}
+
+export interface FakeGpuAttestation {
+  /** PEM private key (ECDSA P-384) the report is signed with. */
+  keyPath: string;
+  /** PEM chain, leaf first, returned as the attestation certificate chain. */
+  chainPath: string;
+  /** One 48-byte digest per measurement block, blocks 1.. */
+  measurements: Buffer[];
+  /** The VBIOS the report states; default the GPU's vbiosVersion. */
+  reportVbios?: string;
+  /** Zero bytes after the signature. */
+  trailing?: number;
 }
 
 export interface FakeNvmlConfig {
@@ -87,6 +102,13 @@ export function renderFakeNvmlConfig(c: FakeNvmlConfig): string {
       `gpu.${i}.pci_bus_id=${g.pciBusId}`, `gpu.${i}.vbios_version=${g.vbiosVersion}`,
       `gpu.${i}.inforom_version=${g.inforomVersion}`, `gpu.${i}.ecc_mode=${g.eccMode}`,
       `gpu.${i}.mig_mode=${g.migMode}`, `gpu.${i}.persistence_mode=${g.persistenceMode}`);
+    const a = g.attestation;
+    if (a) {
+      lines.push(`gpu.${i}.attestation_key=${a.keyPath}`, `gpu.${i}.attestation_chain=${a.chainPath}`,
+        `gpu.${i}.measurements=${a.measurements.map((m) => m.toString('hex')).join(',')}`);
+      if (a.reportVbios !== undefined) lines.push(`gpu.${i}.report_vbios=${a.reportVbios}`);
+      if (a.trailing !== undefined) lines.push(`gpu.${i}.report_trailing=${a.trailing}`);
+    }
   });
   if (c.cc) {
     lines.push('cc.supported=1', `cc.environment=${c.cc.environment}`, `cc.feature=${c.cc.feature}`,

@@ -101,7 +101,7 @@ describe('GPU evidence and per-GPU leases', () => {
 });
 
 describe('GPU attestation reports in epochs', () => {
-  it('asks each GPU for a report over the binding-derived nonce, fails the GPU whose report does not verify, and records it', async () => {
+  it('asks each GPU for a report over its own nonce (binding and UUID), fails the GPU whose report does not verify, and records it', async () => {
     const { gpuNonce } = await import('../../daemon/verify/gpu-report/nonce.js');
     const { decode, payloads } = await import('../helpers/audit-log.js');
     const tpm = await startSwtpm();
@@ -124,7 +124,9 @@ describe('GPU attestation reports in epochs', () => {
       const epochs = (await payloads(audit)).map(decode).filter((r) => r.epoch).map((r) => attestd.audit.v1.EpochResult.decode(r.epoch!.result!));
       const e = epochs.find((x) => (x.gpu?.reports?.length ?? 0) > 0)!;
       expect(e.gpu!.reports).toHaveLength(2);
-      expect(Buffer.from(e.gpu!.reports![0]!.report!).includes(gpuNonce(Buffer.from(e.binding!)))).toBe(true);
+      // Each GPU was asked over its own nonce: the binding and its UUID.
+      for (const r of e.gpu!.reports!) expect(Buffer.from(r.report!).includes(gpuNonce(Buffer.from(e.binding!), r.uuid!))).toBe(true);
+      expect(e.gpu!.reportNonceVersion).toBe(2);
       expect(e.reasons.some((r) => r.code?.startsWith('GPU_REPORT'))).toBe(true);
       const v = await verifyDir(audit, akKey(ak));
       if (!v.ok) throw v.failure;

@@ -13,6 +13,9 @@ import { GpuCollector, type GpuCollectorOptions } from '../../daemon/evidence/gp
 import { Nvml } from '../../daemon/evidence/gpu/nvml.js';
 import { decodeGpuMeasurement } from '../../daemon/verify/gpu/measurement-decode.js';
 import { type FakeNvmlConfig, fakeNvmlLibrary, twoGpuConfig, writeFakeNvmlConfig } from '../helpers/fake-nvml.js';
+import { makeTestPki, testDigest } from '../helpers/gpu-pki.js';
+import { gpuNonce } from '../../daemon/verify/gpu-report/nonce.js';
+import { verifyGpuAttestation } from '../../daemon/verify/gpu-report/verify.js';
 
 let dir: string;
 let lib: string;
@@ -202,6 +205,28 @@ describe('NVML binding on the fake library', () => {
     off.cc!.feature = 0;
     writeFakeNvmlConfig(configPath, off);
     expect((await collector().collect({ attestationNonce: nonce })).attestation).toEqual([]);
+  });
+
+  it('asks each GPU over the nonce for its UUID; a GPU with a key signs an SPDM report over it at call time', async () => {
+    const pki = makeTestPki(dir, 'nvml-device');
+    const cfg = twoGpuConfig();
+    const measurements = [testDigest('one'), testDigest('two')];
+    cfg.gpus[1] = { ...cfg.gpus[1]!, attestation: { keyPath: pki.leafKeyPath, chainPath: pki.chainPath, measurements, trailing: 1 } };
+    writeFakeNvmlConfig(configPath, cfg);
+    const binding = createHash('sha256').update('binding').digest();
+    const ev = await collector().collect({ attestationNonce: (uuid) => gpuNonce(binding, uuid) });
+    const [a0, a1] = ev.attestation;
+    expect(a0!.nonce).toEqual(gpuNonce(binding, cfg.gpus[0]!.uuid));
+    expect(a1!.nonce).toEqual(gpuNonce(binding, cfg.gpus[1]!.uuid));
+    expect(a0!.nonce).not.toEqual(a1!.nonce);
+    expect(a1!.attestationCertChain.toString()).toBe(pki.chainPem);
+    const v = verifyGpuAttestation({ report: a1!.report, certChainPem: a1!.attestationCertChain, expectedNonce: a1!.nonce, roots: [pki.rootPem] });
+    expect(v.blocks.map((b) => b.valueHex)).toEqual(measurements.map((m) => m.toString('hex')));
+    expect([v.driverVersion, v.vbiosVersion, v.unsignedTrailingBytes]).toEqual([cfg.driverVersion, '96.00.9f.00.01', 1]);
+    // Signed anew for every nonce.
+    const again = await collector().collect({ attestationNonce: (uuid) => gpuNonce(createHash('sha256').update('other').digest(), uuid) });
+    expect(() => verifyGpuAttestation({ report: again.attestation[1]!.report, certChainPem: pki.chainPem, expectedNonce: a1!.nonce, roots: [pki.rootPem] }))
+      .toThrow(expect.objectContaining({ code: 'GPU_NONCE_MISMATCH' }));
   });
 
   it('fails a session that outlives its deadline, and recovers once the driver answers', async () => {

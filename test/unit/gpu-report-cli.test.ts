@@ -48,6 +48,17 @@ describe('attestctl gpu verify', () => {
     expect(r.out.trimEnd().endsWith('verified')).toBe(true);
   });
 
+  it('a report with one unsigned byte after its signature (as H100 captures carry): verified, the byte shown as unsigned', async () => {
+    const path = tmp('report-tail.bin', Buffer.concat([h100().report, Buffer.from([0x00])]));
+    const r = await run(path, { chain: CHAIN, nonce: NONCE, json: false });
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/unsigned_tail\s+1 byte\(s\) after the signature: not signed, ignored/);
+    expect(r.out).toMatch(/PASS\s+report-format\s+.*1 unsigned byte\(s\) after the signature, not believed/);
+    const j = JSON.parse((await run(path, { chain: CHAIN, nonce: NONCE, json: true })).out) as { report: { unsignedTrailingBytes: number } };
+    expect(j.report.unsignedTrailingBytes).toBe(1);
+    expect((await run(REPORT, { chain: CHAIN, nonce: NONCE, json: false })).out).not.toContain('unsigned_tail');
+  });
+
   it('--json; binary and base64 reports; no --nonce shows the nonce as not checked', async () => {
     const j = await run(REPORT, { chain: CHAIN, nonce: NONCE, json: true });
     expect(j.code).toBe(0);

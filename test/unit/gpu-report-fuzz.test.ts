@@ -8,7 +8,7 @@ import { diceTcbInfo } from '../../daemon/verify/gpu-report/fwid.js';
 import { parseOpaqueData } from '../../daemon/verify/gpu-report/opaque.js';
 import { parseRimXml } from '../../daemon/verify/gpu-report/rim.js';
 import { verifyRim } from '../../daemon/verify/gpu-report/rim-signature.js';
-import { parseSpdmReport, REQUEST_LENGTH } from '../../daemon/verify/gpu-report/spdm.js';
+import { MAX_TRAILING_BYTES, parseSpdmReport, REQUEST_LENGTH } from '../../daemon/verify/gpu-report/spdm.js';
 import { verifyGpuAttestation } from '../../daemon/verify/gpu-report/verify.js';
 import { gpuSamples, rimFixture, RIM_AT } from './gpu-report-helpers.js';
 
@@ -58,6 +58,18 @@ describe('SPDM report parser on hostile input', () => {
         expect(passed).toBe(b.equals(s.report));
       }), { numRuns: 120 });
     }
+  });
+});
+
+describe('bytes after the signature', () => {
+  it('up to MAX_TRAILING_BYTES of anything verify, counted and never read; more are malformed', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 40 }), (tail) => {
+      const report = Buffer.concat([h100.report, tail]);
+      const verify = () => verifyGpuAttestation({ report, certChainPem: h100.chainPem, expectedNonce: h100.nonce, at: RIM_AT });
+      if (tail.length > MAX_TRAILING_BYTES) expect(() => verify()).toThrow(expect.objectContaining({ code: 'GPU_REPORT_MALFORMED' }));
+      else expect(verify().unsignedTrailingBytes).toBe(tail.length);
+      expect(parseSpdmReport(Buffer.concat([h100.report, tail.subarray(0, MAX_TRAILING_BYTES)])).unsignedTrailingBytes).toBe(Math.min(tail.length, MAX_TRAILING_BYTES));
+    }), { numRuns: 60 });
   });
 });
 

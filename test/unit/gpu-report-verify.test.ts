@@ -6,7 +6,7 @@ import { AttestdError } from '../../daemon/base/errors.js';
 import { NVIDIA_DEVICE_ROOT_SPKI_SHA256, nvidiaPemCertificates as pemCertificates, parseNvidiaCertificate as parseCertificate } from '../../daemon/verify/gpu-report/chain.js';
 import { diceTcbInfo, matchReportFwid } from '../../daemon/verify/gpu-report/fwid.js';
 import { gpuNonce } from '../../daemon/verify/gpu-report/nonce.js';
-import { REQUEST_LENGTH, SIGNATURE_LENGTH } from '../../daemon/verify/gpu-report/spdm.js';
+import { MAX_TRAILING_BYTES, REQUEST_LENGTH, SIGNATURE_LENGTH } from '../../daemon/verify/gpu-report/spdm.js';
 import { GPU_CHECKS, verifyGpuAttestation, type GpuCheck, type GpuVerifyInput } from '../../daemon/verify/gpu-report/verify.js';
 import { attestationFixture, flipped, gpuSamples, h100, rimFixture, RIM_AT, type GpuSample } from './gpu-report-helpers.js';
 
@@ -171,9 +171,9 @@ describe('verifyGpuAttestation: tampered reports', () => {
     expect(v.nonceChecked).toBe(false);
   });
 
-  it('truncated, extended, or SPDM 1.2 reports are malformed', () => {
+  it('truncated, extended past the unsigned tail allowed, or SPDM 1.2 reports are malformed', () => {
     expect(codeOf(() => verifyGpuAttestation({ ...inputFor(s), report: s.report.subarray(0, s.report.length - 1) }))).toBe('GPU_REPORT_MALFORMED');
-    expect(codeOf(() => verifyGpuAttestation({ ...inputFor(s), report: Buffer.concat([s.report, Buffer.alloc(1)]) }))).toBe('GPU_REPORT_MALFORMED');
+    expect(codeOf(() => verifyGpuAttestation({ ...inputFor(s), report: Buffer.concat([s.report, Buffer.alloc(MAX_TRAILING_BYTES + 1)]) }))).toBe('GPU_REPORT_MALFORMED');
     const v12 = Buffer.from(s.report);
     v12[0] = 0x12;
     v12[REQUEST_LENGTH] = 0x12;
@@ -192,12 +192,13 @@ describe('FWID and nonce derivation', () => {
     expect(matchReportFwid(undefined, dice)).toMatch(/no FWID/);
   });
 
-  it('gpuNonce is SHA-256("attestd/gpu-nonce/v1" || binding), 32 bytes, and needs a 32-byte binding', () => {
+  it('gpuNonce version 1 is SHA-256("attestd/gpu-nonce/v1" || binding), 32 bytes, and needs a 32-byte binding', () => {
     const binding = Buffer.alloc(32, 7);
+    const uuid = 'GPU-11111111-2222-3333-4444-555555555555';
     const want = createHash('sha256').update('attestd/gpu-nonce/v1').update(binding).digest();
-    expect(gpuNonce(binding).equals(want)).toBe(true);
-    expect(gpuNonce(binding)).toHaveLength(32);
-    expect(gpuNonce(Buffer.alloc(32, 8)).equals(want)).toBe(false);
-    expect(codeOf(() => gpuNonce(Buffer.alloc(31)))).toBe('INVALID_ARGUMENT');
+    expect(gpuNonce(binding, uuid, 1).equals(want)).toBe(true);
+    expect(gpuNonce(binding, uuid, 1)).toHaveLength(32);
+    expect(gpuNonce(Buffer.alloc(32, 8), uuid, 1).equals(want)).toBe(false);
+    expect(codeOf(() => gpuNonce(Buffer.alloc(31), uuid))).toBe('INVALID_ARGUMENT');
   });
 });

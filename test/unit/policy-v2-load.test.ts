@@ -236,6 +236,16 @@ describe('policy version 2: problems are located', () => {
     expect(only(v2With({ 54: '  driver_versions: [550]' }))).toBe('54:21 gpu.driver_versions[0]: expected a driver version such as 550.54.15 (quote it), found the number 550');
   });
 
+  it('gpu.rims: a folder of RIMs beside required attestation', () => {
+    const withRims = (rims: string, attestation = '  attestation: required') => v2With({ 59: `  ecc: required\n${attestation}\n${rims}` });
+    const p = parsePolicy(withRims('  rims: { dir: /etc/attestd/rims }'), 'p.yaml').policy;
+    expect(p.gpu?.rims).toEqual({ dir: '/etc/attestd/rims', required: true });
+    expect(parsePolicy(withRims('  rims: { dir: /r, required: false }'), 'p.yaml').policy.gpu?.rims).toEqual({ dir: '/r', required: false });
+    expect(only(withRims('  rims: { dir: /r }', '  attestation: off'))).toMatch(/^61:\d+ gpu.rims: expected attestation: required alongside rims/);
+    expect(only(withRims('  rims: { dir: rims }'))).toMatch(/^61:\d+ gpu.rims.dir: expected/);
+    expect(only(withRims('  rims: { required: true }'))).toMatch(/^61:\d+ gpu.rims/);
+  });
+
   it('rules[].lease.gpus', () => {
     expect(only(v2With({ 15: '      gpus: some' }))).toBe(
       '15:13 rules[0].lease.gpus: expected all, or a non-empty list of at most 64 GPU uuids and indices, found "some"',

@@ -52,8 +52,20 @@ export interface GpuEvidence {
 }
 
 export interface GpuCollectRequest {
-  /** 32 bytes: ask each CC-capable GPU for an attestation report over it. */
-  attestationNonce?: Uint8Array;
+  /**
+   * Ask each CC-capable GPU for an attestation report over the 32 bytes this gives for its
+   * UUID (verify/gpu-report/nonce.ts), or over these 32 bytes for every GPU.
+   */
+  attestationNonce?: Uint8Array | ((uuid: string) => Uint8Array);
+}
+
+/** The nonce for each GPU, checked to be 32 bytes whichever way it was given. */
+function nonceFunction(nonce: Uint8Array | ((uuid: string) => Uint8Array)): (uuid: string) => Uint8Array {
+  return (uuid) => {
+    const n = typeof nonce === 'function' ? nonce(uuid) : nonce;
+    if (!(n instanceof Uint8Array) || n.length !== 32) throw new AttestdError('INVALID_ARGUMENT', 'attestationNonce must be 32 bytes');
+    return n;
+  };
 }
 
 function fromNvml(state: NvmlState): GpuMeasurement {
@@ -66,10 +78,11 @@ export class GpuCollector {
   /** Collects once. Throws NVML_CALL_FAILED, NATIVE_* (hashing) or INVALID_ARGUMENT. */
   async collect(request: GpuCollectRequest = {}): Promise<GpuEvidence> {
     const o = this.options;
-    const nonce = request.attestationNonce;
-    if (nonce !== undefined && (!(nonce instanceof Uint8Array) || nonce.length !== 32)) {
+    const given = request.attestationNonce;
+    if (given !== undefined && typeof given !== 'function' && (!(given instanceof Uint8Array) || given.length !== 32)) {
       throw new AttestdError('INVALID_ARGUMENT', 'attestationNonce must be 32 bytes');
     }
+    const nonce = given === undefined ? undefined : nonceFunction(given);
     let nvml: Nvml | undefined;
     let state: NvmlState | undefined;
     let nvmlReason = '';

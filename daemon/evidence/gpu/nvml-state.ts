@@ -111,20 +111,23 @@ export function readNvmlState(nvml: Nvml, timeoutMs?: number): Promise<NvmlState
 }
 
 /**
- * Asks every GPU that supports it for an attestation report over `nonce` (32 bytes) and for
- * its certificate chains. GPUs without CC support are left out of the result.
+ * Asks every GPU that supports it for an attestation report over the nonce `nonceFor` gives
+ * for its UUID (32 bytes), and for the certificate chains of that same device handle. GPUs
+ * without CC support are left out of the result.
  */
-export function readNvmlAttestation(nvml: Nvml, nonce: Uint8Array, timeoutMs?: number): Promise<GpuAttestation[]> {
+export function readNvmlAttestation(nvml: Nvml, nonceFor: (uuid: string) => Uint8Array, timeoutMs?: number): Promise<GpuAttestation[]> {
   return nvml.session(async (s) => {
     const out: GpuAttestation[] = [];
     const n = await deviceCount(s);
     for (let index = 0; index < n; index++) {
       const h = await s.device(index);
+      const uuid = await requiredString(s, h, 'uuid');
+      const nonce = nonceFor(uuid);
       const report = await s.attestationReport(h, nonce);
       if (report === undefined) continue;
       const cert = await s.certificate(h);
       out.push({
-        index, uuid: await requiredString(s, h, 'uuid'), nonce: Buffer.from(nonce), ...report,
+        index, uuid, nonce: Buffer.from(nonce), ...report,
         certChain: cert?.certChain ?? Buffer.alloc(0),
         attestationCertChain: cert?.attestationCertChain ?? Buffer.alloc(0),
       });

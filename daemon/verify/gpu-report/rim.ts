@@ -119,6 +119,14 @@ export function rimFromElement(root: Element): Rim {
   };
 }
 
+/** VBIOS versions are five dot-separated hex pairs ("96.00.5E.00.01"); driver versions are not. */
+const VBIOS_VERSION = /^[0-9A-Fa-f]{2}(\.[0-9A-Fa-f]{2}){4}$/;
+
+/** Whether a RIM is for a driver or a VBIOS, read from the form of its version. */
+export function rimKind(rim: Pick<Rim, 'colloquialVersion'>): 'driver' | 'vbios' {
+  return VBIOS_VERSION.test(rim.colloquialVersion) ? 'vbios' : 'driver';
+}
+
 /** Parses a RIM without checking its signature: for display and tests, never for trust. */
 export function parseRimXml(xml: string | Uint8Array): Rim {
   const doc = parseXml(rimText(xml));

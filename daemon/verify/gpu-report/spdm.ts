@@ -10,6 +10,8 @@
  *   0 SPDMVersion | 1 code 0x60 | 2 Param1 | 3 Param2 (slot id) | 4 NumberOfBlocks
  *   5 MeasurementRecordLength (u24 LE) | 8 MeasurementRecord[L]
  *   8+L Nonce[32] | 40+L OpaqueLength (u16 LE) | 42+L OpaqueData[O] | 42+L+O Signature[96]
+ *   and, in some real captures (H100 under Confidential Containers), a byte or a few after the
+ *   signature: outside the signed region, so kept apart as unsigned and never interpreted.
  * A record is NumberOfBlocks blocks of Index, MeasurementSpecification (bit 0: DMTF),
  * MeasurementSize (u16 LE) and a DMTF measurement: type (bit 7: raw bit stream), value size
  * (u16 LE), value.
@@ -25,6 +27,11 @@ export const REQUEST_LENGTH = 4 + NONCE_LENGTH + 1;
 /** ECDSA P-384 r||s: the only signature NVIDIA devices use. */
 export const SIGNATURE_LENGTH = 96;
 const RESPONSE_FIXED = 8 + NONCE_LENGTH + 2;
+/**
+ * Bytes after the signature that are tolerated (and reported, never read). Real H100
+ * captures carry one; more than a few is no known device's output, so it stays malformed.
+ */
+export const MAX_TRAILING_BYTES = 16;
 /** SPDM 1.1 caps opaque data at 1024 bytes. */
 export const MAX_OPAQUE_LENGTH = 1024;
 /** 255 blocks of 48-byte digests need under 14 KiB; the cap keeps hostile input cheap. */
@@ -50,6 +57,8 @@ export interface SpdmReport {
   /** The raw opaque data; see opaque.ts. */
   opaqueData: Buffer;
   signatureHex: string;
+  /** How many unsigned bytes followed the signature (see frameSpdmReport). */
+  unsignedTrailingBytes: number;
 }
 
 /** The report cut into what is signed and the signature. */
@@ -60,6 +69,8 @@ export interface SpdmFrame {
   signed: Buffer;
   /** r || s, 48 bytes each, big-endian. */
   signature: Buffer;
+  /** Bytes after the signature: not signed, so never believed; only their count is reported. */
+  unsignedTrailing: Buffer;
 }
 
 const PREFIX = 'SPDM report: ';
@@ -95,14 +106,17 @@ export function frameSpdmReport(report: Uint8Array): SpdmFrame {
   const opaqueLength = r.u16('OpaqueLength');
   if (opaqueLength > MAX_OPAQUE_LENGTH) malformed(`opaque data of ${opaqueLength} bytes exceeds ${MAX_OPAQUE_LENGTH}`);
   const signatureAt = RESPONSE_FIXED + recordLength + opaqueLength;
-  if (signatureAt + SIGNATURE_LENGTH !== response.length) {
-    malformed(`the response is ${response.length} bytes; its fields and a ${SIGNATURE_LENGTH}-byte signature make ${signatureAt + SIGNATURE_LENGTH}`);
+  const end = signatureAt + SIGNATURE_LENGTH;
+  if (end > response.length || end + MAX_TRAILING_BYTES < response.length) {
+    malformed(`the response is ${response.length} bytes; its fields and a ${SIGNATURE_LENGTH}-byte signature make ${end}` +
+      ` (at most ${MAX_TRAILING_BYTES} unsigned bytes may follow)`);
   }
   return {
     request: buf.subarray(0, REQUEST_LENGTH),
-    response,
+    response: response.subarray(0, end),
     signed: buf.subarray(0, REQUEST_LENGTH + signatureAt),
-    signature: response.subarray(signatureAt),
+    signature: response.subarray(signatureAt, end),
+    unsignedTrailing: response.subarray(end),
   };
 }
 
@@ -140,7 +154,7 @@ function parseRecord(r: ByteReader, count: number): MeasurementBlock[] {
 
 /** Frames and parses the whole report. Callers verify the signature first (verify.ts). */
 export function parseSpdmReport(report: Uint8Array): SpdmReport {
-  const { request, response, signature } = frameSpdmReport(report);
+  const { request, response, signature, unsignedTrailing } = frameSpdmReport(report);
   const q = new ByteReader(request, 'le', 'GPU_REPORT_MALFORMED', where);
   const version = q.u8('SPDMVersion');
   q.skip(1, 'RequestResponseCode');
@@ -167,5 +181,6 @@ export function parseSpdmReport(report: Uint8Array): SpdmReport {
     response: { param1, param2, slotId: param2 & 0x0f, blocks, nonceHex },
     opaqueData,
     signatureHex: signature.toString('hex'),
+    unsignedTrailingBytes: unsignedTrailing.length,
   };
 }

@@ -5,6 +5,7 @@
  */
 import { CheckRunner } from '../check-runner.js';
 import { AttestdError } from '../../base/errors.js';
+import { spkiSha256 } from '../x509/certificate.js';
 import { NVIDIA_DEVICE_ROOT_SPKI_SHA256, commonNameOf, nvidiaPemCertificates, parseRoots, verifyChain, type VerifiedChain } from './chain.js';
 import { compareMeasurements } from './compare.js';
 import type { Reason } from '../../base/reason.js';
@@ -41,6 +42,11 @@ export interface VerifiedGpuReport {
   nonceHex: string;
   /** Whether nonceHex was compared with an expected nonce. */
   nonceChecked: boolean;
+  /**
+   * Bytes the device sent after the signature (one on real H100 captures): unsigned, so
+   * nothing in them is believed; non-zero is worth saying wherever the report is shown.
+   */
+  unsignedTrailingBytes: number;
   /** 0xFF when all measurements were requested. */
   measurementOperation: number;
   blocks: MeasurementBlock[];
@@ -51,6 +57,8 @@ export interface VerifiedGpuReport {
     /** Subject common names, leaf first, root last. */
     chain: string[];
     leafSerialHex: string;
+    /** SHA-256 of the leaf's SubjectPublicKeyInfo: the device key that signed. */
+    leafSpkiSha256: string;
     rootSpkiSha256: string;
     dice?: DiceTcbInfo | undefined;
   };
@@ -78,8 +86,9 @@ function checkNonce(frame: SpdmFrame, expected: Uint8Array | undefined, allowAny
  * Verifies a GPU attestation report. The checks, in order; the first that fails throws:
  *  1. report-format: SPDM 1.1 GET_MEASUREMENTS request (37 bytes, signature requested) then
  *     MEASUREMENTS; the record, opaque data (<= 1024 bytes) and a 96-byte signature fill the
- *     response exactly; nothing inside the signed region is interpreted yet
- *     (GPU_REPORT_MALFORMED);
+ *     response, but for at most MAX_TRAILING_BYTES unsigned bytes after the signature, which
+ *     are counted (unsignedTrailingBytes) and never read; nothing inside the signed region is
+ *     interpreted yet (GPU_REPORT_MALFORMED);
  *  2. device-chain: the PEM chain (leaf first) parses as ECDSA P-384 certificates signed
  *     with SHA-384, ends at the pinned NVIDIA Device Identity CA (or a root from `roots`),
  *     every link verifies, names chain, issuers are CAs within their path length, the leaf
@@ -88,7 +97,7 @@ function checkNonce(frame: SpdmFrame, expected: Uint8Array | undefined, allowAny
  *     is valid at `at` (COLLATERAL_STALE);
  *  3. report-signature: ECDSA P-384 / SHA-384 over request || response-without-signature
  *     verifies with the leaf key (GPU_REPORT_SIGNATURE_INVALID);
- *  4. nonce: the signed request carries `expectedNonce` (GPU_REPORT_SIGNATURE_INVALID),
+ *  4. nonce: the signed request carries `expectedNonce` (GPU_NONCE_MISMATCH),
  *     skipped only with allowAnyNonce;
  *  5. report-fields: measurement blocks (DMTF format, unique indices, counts and sizes
  *     consistent), the responder's slot, and NVIDIA's opaque fields (bounded TLVs, no
@@ -103,7 +112,8 @@ export function verifyGpuAttestation(input: GpuVerifyInput): VerifiedGpuReport {
   if (Number.isNaN(at.getTime())) throw new AttestdError('INVALID_ARGUMENT', 'verification time is not a valid date');
   const checks = new CheckRunner<GpuCheck>(input.onCheck);
 
-  const frame = checks.must('report-format', () => frameSpdmReport(input.report), (f) => `SPDM 1.1, ${f.response.length}-byte response`);
+  const frame = checks.must('report-format', () => frameSpdmReport(input.report), (f) => `SPDM 1.1, ${f.response.length}-byte response` +
+    (f.unsignedTrailing.length > 0 ? `, then ${f.unsignedTrailing.length} unsigned byte(s) after the signature, not believed` : ''));
   const chain: VerifiedChain = checks.must('device-chain', () => verifyChain(chainDers(input.certChainPem), {
     code: 'GPU_CERT_CHAIN_INVALID',
     what: 'device',
@@ -127,6 +137,7 @@ export function verifyGpuAttestation(input: GpuVerifyInput): VerifiedGpuReport {
     spdmVersion: '1.1',
     nonceHex: report.request.nonceHex,
     nonceChecked,
+    unsignedTrailingBytes: frame.unsignedTrailing.length,
     measurementOperation: report.request.measurementOperation,
     blocks: report.response.blocks,
     opaque,
@@ -135,6 +146,7 @@ export function verifyGpuAttestation(input: GpuVerifyInput): VerifiedGpuReport {
     device: {
       chain: chain.certs.map(commonNameOf),
       leafSerialHex: chain.leaf.serialHex,
+      leafSpkiSha256: spkiSha256(chain.leaf),
       rootSpkiSha256: chain.rootSpkiSha256,
       dice,
     },
