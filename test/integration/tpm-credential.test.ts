@@ -2,15 +2,18 @@
  * TPM2_MakeCredential computed in TypeScript, activated by a real TPM through tpm2-tools: for
  * an RSA 2048 and an ECC P-256 EK (the TCG default templates, made by tpm2_createek), our
  * credential for an AK made by tpm2_createak comes back out of tpm2_activatecredential; one
- * made for another AK's name, or altered anywhere, does not.
+ * made for another AK's name, or altered anywhere, does not. And the other way: the daemon's
+ * own TPM2_ActivateCredential (EK from the standard template, under its policy) recovers what
+ * tpm2_makecredential made for its AK, and what we made, and refuses the rest.
  */
 import { randomBytes } from 'node:crypto';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCredential, type MadeCredential } from '../../daemon/verify/credential/make-credential.js';
-import { TpmWriter } from '../../daemon/verify/tpm-reader.js';
-import { parseTpm2bPublic } from '../../daemon/verify/tpm-public.js';
+import { Tpm } from '../../daemon/evidence/tpm/tpm.js';
+import { TpmReader, TpmWriter } from '../../daemon/verify/tpm-reader.js';
+import { parseTpm2bPublic, parseTpmtPublic } from '../../daemon/verify/tpm-public.js';
 import { startSwtpm, tpm2, type Swtpm } from '../helpers/swtpm.js';
 
 /** tpm2-tools' credential file: magic, version, TPM2B_ID_OBJECT, TPM2B_ENCRYPTED_SECRET. */
@@ -93,5 +96,57 @@ describe.each(['rsa', 'ecc'] as const)('MakeCredential for a %s EK, activated by
     expect(() => makeCredential(ak, name, randomBytes(32))).toThrow(/not a restricted decryption key/);
     expect(() => makeCredential(ek, name, randomBytes(33))).toThrow(/1 to 32 fit/);
     expect(() => makeCredential(ek, name, Buffer.alloc(0))).toThrow(/1 to 32 fit/);
+  });
+});
+
+describe.each(['rsa', 'ecc'] as const)('ActivateCredential by attestd with a %s EK', (alg) => {
+  let sw: Swtpm;
+  let tpm: Tpm;
+  let akName: Buffer;
+  let ekPub: Buffer;
+  const f = (n: string) => join(sw.dir, n);
+
+  beforeAll(async () => {
+    sw = await startSwtpm();
+    // The tools' EK, from the same standard template the daemon uses; nothing of theirs stays loaded.
+    const r = await tpm2(['createek', '-c', f('ek.ctx'), '-G', alg, '-u', f('ek.pub')], sw.tcti);
+    expect(r.code, r.stderr).toBe(0);
+    await tpm2(['flushcontext', '-t'], sw.tcti);
+    ekPub = await readFile(f('ek.pub'));
+    tpm = await Tpm.open(sw.tcti);
+    akName = parseTpmtPublic(await tpm.attestationKeyPublic()).name;
+  });
+  afterAll(async () => {
+    await tpm?.close();
+    await sw?.dispose();
+  });
+
+  it("recovers tpm2_makecredential's secret", async () => {
+    const secret = randomBytes(32);
+    await writeFile(f('secret.bin'), secret);
+    const r = await tpm2(['makecredential', '-T', 'none', '-u', f('ek.pub'), '-s', f('secret.bin'), '-n', akName.toString('hex'), '-o', f('tools.cred')], sw.tcti);
+    expect(r.code, r.stderr).toBe(0);
+    const file = new TpmReader(await readFile(f('tools.cred')));
+    expect(file.u32()).toBe(0xbadcc0de);
+    expect(file.u32()).toBe(1);
+    const blob = file.tpm2b(1024);
+    const enc = file.tpm2b(1024);
+    expect(await tpm.activateCredential(alg, blob, enc)).toEqual(secret);
+  });
+
+  it('recovers its own MakeCredential secret, and refuses one for another AK or altered', async () => {
+    const ek = parseTpm2bPublic(ekPub);
+    const secret = randomBytes(20);
+    const made = makeCredential(ek, akName, secret);
+    expect(await tpm.activateCredential(alg, made.credentialBlob, made.secret)).toEqual(secret);
+
+    const otherName = Buffer.concat([akName.subarray(0, 2), randomBytes(32)]);
+    const other = makeCredential(ek, otherName, secret);
+    await expect(tpm.activateCredential(alg, other.credentialBlob, other.secret)).rejects.toMatchObject({ code: 'TPM_COMMAND_FAILED' });
+    const altered = Buffer.from(made.credentialBlob);
+    altered[5] = (altered[5] ?? 0) ^ 1;
+    await expect(tpm.activateCredential(alg, altered, made.secret)).rejects.toMatchObject({ code: 'TPM_COMMAND_FAILED' });
+    // The session survives the refusals.
+    expect(await tpm.activateCredential(alg, made.credentialBlob, made.secret)).toEqual(secret);
   });
 });

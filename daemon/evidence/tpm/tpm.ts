@@ -21,7 +21,9 @@ import { TpmWriter } from '../../verify/tpm-reader.js';
 import { decodeStoredAk, encodeStoredAk } from './ak-blob.js';
 import { createAk, loadAk, unwrap2b, withSrk, type LoadedAk, type Step } from './ak-key.js';
 import type { AkStore } from './ak-store.js';
+import { activateCredential } from './activate-credential.js';
 import { Arena, readPtr } from './arena.js';
+import type { EkKind } from './ek-template.js';
 import { MAX_IMPLEMENTED_BANKS, parseAllocatedBanks } from './banks.js';
 import { getCapability, MAX_PROPERTIES, parseTpmProperties, TPM_CAP_PCRS, TPM_CAP_TPM_PROPERTIES, TPM_PT_NV_BUFFER_MAX } from './capability.js';
 import { DEFAULT_NV_CHUNK, readEkCertificates, type EkCertificates } from './ek-cert.js';
@@ -49,6 +51,8 @@ export interface QuoteResult {
 export type { EkCertificates } from './ek-cert.js';
 
 export const MAX_QUALIFYING_DATA = 64;
+/** sizeof(TPMU_ENCRYPTED_SECRET) and of an ID object: bounded well below by TPM limits. */
+const MAX_CREDENTIAL_PART = 1024;
 /** A quote whose PCRs moved while it was taken is retried this many times. */
 const QUOTE_RETRIES = 3;
 /** TPM_ALG_NULL scheme: sign with the key's own scheme (ECDSA, SHA-256). */
@@ -150,6 +154,23 @@ export class Tpm {
         QUOTE_RETRIES,
       );
       return { attest: r.quote.attest, signature: r.quote.signature, banks: r.banks };
+    });
+  }
+
+  /**
+   * TPM2_ActivateCredential for the AK with the EK of `ek` (see activate-credential.ts): the
+   * secret an enrolling party made for this AK's name and this TPM's EK. A credential made for
+   * another AK or another EK, or altered, is refused by the TPM (TPM_COMMAND_FAILED).
+   */
+  activateCredential(ek: EkKind, credentialBlob: Buffer, secret: Buffer): Promise<Buffer> {
+    if (!Buffer.isBuffer(credentialBlob) || !Buffer.isBuffer(secret) || credentialBlob.length > MAX_CREDENTIAL_PART || secret.length > MAX_CREDENTIAL_PART) {
+      return Promise.reject(new AttestdError('INVALID_ARGUMENT', `a credential blob and secret of at most ${MAX_CREDENTIAL_PART} bytes each`));
+    }
+    return this.exclusive(async () => {
+      const ak = await this.ensureAk();
+      const got = await activateCredential(this.tss, this.ctx, ak.handle, ek, credentialBlob, secret);
+      if ('rc' in got) throw rcError(got.op, got.rc, this.tss.decodeRc);
+      return got.ok;
     });
   }
 

@@ -38,7 +38,11 @@ export type MuType =
   | 'TPM2B_NV_PUBLIC'
   | 'TPM2B_MAX_NV_BUFFER'
   | 'TPM2B_PRIVATE'
-  | 'TPM2B_AUTH';
+  | 'TPM2B_AUTH'
+  | 'TPMT_SYM_DEF'
+  | 'TPM2B_ID_OBJECT'
+  | 'TPM2B_ENCRYPTED_SECRET'
+  | 'TPM2B_DIGEST';
 
 const MU_TYPES: readonly MuType[] = [
   'TPM2B_PUBLIC',
@@ -54,6 +58,10 @@ const MU_TYPES: readonly MuType[] = [
   'TPM2B_MAX_NV_BUFFER',
   'TPM2B_PRIVATE',
   'TPM2B_AUTH',
+  'TPMT_SYM_DEF',
+  'TPM2B_ID_OBJECT',
+  'TPM2B_ENCRYPTED_SECRET',
+  'TPM2B_DIGEST',
 ];
 
 /**
@@ -81,6 +89,16 @@ export interface Tss {
   load(ctx: Ptr, parent: number, inPrivate: Ptr, inPublic: Ptr, objectSlot: Ptr): Promise<number>;
   /** Esys_TR_SetAuth: the auth value ESYS puts in password sessions for `handle` (no TPM command). */
   trSetAuth(ctx: Ptr, handle: number, auth: Ptr): Promise<number>;
+  /** Esys_StartAuthSession, unbound and unsalted, of `sessionType` (TPM2_SE_*); the ESYS_TR lands in `sessionSlot`. */
+  startAuthSession(ctx: Ptr, sessionType: number, symmetric: Ptr, authHash: number, sessionSlot: Ptr): Promise<number>;
+  /** Esys_PolicySecret of `authHandle` (a hierarchy, with a password session) into `policySession`. */
+  policySecret(ctx: Ptr, authHandle: number, policySession: number, outs: { timeout: Ptr; ticket: Ptr }): Promise<number>;
+  /**
+   * Esys_ActivateCredential: `activateHandle` with a password session, `keyHandle` (the EK)
+   * with `keySession`; `certInfo` receives the TPM2B_DIGEST recovered.
+   */
+  activateCredential(ctx: Ptr, activateHandle: number, keyHandle: number, keySession: number, credentialBlob: Ptr, secret: Ptr,
+    outs: { certInfo: Ptr }): Promise<number>;
   pcrRead(ctx: Ptr, selection: Ptr, outs: { updateCounter: Ptr; selectionOut: Ptr; values: Ptr }): Promise<number>;
   quote(ctx: Ptr, signHandle: number, qualifyingData: Ptr, scheme: Ptr, selection: Ptr,
     outs: { quoted: Ptr; signature: Ptr }): Promise<number>;
@@ -173,6 +191,12 @@ function bindEsys(esys: LibraryHandle): Omit<Tss, 'tctiInitialize' | 'tctiFinali
   const load = f('uint32_t Esys_Load(void *ctx, uint32_t parent, uint32_t s1, uint32_t s2, uint32_t s3, ' +
     'void *inPrivate, void *inPublic, void *objectHandle)');
   const trSetAuth = f('uint32_t Esys_TR_SetAuth(void *ctx, uint32_t handle, void *authValue)');
+  const startAuthSession = f('uint32_t Esys_StartAuthSession(void *ctx, uint32_t tpmKey, uint32_t bind, uint32_t s1, uint32_t s2, ' +
+    'uint32_t s3, void *nonceCaller, int sessionType, void *symmetric, uint16_t authHash, void *sessionHandle)');
+  const policySecret = f('uint32_t Esys_PolicySecret(void *ctx, uint32_t authHandle, uint32_t policySession, uint32_t s1, uint32_t s2, ' +
+    'uint32_t s3, void *nonceTPM, void *cpHashA, void *policyRef, int32_t expiration, void *timeout, void *policyTicket)');
+  const activateCredential = f('uint32_t Esys_ActivateCredential(void *ctx, uint32_t activateHandle, uint32_t keyHandle, ' +
+    'uint32_t s1, uint32_t s2, uint32_t s3, void *credentialBlob, void *secret, void *certInfo)');
   const pcrRead = f('uint32_t Esys_PCR_Read(void *ctx, uint32_t s1, uint32_t s2, uint32_t s3, void *selection, ' +
     'void *updateCounter, void *selectionOut, void *values)');
   const quote = f('uint32_t Esys_Quote(void *ctx, uint32_t signHandle, uint32_t s1, uint32_t s2, uint32_t s3, ' +
@@ -201,6 +225,12 @@ function bindEsys(esys: LibraryHandle): Omit<Tss, 'tctiInitialize' | 'tctiFinali
         o.outPrivate, o.outPublic, o.creationData, o.creationHash, o.creationTicket]),
     load: (ctx, parent, inPrivate, inPublic, objectSlot) => call(load, [ctx, parent, PASSWORD, NONE, NONE, inPrivate, inPublic, objectSlot]),
     trSetAuth: (ctx, handle, auth) => call(trSetAuth, [ctx, handle, auth]),
+    startAuthSession: (ctx, sessionType, symmetric, authHash, slot) =>
+      call(startAuthSession, [ctx, NONE, NONE, NONE, NONE, NONE, null, sessionType, symmetric, authHash, slot]),
+    policySecret: (ctx, authHandle, policySession, o) =>
+      call(policySecret, [ctx, authHandle, policySession, PASSWORD, NONE, NONE, null, null, null, 0, o.timeout, o.ticket]),
+    activateCredential: (ctx, activateHandle, keyHandle, keySession, credentialBlob, secret, o) =>
+      call(activateCredential, [ctx, activateHandle, keyHandle, PASSWORD, keySession, NONE, credentialBlob, secret, o.certInfo]),
     pcrRead: (ctx, selection, o) => call(pcrRead, [ctx, NONE, NONE, NONE, selection, o.updateCounter, o.selectionOut, o.values]),
     quote: (ctx, signHandle, qualifyingData, scheme, selection, o) =>
       call(quote, [ctx, signHandle, PASSWORD, NONE, NONE, qualifyingData, scheme, selection, o.quoted, o.signature]),
