@@ -8,12 +8,13 @@ import { join } from 'node:path';
 import { LogVerifier } from './log-verifier.js';
 import type { Summary } from './report.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
+import type { CvmTrustRoots } from '../verify/cvm/trust-roots.js';
 import { framesOf, readSegments } from '../audit/reader.js';
 import { CHECKPOINT_FILE } from '../audit/segments.js';
 
 /** Resolves with the summary; rejects with AuditFailure naming the first failing record, or an I/O error. */
-export async function verifyLogDir(dir: string, akKey: KeyObject, collateral: readonly CollateralFile[] = []): Promise<Summary> {
-  const v = new LogVerifier(akKey, collateral);
+export async function verifyLogDir(dir: string, akKey: KeyObject, collateral: readonly CollateralFile[] = [], cvmRoots?: CvmTrustRoots): Promise<Summary> {
+  const v = new LogVerifier(akKey, collateral, cvmRoots);
   for await (const seg of readSegments(dir)) {
     for (const f of framesOf(seg)) {
       if ('payload' in f) v.record(f.payload, { segment: f.segment, offset: f.offset });

@@ -56,7 +56,7 @@ const OPTIONS = {
   socket: { type: 'string' }, json: { type: 'boolean' }, rule: { type: 'string' }, hold: { type: 'boolean' },
   grace: { type: 'string' }, help: { type: 'boolean', short: 'h' }, ak: { type: 'string' }, dir: { type: 'string' },
   size: { type: 'string' }, 'leaf-hash': { type: 'string' }, index: { type: 'string' }, root: { type: 'string' }, proof: { type: 'string' },
-  cert: { type: 'string' }, chain: { type: 'string' }, at: { type: 'string' }, collateral: { type: 'string' },
+  cert: { type: 'string' }, chain: { type: 'string' }, at: { type: 'string' }, collateral: { type: 'string' }, 'cvm-roots': { type: 'string' },
   nonce: { type: 'string' }, rim: { type: 'string', multiple: true }, gpus: { type: 'string' },
   tcti: { type: 'string' }, 'event-log': { type: 'string' }, ima: { type: 'string' }, nvml: { type: 'string' }, output: { type: 'string' },
 } as const;
@@ -105,7 +105,8 @@ async function dispatch(cmd: string | undefined, rest: string[], values: Values,
       return runCommand(socket, command, values, json);
     case 'audit':
       return audit(rest, { json, ak: values.ak, dir: values.dir, size: values.size, leafHash: values['leaf-hash'],
-        index: values.index, root: values.root, proof: values.proof, collateral: values.collateral });
+        index: values.index, root: values.root, proof: values.proof, collateral: values.collateral,
+        cvmRoots: values['cvm-roots'] });
     case 'cvm':
       return cvm(rest, { json, cert: values.cert, chain: values.chain, at: values.at, collateral: values.collateral });
     case 'gpu':

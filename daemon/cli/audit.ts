@@ -17,6 +17,7 @@ export interface AuditOptions {
   root?: string;
   proof?: string;
   collateral?: string;
+  cvmRoots?: string;
 }
 
 export async function audit(args: string[], o: AuditOptions): Promise<number> {
@@ -24,7 +25,7 @@ export async function audit(args: string[], o: AuditOptions): Promise<number> {
   const dir = o.dir ?? process.env.ATTESTD_AUDIT_DIR ?? DEFAULT_AUDIT_DIR;
   switch (sub) {
     case 'verify':
-      return auditVerify(rest[0], o.ak, o.json, o.collateral);
+      return auditVerify(rest[0], o.ak, o.json, o.collateral, o.cvmRoots);
     case 'prove':
       return auditProve(rest, { dir, size: o.size, json: o.json });
     case 'check-inclusion':

@@ -25,6 +25,8 @@ export interface DaemonConfig {
   tsmRoot?: string;
   /** Folder of TPM vendor CA certificates (PEM or DER) to verify the EK certificate with. */
   ekCaDir?: string;
+  /** Folder of confidential-VM trust roots (amd/, intel/; cvm-roots.ts); default the pinned vendor keys. */
+  cvmTrustRoots?: string;
 }
 
 export const DEFAULTS = {

@@ -151,6 +151,8 @@ export interface ReportOptions {
   policy?: bigint;
   reportData?: Buffer;
   vmpl?: number;
+  /** The launch MEASUREMENT (48 bytes); default 0x5a repeated. */
+  measurement?: Buffer;
 }
 
 /** A 1184-byte report, signed with `key` the way the firmware does (r, s little-endian). */
@@ -163,7 +165,7 @@ export function mintReport(o: ReportOptions, key: KeyObject): Buffer {
   b.writeUInt32LE(1, 0x34);
   b.writeUInt32LE((o.signingKey ?? 0) << 2, 0x48);
   (o.reportData ?? Buffer.alloc(64, 0xab)).copy(b, 0x50);
-  Buffer.alloc(48, 0x5a).copy(b, 0x90);
+  (o.measurement ?? Buffer.alloc(48, 0x5a)).copy(b, 0x90);
   for (const at of [0x38, 0x180, 0x1e0, 0x1f0]) Buffer.from(o.reportedTcb).copy(b, at);
   if (o.cpuid) Buffer.from(o.cpuid).copy(b, 0x188);
   o.chipId.copy(b, 0x1a0);
