@@ -5,7 +5,8 @@
  * measurement. The host becomes TRUSTED and a lease is granted; when the CVM evidence drifts
  * (another measurement) the epoch fails and the lease is revoked; the session start records
  * the roots in force; `attestctl audit verify` passes given the same roots and refuses the
- * log without them.
+ * log without them. The same for TDX with a test Intel root -> PCK chain, QE report and
+ * collateral (tdx-mint.ts), the drift being another MRTD.
  */
 import { describe, it, expect } from 'vitest';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -19,6 +20,7 @@ import { CERT_GUID, derOctets, mintCertTable, mintHierarchy, mintReport } from '
 import { startFakeTsm } from './cvm-fake-tsm.js';
 import { parseAmdCertificate } from '../../daemon/verify/snp/chain.js';
 import { attestd } from '../../daemon/gen/proto.js';
+import { mintIntelPki } from '../unit/tdx-mint.js';
 
 const CHIP = Buffer.alloc(64, 0x42);
 const TCB_BYTES = [3, 0, 0, 0, 0, 0, 8, 115];
@@ -96,6 +98,63 @@ describe('confidential-VM evidence that passes', () => {
       // Without the roots the auditor does not take the host's word for them.
       const refused = await attestctl(['audit', 'verify', audit, '--ak', akPath, '--json']);
       expect(refused.code).toBe(8);
+      expect(JSON.parse(refused.stdout)).toMatchObject({ verified: false, check: 'cvm-roots' });
+    } finally {
+      await d.stop();
+      await tpm.dispose();
+      tsm.stop();
+      rmSync(roots, { recursive: true, force: true });
+    }
+  });
+
+  it('TRUSTED on a passing TDX quote under a configured Intel root; MRTD drift revokes; the auditor re-appraises with the same root', async () => {
+    const pki = mintIntelPki();
+    let mrTd = pki.mrTd;
+    const tsm = startFakeTsm((inblob) => ({ outblob: pki.quote(inblob, mrTd), provider: 'tdx_guest' }));
+    const roots = mkdtempSync(join(tmpdir(), 'attestd-roots-'));
+    mkdirSync(join(roots, 'intel'));
+    writeFileSync(join(roots, 'intel', 'root.pem'), pem(pki.root));
+    const collateral = join(roots, 'collateral');
+    mkdirSync(collateral);
+    for (const f of pki.collateral) writeFileSync(join(collateral, f.name), f.bytes);
+    const tdxPolicy = `version: 2
+attestation: { interval: 500ms, max_age: 5s }
+pcrs: { sha256: { 16: "${'0'.repeat(64)}" } }
+cvm:
+  required: true
+  type: tdx
+  collateral: ${collateral}
+  tdx: { debug: forbidden, mrtd: ["${pki.mrTd.toString('hex')}"] }
+rules:
+  - name: all
+    match: { uids: [${process.getuid?.() ?? 0}] }
+    lease: { ttl: 30s, scopes: ["any"] }
+`;
+    const tpm = await startSwtpm();
+    const d = await startDaemon({ tcti: tpm.tcti, policy: tdxPolicy, waitTrusted: false, args: ['--tsm-root', tsm.root, '--cvm-roots', roots] });
+    try {
+      const trusted = await d.waitFor((s) => s.state === State.TRUSTED, 15_000);
+      const c = await d.client();
+      const lease = (await c.call({ acquireLease: {} })).acquireLease!.lease!;
+      const events: attestd.lease.v1.LeaseEvent.$Properties[] = [];
+      await c.call({ watchLease: { leaseId: lease.leaseId } }, (r) => events.push(r.leaseEvent!));
+      mrTd = Buffer.alloc(48, 0x11);
+      const drifted = await d.waitFor((s) => s.state === State.UNTRUSTED, 10_000);
+      expect(drifted.reasons.join('\n')).toMatch(/MRTD/);
+      const end = Date.now() + 5000;
+      while (Date.now() < end && !events.some((e) => e.kind === attestd.lease.v1.LeaseEvent.Kind.REVOKED)) await new Promise((r) => setTimeout(r, 25));
+      expect(events.some((e) => e.kind === attestd.lease.v1.LeaseEvent.Kind.REVOKED)).toBe(true);
+      c.close();
+      d.proc.kill('SIGTERM');
+      await d.exited;
+
+      const audit = join(d.stateDir, 'audit');
+      const akPath = join(roots, 'ak.pem');
+      writeFileSync(akPath, trusted.akPublicPem);
+      const ok = await attestctl(['audit', 'verify', audit, '--ak', akPath, '--cvm-roots', roots, '--collateral', collateral, '--json']);
+      expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+      expect(JSON.parse(ok.stdout)).toMatchObject({ verified: true, grants: 1 });
+      const refused = await attestctl(['audit', 'verify', audit, '--ak', akPath, '--collateral', collateral, '--json']);
       expect(JSON.parse(refused.stdout)).toMatchObject({ verified: false, check: 'cvm-roots' });
     } finally {
       await d.stop();

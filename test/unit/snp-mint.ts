@@ -41,6 +41,9 @@ function time(d: Date): Buffer {
   return tlv(0x17, Buffer.from(s, 'latin1'));
 }
 const name = (cn: string): Buffer => seq(set(seq(oid('2.5.4.3'), tlv(0x0c, Buffer.from(cn, 'utf8')))));
+/** The DER pieces, for the TDX minter beside this one. */
+export const der = { tlv, seq, set, ctx, oid, time, name, bool };
+
 const SHA384 = seq(oid('2.16.840.1.101.3.4.2.2'), nul());
 const PSS_ALG = seq(oid('1.2.840.113549.1.1.10'), seq(ctx(0, SHA384), ctx(1, seq(oid('1.2.840.113549.1.1.8'), SHA384)), ctx(2, derInt(48))));
 
