@@ -32,6 +32,8 @@ import { readStartTime } from './api/peer.js';
 import type { WorkloadIdentity } from './base/workload-identity.js';
 import { ed25519PublicKey, verifyLeaseToken } from './verify/lease-token.js';
 import { auditDir, groupId, type DaemonConfig } from './config/daemon-config.js';
+import { readCvmRoots } from './config/cvm-roots.js';
+import { rootsInForce, type CvmTrustRoots } from './verify/cvm/trust-roots.js';
 import type { LogFn } from './logger.js';
 import { Notifier } from './systemd/notify.js';
 import { listenFdFromSystemd } from './systemd/listen-fds.js';
@@ -62,6 +64,8 @@ interface Parts {
   notifier: Notifier;
   /** The Prometheus registry, when metrics are exported. */
   exported: Metrics | undefined;
+  /** Confidential-VM roots from --cvm-roots; undefined: the pinned vendor keys. */
+  cvmRoots: CvmTrustRoots | undefined;
 }
 
 export class Daemon {
@@ -77,12 +81,13 @@ export class Daemon {
    */
   static async start(config: DaemonConfig, log: LogFn): Promise<Daemon> {
     const policy = await loadPolicyFile(config.policyPath);
+    const cvmRoots = config.cvmTrustRoots !== undefined ? readCvmRoots(config.cvmTrustRoots) : undefined;
     await mkdir(config.stateDir, { recursive: true, mode: 0o750 });
     const key = createSessionKey();
     let audit: AuditLog | undefined;
     try {
       audit = await AuditLog.open({ dir: auditDir(config), onWriteError: (err) => log('error', 'audit write failed', { err: String(err) }) });
-      const d = new Daemon(await assemble(config, log, key, audit, policy));
+      const d = new Daemon(await assemble(config, log, key, audit, policy, cvmRoots));
       await d.open(policy);
       return d;
     } catch (err) {
@@ -97,12 +102,13 @@ export class Daemon {
    * socket, the sweep, checkpoints, metrics, the attestation loop and the watchdog.
    */
   private async open(loaded: LoadedPolicy): Promise<void> {
-    const { config, log, key, audit, tpm, ak, leases, status, loop, server, checkpoints, notifier, exported } = this.parts;
+    const { config, log, key, audit, tpm, ak, leases, status, loop, server, checkpoints, notifier, exported, cvmRoots } = this.parts;
     if (!(await ak.pinAtStart())) log('warn', 'TPM not reachable at start; running UNTRUSTED until it answers', { tcti: config.tcti });
     const ek = await ekEvidence(tpm, config.ekCaDir, log);
     await audit.append({ sessionStart: {
       sessionPublicKey: key.publicKey(), akPublic: ak.publicArea ?? Buffer.alloc(0), akPublicPem: ak.pem(),
       tcti: config.tcti, version: VERSION, pid: process.pid, ekCertificates: ek.certs, ekVerification: ek.verification,
+      cvmTrustRoots: rootsInForce(cvmRoots).map((r) => ({ vendor: r.vendor, spkiSha256: Buffer.from(r.spkiSha256, 'hex'), certificate: r.certificate ?? null })),
     } });
     await this.recordPolicy(policyInForceRecord(loaded));
     await server.listen();
@@ -176,7 +182,8 @@ export class Daemon {
  * and the server. The metrics registry comes first so the lease manager can count into it;
  * its state gauges are pointed at the status once that exists.
  */
-async function assemble(config: DaemonConfig, log: LogFn, key: SessionKey, audit: AuditLog, loaded: LoadedPolicy): Promise<Parts> {
+async function assemble(config: DaemonConfig, log: LogFn, key: SessionKey, audit: AuditLog, loaded: LoadedPolicy,
+  cvmRoots: CvmTrustRoots | undefined): Promise<Parts> {
   const tpm = new TpmSource(config.tcti, fileAkStore(join(config.stateDir, AK_KEY_FILE)));
   const exported = config.metricsListen ? new (await import('./metrics/metrics.js')).Metrics() : undefined;
   const metrics: MetricsSink = exported ?? NO_METRICS;
@@ -193,6 +200,7 @@ async function assemble(config: DaemonConfig, log: LogFn, key: SessionKey, audit
     gpu: new GpuCollector({ nvmlLibraryPath: config.nvmlLibrary, crossCheck: true }),
     gpuTrust: config.gpuTrustRoots !== undefined ? readGpuTrustRoots(config.gpuTrustRoots) : undefined,
     cvm: new CvmSource({ tsmRoot: config.tsmRoot }),
+    cvmRoots,
     inventory: hostInventory(log),
     onEpoch: epochObserver(status, metrics, notifier),
   });
@@ -209,7 +217,7 @@ async function assemble(config: DaemonConfig, log: LogFn, key: SessionKey, audit
   });
   const checkpoints = new Checkpointer({ log: audit, signer: key, origin: logOrigin(),
     onError: (err) => log('error', 'checkpoint not written', { err: String(err) }) });
-  return { config, log, key, audit, tpm, policy, ak, leases, status, loop, server, checkpoints, notifier, exported };
+  return { config, log, key, audit, tpm, policy, ak, leases, status, loop, server, checkpoints, notifier, exported, cvmRoots };
 }
 
 /** What follows each epoch once it is in force: the status, the metrics, systemd's status line. */

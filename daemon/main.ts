@@ -34,6 +34,9 @@ Options:
                        of the pinned NVIDIA roots (env ATTESTD_GPU_ROOTS)
   --tsm-root DIR       configfs-tsm root for confidential-VM reports (env ATTESTD_TSM_ROOT;
                        default /sys/kernel/config/tsm)
+  --cvm-roots DIR      trust roots for confidential-VM reports: DIR/amd/ (SEV-SNP ARKs), DIR/intel/
+                       (Intel SGX Root CA); a vendor without its folder keeps the pinned roots
+                       (env ATTESTD_CVM_ROOTS)
   --metrics ADDR       Prometheus endpoint: 127.0.0.1:PORT, [::1]:PORT or unix:/PATH
                        (env ATTESTD_METRICS; default off)
   --version            print the version
@@ -50,7 +53,7 @@ function parseFlags(argv: string[]) {
     options: {
       socket: { type: 'string' }, 'socket-group': { type: 'string' }, tcti: { type: 'string' }, policy: { type: 'string' },
       'state-dir': { type: 'string' }, 'log-level': { type: 'string' }, metrics: { type: 'string' }, config: { type: 'string' },
-      nvml: { type: 'string' }, 'tsm-root': { type: 'string' }, 'ek-ca': { type: 'string' },
+      nvml: { type: 'string' }, 'tsm-root': { type: 'string' }, 'ek-ca': { type: 'string' }, 'cvm-roots': { type: 'string' },
       'gpu-roots': { type: 'string' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -73,6 +76,7 @@ function resolveConfig(values: Flags, env: NodeJS.ProcessEnv): DaemonConfig {
     tsmRoot: values['tsm-root'] ?? env.ATTESTD_TSM_ROOT ?? file.tsm_root,
     ekCaDir: values['ek-ca'] ?? env.ATTESTD_EK_CA ?? file.ek_ca,
     gpuTrustRoots: values['gpu-roots'] ?? env.ATTESTD_GPU_ROOTS ?? file.gpu_roots,
+    cvmTrustRoots: values['cvm-roots'] ?? env.ATTESTD_CVM_ROOTS ?? file.cvm_roots,
   });
 }
 

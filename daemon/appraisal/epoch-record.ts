@@ -17,6 +17,7 @@ import { isHashAlg } from '../verify/tpm-alg.js';
 import type { ClockInfo } from '../verify/tpm-attest.js';
 import type { CvmKind } from '../verify/cvm/verify.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
+import type { CvmTrustRoots } from '../verify/cvm/trust-roots.js';
 import type { EpochVerdict, EpochVerdictInput, RecordedTpmEvidence } from './epoch-verdict.js';
 import type { ImaState, RecordedCvm, RecordedGpuReport } from './source-verdicts.js';
 import type { RecordedRim } from './gpu-reports.js';
@@ -120,9 +121,9 @@ export function encodeEvidence(e: CollectedEvidence, carry: RecordCarry): Eviden
  * named by digest was recorded earlier in the session, IMA continues where the session left
  * it. Takes the full artifacts the record carries into `carry`. Throws RecordMismatch.
  * `collateral`: the confidential-VM collateral to appraise with (the daemon's files; the
- * auditor's own offline).
+ * auditor's own offline); `roots`: the vendor roots likewise (default the pinned ones).
  */
-export function decodeEvidence(r: V1.EpochResult, carry: RecordCarry, collateral: readonly CollateralFile[]): RecordedEvidence {
+export function decodeEvidence(r: V1.EpochResult, carry: RecordCarry, collateral: readonly CollateralFile[], roots?: CvmTrustRoots): RecordedEvidence {
   const gpuBytes = present(r.gpu?.measurement) ? Buffer.from(r.gpu.measurement) : Buffer.alloc(0);
   if (!sha256(gpuBytes).equals(Buffer.from(r.gpuMeasurementSha256))) {
     throw new RecordMismatch('reappraisal', `epoch ${r.epoch} binds a GPU measurement digest that is not the recorded measurement's`);
@@ -150,7 +151,7 @@ export function decodeEvidence(r: V1.EpochResult, carry: RecordCarry, collateral
     tpm,
     boot: r.boot ? { log: r.boot.readError ? undefined : carry.eventLog, readError: r.boot.readError || undefined } : undefined,
     ima: r.ima ? { state: carry.ima, newLines: Buffer.from(r.ima.newLines ?? []), readError: r.ima.readError || undefined } : undefined,
-    cvm: r.cvm ? { rec: recordedCvm(r.cvm, carry), collateral, collateralIssuedAtMs: Number(r.cvm.collateralIssuedAtMs ?? 0) || undefined } : undefined,
+    cvm: r.cvm ? { rec: recordedCvm(r.cvm, carry), collateral, collateralIssuedAtMs: Number(r.cvm.collateralIssuedAtMs ?? 0) || undefined, roots } : undefined,
     gpu: { measurement: gpuBytes.length ? gpuBytes : undefined, collectError: r.gpu?.collectError || undefined,
       reports: (r.gpu?.reports ?? []).map((g) => ({ uuid: g.uuid ?? '', report: Buffer.from(g.report ?? []), certChain: Buffer.from(g.certChain ?? []) })),
       reportNonceVersion: r.gpu?.reportNonceVersion ?? 0, rims: (r.gpu?.rims ?? []).map((g) => decodeRim(g, carry, r.epoch)) },

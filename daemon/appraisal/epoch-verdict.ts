@@ -17,6 +17,7 @@ import type { Reason } from '../base/reason.js';
 import type { ClockInfo } from '../verify/tpm-attest.js';
 import { compareClock } from '../verify/clock.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
+import type { CvmTrustRoots } from '../verify/cvm/trust-roots.js';
 import { bootVerdict, cvmVerdict, gpuVerdict, imaVerdict, type ImaState, type RecordedCvm, type RecordedGpuReport } from './source-verdicts.js';
 import type { GpuTrust, RecordedRim } from './gpu-reports.js';
 
@@ -42,7 +43,7 @@ export interface EpochVerdictInput {
   previousClock?: ClockInfo;
   boot?: { log?: Uint8Array; readError?: string };
   ima?: { state?: ImaState; newLines: Uint8Array; readError?: string };
-  cvm?: { rec?: RecordedCvm; collateral: readonly CollateralFile[]; collateralIssuedAtMs?: number };
+  cvm?: { rec?: RecordedCvm; collateral: readonly CollateralFile[]; collateralIssuedAtMs?: number; roots?: CvmTrustRoots };
   gpu?: { measurement?: Uint8Array; collectError?: string; reports?: RecordedGpuReport[]; reportNonceVersion?: number; rims?: RecordedRim[] };
   /** The roots GPU reports and RIMs are judged by, the appraiser's own (never the record's). */
   gpuTrust?: GpuTrust;
@@ -103,7 +104,7 @@ export function epochVerdict(input: EpochVerdictInput): EpochVerdict {
     imaNext = v.next;
   }
   if (policy.cvm) {
-    reasons.push(...cvmVerdict(policy.cvm, input.cvm?.rec, input.cvm?.collateral ?? [], input.binding, input.nowMs, input.cvm?.collateralIssuedAtMs).reasons);
+    reasons.push(...cvmVerdict(policy.cvm, input.cvm?.rec, input.cvm?.collateral ?? [], input.binding, input.nowMs, input.cvm?.collateralIssuedAtMs, input.cvm?.roots).reasons);
   }
   if (policy.gpu) {
     const att = { reports: input.gpu?.reports ?? [], nonceVersion: input.gpu?.reportNonceVersion ?? 0, rims: input.gpu?.rims, trust: input.gpuTrust };

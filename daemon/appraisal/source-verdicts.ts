@@ -15,6 +15,7 @@ import { gpuNonceVersion, type GpuNonceVersion } from '../verify/gpu-report/nonc
 import { gpuReportReasons, type GpuTrust, type RecordedGpuReport, type RecordedRim } from './gpu-reports.js';
 import type { GpuMeasurement } from '../verify/gpu/measurement.js';
 import { verifyCvmEvidence, type CvmKind } from '../verify/cvm/verify.js';
+import type { CvmTrustRoots } from '../verify/cvm/trust-roots.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
 import { appraiseBoot } from '../policy/appraise-boot.js';
 import { appraiseIma } from '../policy/appraise-ima.js';
@@ -120,13 +121,14 @@ export interface CvmVerdictResult {
   reasons: Reason[];
 }
 
+/** `roots`: the vendor roots to verify the report to (the daemon's configured ones, or the auditor's). */
 export function cvmVerdict(cvm: CvmPolicy, rec: RecordedCvm | undefined, collateral: readonly CollateralFile[], binding: Uint8Array,
-  nowMs: number, collateralIssuedAtMs?: number): CvmVerdictResult {
+  nowMs: number, collateralIssuedAtMs?: number, roots?: CvmTrustRoots): CvmVerdictResult {
   if (!rec?.report || !rec.kind) {
     const missing = rec?.collectError ? `no report: ${rec.collectError}` : 'this host offers no confidential-VM report';
     return { reasons: appraiseCvm(cvm, undefined, nowMs).map((r) => (r.code === 'CVM_MISSING' ? { ...r, message: missing } : r)) };
   }
-  const v = verifyCvmEvidence({ kind: rec.kind, report: rec.report, certTable: rec.certTable, collateral, binding, at: new Date(nowMs) });
+  const v = verifyCvmEvidence({ kind: rec.kind, report: rec.report, certTable: rec.certTable, collateral, binding, at: new Date(nowMs), roots });
   if (!v.ok) return { reasons: [v.reason] };
   return { reasons: appraiseCvm(cvm, v.facts, nowMs, collateralIssuedAtMs !== undefined ? { issuedAtMs: collateralIssuedAtMs } : undefined) };
 }

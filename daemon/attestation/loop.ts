@@ -26,6 +26,7 @@ import type { CollateralFile } from '../verify/tdx/collateral.js';
 import { GPU_NONCE_VERSION, gpuNonce } from '../verify/gpu-report/nonce.js';
 import type { GpuTrust } from '../appraisal/gpu-reports.js';
 import { readRimFolder } from './gpu-rims.js';
+import type { CvmTrustRoots } from '../verify/cvm/trust-roots.js';
 import type { CvmSource } from '../evidence/cvm/source.js';
 import type { AkPin } from './ak-pin.js';
 
@@ -46,6 +47,8 @@ export interface LoopDeps {
   inventory?: () => string | undefined;
   /** Confidential-VM reports, when the policy asks for them. */
   cvm?: CvmSource;
+  /** The vendor roots CVM reports must chain to; undefined: the pinned vendor keys. */
+  cvmRoots?: CvmTrustRoots;
   /** GPU and driver measurement, bound into every quote; absent to bind the empty measurement. */
   gpu?: Pick<GpuCollector, 'collect'>;
   audit: AuditLog;
@@ -241,7 +244,7 @@ export class AttestationLoop {
     const asRecorded = V1.EpochResult.decode(V1.EpochResult.encode({ ...evidence, epoch: at.epoch, gpuMeasurementSha256: at.gpuMeasurementSha256 }).finish());
     let recorded: RecordedEvidence;
     try {
-      recorded = decodeEvidence(asRecorded, this.carry, c.collateral);
+      recorded = decodeEvidence(asRecorded, this.carry, c.collateral, this.deps.cvmRoots);
     } catch (err) {
       this.deps.log('error', 'epoch evidence does not read back as recorded', { err: String(err) });
       return { verdict: { pass: false, reasons: [{ code: 'INTERNAL', message: 'the evidence could not be recorded consistently' }] }, evidence };

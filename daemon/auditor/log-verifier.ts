@@ -31,6 +31,7 @@ import { noteKeyHash, openNote } from '../verify/signed-note.js';
 import { parsePolicy } from '../policy/parse.js';
 import { epochVerdict, type EpochVerdict } from '../appraisal/epoch-verdict.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
+import { rootsInForce, type CvmTrustRoots } from '../verify/cvm/trust-roots.js';
 import { decodeEvidence, recordedCollectionFailure, RecordMismatch, type RecordedEvidence } from '../appraisal/epoch-record.js';
 import type { GpuTrust } from '../appraisal/gpu-reports.js';
 import { RootWindow } from '../verify/merkle/root-window.js';
@@ -55,11 +56,21 @@ export class LogVerifier {
    * `trustedKey`: the attestation key's public key, as `attestctl status --json` shows it.
    * `collateral`: files the auditor supplies for confidential-VM reports whose certificates
    * are not in the log (TDX collateral; SEV-SNP certificates when the host gave no table).
-   * `gpuTrust`: the auditor's own roots for GPU reports and RIMs (the daemon's `--gpu-roots`);
-   * absent, the pinned NVIDIA roots.
+   * `trust`: the auditor's own roots, never the log's: `cvmRoots`, the confidential-VM roots to
+   * re-appraise with (default the pinned vendor keys; each session's recorded roots must be
+   * among them), and `gpu`, the roots for GPU reports and RIMs (the daemon's `--gpu-roots`;
+   * default the pinned NVIDIA roots).
    */
   constructor(private readonly trustedKey: KeyObject, private readonly collateral: readonly CollateralFile[] = [],
-    private readonly gpuTrust?: GpuTrust) {}
+    trust: { cvmRoots?: CvmTrustRoots | undefined; gpu?: GpuTrust | undefined } = {}) {
+    this.cvmRoots = trust.cvmRoots;
+    this.gpuTrust = trust.gpu;
+    this.acceptedRoots = new Set(rootsInForce(trust.cvmRoots).map((r) => `${r.vendor}:${r.spkiSha256}`));
+  }
+
+  private readonly cvmRoots: CvmTrustRoots | undefined;
+  private readonly gpuTrust: GpuTrust | undefined;
+  private readonly acceptedRoots: ReadonlySet<string>;
 
   /**
    * The AK's TPM public area as the log records it, accepted only when its key is the trusted
@@ -144,7 +155,22 @@ export class LogVerifier {
   private sessionStart(s: attestd.audit.v1.SessionStart): void {
     if (s.sessionPublicKey.length !== 32) this.fail('session-chain', 'session key is not 32 bytes');
     if (s.akPublic.length > 0) this.adoptAk(s.akPublic);
+    this.checkCvmRoots(s);
     this.sessions.push(new Session(this.sessions.length, Buffer.from(s.sessionPublicKey), this.tree.size));
+  }
+
+  /**
+   * The session's confidential-VM roots must all be roots the auditor trusts: the host may not
+   * widen trust by naming a root of its own. A log from before roots were recorded names none
+   * and was appraised with the pinned keys.
+   */
+  private checkCvmRoots(s: attestd.audit.v1.SessionStart): void {
+    for (const r of s.cvmTrustRoots ?? []) {
+      const digest = Buffer.from(r.spkiSha256 ?? []).toString('hex');
+      if (!this.acceptedRoots.has(`${r.vendor}:${digest}`)) {
+        this.fail('cvm-roots', `session ${this.sessions.length} trusted a confidential-VM root the auditor was not given (${r.vendor}, SPKI SHA-256 ${digest}); pass the same roots with --cvm-roots`);
+      }
+    }
   }
 
   private policyLoad(p: attestd.audit.v1.PolicyLoad): void {
@@ -214,7 +240,7 @@ export class LogVerifier {
 
   private decodeEvidence(r: attestd.audit.v1.EpochResult, s: Session): RecordedEvidence {
     try {
-      return decodeEvidence(r, s.carry, this.collateral);
+      return decodeEvidence(r, s.carry, this.collateral, this.cvmRoots);
     } catch (err) {
       if (err instanceof RecordMismatch) this.fail(err.check, err.message);
       throw err;

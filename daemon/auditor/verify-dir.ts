@@ -9,12 +9,14 @@ import type { GpuTrust } from '../appraisal/gpu-reports.js';
 import { LogVerifier } from './log-verifier.js';
 import type { Summary } from './report.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
+import type { CvmTrustRoots } from '../verify/cvm/trust-roots.js';
 import { framesOf, readSegments } from '../audit/reader.js';
 import { CHECKPOINT_FILE } from '../audit/segments.js';
 
 /** Resolves with the summary; rejects with AuditFailure naming the first failing record, or an I/O error. */
-export async function verifyLogDir(dir: string, akKey: KeyObject, collateral: readonly CollateralFile[] = [], gpuTrust?: GpuTrust): Promise<Summary> {
-  const v = new LogVerifier(akKey, collateral, gpuTrust);
+export async function verifyLogDir(dir: string, akKey: KeyObject, collateral: readonly CollateralFile[] = [],
+  trust: { cvmRoots?: CvmTrustRoots | undefined; gpu?: GpuTrust | undefined } = {}): Promise<Summary> {
+  const v = new LogVerifier(akKey, collateral, trust);
   for await (const seg of readSegments(dir)) {
     for (const f of framesOf(seg)) {
       if ('payload' in f) v.record(f.payload, { segment: f.segment, offset: f.offset });

@@ -57,6 +57,7 @@ const OPTIONS = {
   grace: { type: 'string' }, help: { type: 'boolean', short: 'h' }, ak: { type: 'string' }, dir: { type: 'string' },
   size: { type: 'string' }, 'leaf-hash': { type: 'string' }, index: { type: 'string' }, root: { type: 'string' }, proof: { type: 'string' },
   cert: { type: 'string' }, chain: { type: 'string' }, at: { type: 'string' }, collateral: { type: 'string' }, 'gpu-roots': { type: 'string' },
+  'cvm-roots': { type: 'string' },
   nonce: { type: 'string' }, rim: { type: 'string', multiple: true }, gpus: { type: 'string' },
   tcti: { type: 'string' }, 'event-log': { type: 'string' }, ima: { type: 'string' }, nvml: { type: 'string' }, output: { type: 'string' },
 } as const;
@@ -106,7 +107,7 @@ async function dispatch(cmd: string | undefined, rest: string[], values: Values,
     case 'audit':
       return audit(rest, { json, ak: values.ak, dir: values.dir, size: values.size, leafHash: values['leaf-hash'],
         index: values.index, root: values.root, proof: values.proof, collateral: values.collateral,
-        gpuRoots: values['gpu-roots'] });
+        gpuRoots: values['gpu-roots'], cvmRoots: values['cvm-roots'] });
     case 'cvm':
       return cvm(rest, { json, cert: values.cert, chain: values.chain, at: values.at, collateral: values.collateral });
     case 'gpu':

@@ -4,12 +4,14 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AuditFailure, type Summary } from '../auditor/report.js';
 import { verifyLogDir } from '../auditor/verify-dir.js';
+import { readCvmRoots } from '../config/cvm-roots.js';
+import type { CvmTrustRoots } from '../verify/cvm/trust-roots.js';
 import { EXIT } from './exit-codes.js';
 import { readGpuTrustRoots } from '../config/gpu-roots.js';
 import type { GpuTrust } from '../appraisal/gpu-reports.js';
 import { printJson } from './output.js';
 
-export const AUDIT_VERIFY_HELP = `Usage: attestctl audit verify DIR --ak AK.pem [--collateral DIR] [--gpu-roots DIR] [--json]
+export const AUDIT_VERIFY_HELP = `Usage: attestctl audit verify DIR --ak AK.pem [--collateral DIR] [--gpu-roots DIR] [--cvm-roots DIR] [--json]
 
 Checks a copy of an attestd audit log folder (STATE_DIR/audit) with nothing but the TPM
 attestation key's public key (PEM, as \`attestctl status --json\` shows it): record framing
@@ -21,11 +23,15 @@ and confirms every grant and renewal happened under a passing, fresh epoch. --co
 the confidential-VM collateral (TDX certificates, CRLs, TCB info, QE identity) the host used.
 --gpu-roots names the roots GPU reports (DIR/device) and RIMs (DIR/rim) are judged by, as the
 daemon's --gpu-roots; without it, the pinned NVIDIA roots.
+--cvm-roots names the confidential-VM trust roots to re-appraise with, laid out as for the
+daemon (DIR/amd/, DIR/intel/); without it the pinned vendor roots. Every root a session
+recorded as in force must be among them, or the log fails the cvm-roots check: the roots the
+host chose are never taken from the log.
 Exit codes: 0 verified, 8 verification failed (the first failing record is printed),
 2 usage, 1 the folder or key could not be read.`;
 
 export async function auditVerify(dir: string | undefined, akPath: string | undefined, json: boolean, collateralDir?: string,
-  gpuRootsDir?: string): Promise<number> {
+  gpuRootsDir?: string, cvmRootsDir?: string): Promise<number> {
   if (!dir || !akPath) {
     process.stderr.write(`attestctl: audit verify needs DIR and --ak AK.pem\n\n${AUDIT_VERIFY_HELP}\n`);
     return EXIT.USAGE;
@@ -44,11 +50,18 @@ export async function auditVerify(dir: string | undefined, akPath: string | unde
     process.stderr.write(`attestctl: ${(err as Error).message}\n`);
     return EXIT.FAILURE;
   }
+  let roots: CvmTrustRoots | undefined;
+  try {
+    roots = cvmRootsDir !== undefined ? readCvmRoots(cvmRootsDir) : undefined;
+  } catch (err) {
+    process.stderr.write(`attestctl: ${(err as Error).message}\n`);
+    return EXIT.USAGE;
+  }
   const started = Date.now();
   let summary: Summary;
   try {
     const collateral = collateralDir ? await Promise.all((await readdir(collateralDir)).map(async (name) => ({ name, bytes: await readFile(join(collateralDir, name)) }))) : [];
-    summary = await verifyLogDir(dir, key, collateral, gpuTrust);
+    summary = await verifyLogDir(dir, key, collateral, { gpu: gpuTrust, cvmRoots: roots });
   } catch (err) {
     if (err instanceof AuditFailure) {
       if (json) printJson({ verified: false, check: err.check, message: err.message, ...err.where });

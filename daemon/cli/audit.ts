@@ -18,6 +18,7 @@ export interface AuditOptions {
   proof?: string;
   collateral?: string;
   gpuRoots?: string;
+  cvmRoots?: string;
 }
 
 export async function audit(args: string[], o: AuditOptions): Promise<number> {
@@ -25,7 +26,7 @@ export async function audit(args: string[], o: AuditOptions): Promise<number> {
   const dir = o.dir ?? process.env.ATTESTD_AUDIT_DIR ?? DEFAULT_AUDIT_DIR;
   switch (sub) {
     case 'verify':
-      return auditVerify(rest[0], o.ak, o.json, o.collateral, o.gpuRoots);
+      return auditVerify(rest[0], o.ak, o.json, o.collateral, o.gpuRoots, o.cvmRoots);
     case 'prove':
       return auditProve(rest, { dir, size: o.size, json: o.json });
     case 'check-inclusion':

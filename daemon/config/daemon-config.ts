@@ -27,6 +27,8 @@ export interface DaemonConfig {
   ekCaDir?: string;
   /** Folder of GPU roots: device/ and rim/ (config/gpu-roots.ts); default the pinned NVIDIA roots. */
   gpuTrustRoots?: string;
+  /** Folder of confidential-VM trust roots (amd/, intel/; cvm-roots.ts); default the pinned vendor keys. */
+  cvmTrustRoots?: string;
 }
 
 export const DEFAULTS = {

@@ -2010,6 +2010,9 @@ export namespace attestd {
                 /** SessionStart ekVerification. */
                 ekVerification: string;
 
+                /** SessionStart cvmTrustRoots. */
+                cvmTrustRoots: attestd.audit.v1.CvmTrustRoot.$Properties[];
+
                 /**
                  * Creates a new SessionStart instance using the specified properties.
                  * @param [properties] Properties to set
@@ -2073,12 +2076,99 @@ export namespace attestd {
                     /** SessionStart ekVerification */
                     ekVerification?: (string|null);
 
+                    /** SessionStart cvmTrustRoots */
+                    cvmTrustRoots?: (attestd.audit.v1.CvmTrustRoot.$Properties[]|null);
+
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
                 }
 
                 /** Shape of a SessionStart. */
                 type $Shape = attestd.audit.v1.SessionStart.$Properties;
+            }
+
+            /**
+             * Properties of a CvmTrustRoot.
+             * @deprecated Use attestd.audit.v1.CvmTrustRoot.$Properties instead.
+             */
+            interface ICvmTrustRoot extends attestd.audit.v1.CvmTrustRoot.$Properties {
+            }
+
+            /** Represents a CvmTrustRoot. */
+            class CvmTrustRoot {
+
+                /**
+                 * Constructs a new CvmTrustRoot.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.audit.v1.CvmTrustRoot.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** CvmTrustRoot vendor. */
+                vendor: string;
+
+                /** CvmTrustRoot spkiSha256. */
+                spkiSha256: Uint8Array;
+
+                /** CvmTrustRoot certificate. */
+                certificate: Uint8Array;
+
+                /**
+                 * Creates a new CvmTrustRoot instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns CvmTrustRoot instance
+                 */
+                static create(properties: attestd.audit.v1.CvmTrustRoot.$Shape): attestd.audit.v1.CvmTrustRoot & attestd.audit.v1.CvmTrustRoot.$Shape;
+                static create(properties?: attestd.audit.v1.CvmTrustRoot.$Properties): attestd.audit.v1.CvmTrustRoot;
+
+                /**
+                 * Encodes the specified CvmTrustRoot message. Does not implicitly {@link attestd.audit.v1.CvmTrustRoot.verify|verify} messages.
+                 * @param message CvmTrustRoot message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.audit.v1.CvmTrustRoot.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a CvmTrustRoot message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.CvmTrustRoot & attestd.audit.v1.CvmTrustRoot.$Shape} CvmTrustRoot
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.audit.v1.CvmTrustRoot & attestd.audit.v1.CvmTrustRoot.$Shape;
+
+                /**
+                 * Gets the type url for CvmTrustRoot
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace CvmTrustRoot {
+
+                /** Properties of a CvmTrustRoot. */
+                interface $Properties {
+
+                    /** CvmTrustRoot vendor */
+                    vendor?: (string|null);
+
+                    /** CvmTrustRoot spkiSha256 */
+                    spkiSha256?: (Uint8Array|null);
+
+                    /** CvmTrustRoot certificate */
+                    certificate?: (Uint8Array|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a CvmTrustRoot. */
+                type $Shape = attestd.audit.v1.CvmTrustRoot.$Properties;
             }
 
             /**

@@ -4763,6 +4763,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {number|null} [pid] SessionStart pid
                  * @property {Array.<Uint8Array>|null} [ekCertificates] SessionStart ekCertificates
                  * @property {string|null} [ekVerification] SessionStart ekVerification
+                 * @property {Array.<attestd.audit.v1.CvmTrustRoot.$Properties>|null} [cvmTrustRoots] SessionStart cvmTrustRoots
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -4789,6 +4790,7 @@ export const attestd = $root.attestd = (() => {
                  */
                 const SessionStart = function (properties) {
                     this.ekCertificates = [];
+                    this.cvmTrustRoots = [];
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -4860,6 +4862,14 @@ export const attestd = $root.attestd = (() => {
                 SessionStart.prototype.ekVerification = "";
 
                 /**
+                 * SessionStart cvmTrustRoots.
+                 * @member {Array.<attestd.audit.v1.CvmTrustRoot.$Properties>} cvmTrustRoots
+                 * @memberof attestd.audit.v1.SessionStart
+                 * @instance
+                 */
+                SessionStart.prototype.cvmTrustRoots = $util.emptyArray;
+
+                /**
                  * Creates a new SessionStart instance using the specified properties.
                  * @function create
                  * @memberof attestd.audit.v1.SessionStart
@@ -4908,6 +4918,9 @@ export const attestd = $root.attestd = (() => {
                             writer.uint32(/* id 7, wireType 2 =*/58).bytes(message.ekCertificates[i]);
                     if (message.ekVerification != null && $Object.hasOwnProperty.call(message, "ekVerification") && message.ekVerification !== "")
                         writer.uint32(/* id 8, wireType 2 =*/66).string(message.ekVerification);
+                    if (message.cvmTrustRoots != null && message.cvmTrustRoots.length)
+                        for (let i = 0; i < message.cvmTrustRoots.length; ++i)
+                            $root.attestd.audit.v1.CvmTrustRoot.encode(message.cvmTrustRoots[i], writer.uint32(/* id 9, wireType 2 =*/74).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -5023,6 +5036,14 @@ export const attestd = $root.attestd = (() => {
                                     delete message.ekVerification;
                                 continue;
                             }
+                        case 9: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.cvmTrustRoots && message.cvmTrustRoots.length))
+                                    message.cvmTrustRoots = [];
+                                message.cvmTrustRoots.push($root.attestd.audit.v1.CvmTrustRoot.decode(reader, reader.size(), $undefined, _depth + 1));
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -5055,6 +5076,212 @@ export const attestd = $root.attestd = (() => {
                 };
 
                 return SessionStart;
+            })();
+
+            v1.CvmTrustRoot = (function() {
+
+                /**
+                 * Properties of a CvmTrustRoot.
+                 * @typedef {Object} attestd.audit.v1.CvmTrustRoot.$Properties
+                 * @property {string|null} [vendor] CvmTrustRoot vendor
+                 * @property {Uint8Array|null} [spkiSha256] CvmTrustRoot spkiSha256
+                 * @property {Uint8Array|null} [certificate] CvmTrustRoot certificate
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a CvmTrustRoot.
+                 * @memberof attestd.audit.v1
+                 * @interface ICvmTrustRoot
+                 * @augments attestd.audit.v1.CvmTrustRoot.$Properties
+                 * @deprecated Use attestd.audit.v1.CvmTrustRoot.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a CvmTrustRoot.
+                 * @typedef {attestd.audit.v1.CvmTrustRoot.$Properties} attestd.audit.v1.CvmTrustRoot.$Shape
+                 */
+
+                /**
+                 * Constructs a new CvmTrustRoot.
+                 * @memberof attestd.audit.v1
+                 * @classdesc Represents a CvmTrustRoot.
+                 * @constructor
+                 * @param {attestd.audit.v1.CvmTrustRoot.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const CvmTrustRoot = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * CvmTrustRoot vendor.
+                 * @member {string} vendor
+                 * @memberof attestd.audit.v1.CvmTrustRoot
+                 * @instance
+                 */
+                CvmTrustRoot.prototype.vendor = "";
+
+                /**
+                 * CvmTrustRoot spkiSha256.
+                 * @member {Uint8Array} spkiSha256
+                 * @memberof attestd.audit.v1.CvmTrustRoot
+                 * @instance
+                 */
+                CvmTrustRoot.prototype.spkiSha256 = $util.newBuffer([]);
+
+                /**
+                 * CvmTrustRoot certificate.
+                 * @member {Uint8Array} certificate
+                 * @memberof attestd.audit.v1.CvmTrustRoot
+                 * @instance
+                 */
+                CvmTrustRoot.prototype.certificate = $util.newBuffer([]);
+
+                /**
+                 * Creates a new CvmTrustRoot instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.audit.v1.CvmTrustRoot
+                 * @static
+                 * @param {attestd.audit.v1.CvmTrustRoot.$Properties=} [properties] Properties to set
+                 * @returns {attestd.audit.v1.CvmTrustRoot} CvmTrustRoot instance
+                 * @type {{
+                 *   (properties: attestd.audit.v1.CvmTrustRoot.$Shape): attestd.audit.v1.CvmTrustRoot & attestd.audit.v1.CvmTrustRoot.$Shape;
+                 *   (properties?: attestd.audit.v1.CvmTrustRoot.$Properties): attestd.audit.v1.CvmTrustRoot;
+                 * }}
+                 */
+                CvmTrustRoot.create = function(properties) {
+                    return new CvmTrustRoot(properties);
+                };
+
+                /**
+                 * Encodes the specified CvmTrustRoot message. Does not implicitly {@link attestd.audit.v1.CvmTrustRoot.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.audit.v1.CvmTrustRoot
+                 * @static
+                 * @param {attestd.audit.v1.CvmTrustRoot.$Properties} message CvmTrustRoot message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                CvmTrustRoot.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.vendor != null && $Object.hasOwnProperty.call(message, "vendor") && message.vendor !== "")
+                        writer.uint32(/* id 1, wireType 2 =*/10).string(message.vendor);
+                    if (message.spkiSha256 != null && $Object.hasOwnProperty.call(message, "spkiSha256") && message.spkiSha256.length)
+                        writer.uint32(/* id 2, wireType 2 =*/18).bytes(message.spkiSha256);
+                    if (message.certificate != null && $Object.hasOwnProperty.call(message, "certificate") && message.certificate.length)
+                        writer.uint32(/* id 3, wireType 2 =*/26).bytes(message.certificate);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes a CvmTrustRoot message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.audit.v1.CvmTrustRoot
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.CvmTrustRoot & attestd.audit.v1.CvmTrustRoot.$Shape} CvmTrustRoot
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                CvmTrustRoot.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.audit.v1.CvmTrustRoot();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.vendor = value;
+                                else
+                                    delete message.vendor;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.spkiSha256 = value;
+                                else
+                                    delete message.spkiSha256;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.certificate = value;
+                                else
+                                    delete message.certificate;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for CvmTrustRoot
+                 * @function getTypeUrl
+                 * @memberof attestd.audit.v1.CvmTrustRoot
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                CvmTrustRoot.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.audit.v1.CvmTrustRoot";
+                };
+
+                return CvmTrustRoot;
             })();
 
             v1.PolicyLoad = (function() {

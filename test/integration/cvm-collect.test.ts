@@ -81,10 +81,10 @@ describe('confidential-VM collection (fake configfs-tsm)', () => {
     const got = await new CvmSource({ tsmRoot: root, sevGuest: '/nonexistent', tdxGuest: '/nonexistent' }).collect(binding);
     expect(got).toMatchObject({ kind: 'snp', via: 'configfs-tsm', provider: 'sev_guest' });
     expect(parseSnpCertTable(got!.certTable!).keyKind).toBe('VCEK');
-    const v = verifyCvmEvidence({ kind: 'snp', report: got!.report, certTable: got!.certTable, collateral: [], binding, at: AT, trustedArks: [milan.ark] });
+    const v = verifyCvmEvidence({ kind: 'snp', report: got!.report, certTable: got!.certTable, collateral: [], binding, at: AT, roots: { amd: [milan.ark] } });
     expect(v, JSON.stringify(v)).toMatchObject({ ok: true });
     // The same report does not pass for another epoch's binding.
-    const other = verifyCvmEvidence({ kind: 'snp', report: got!.report, certTable: got!.certTable, collateral: [], binding: randomBytes(32), at: AT, trustedArks: [milan.ark] });
+    const other = verifyCvmEvidence({ kind: 'snp', report: got!.report, certTable: got!.certTable, collateral: [], binding: randomBytes(32), at: AT, roots: { amd: [milan.ark] } });
     expect(other).toMatchObject({ ok: false, reason: { code: 'CVM_BINDING_MISMATCH' } });
   });
 
@@ -92,7 +92,7 @@ describe('confidential-VM collection (fake configfs-tsm)', () => {
     stop = fakeProvider(tree(), { tamperReportData: true });
     const binding = randomBytes(32);
     const got = await new CvmSource({ tsmRoot: root }).collect(binding);
-    const v = verifyCvmEvidence({ kind: 'snp', report: got!.report, certTable: got!.certTable, collateral: [], binding, at: AT, trustedArks: [milan.ark] });
+    const v = verifyCvmEvidence({ kind: 'snp', report: got!.report, certTable: got!.certTable, collateral: [], binding, at: AT, roots: { amd: [milan.ark] } });
     expect(v).toMatchObject({ ok: false, reason: { code: 'CVM_BINDING_MISMATCH' } });
   });
 
@@ -106,7 +106,7 @@ describe('confidential-VM collection (fake configfs-tsm)', () => {
     const binding = randomBytes(32);
     const got = await new CvmSource({ tsmRoot: root }).collect(binding);
     const files = [{ name: 'vcek.der', bytes: milan.vcek }, { name: 'chain.der', bytes: milan.ask }, { name: 'root', bytes: milan.ark }];
-    expect(verifyCvmEvidence({ kind: 'snp', report: got!.report, collateral: files, binding, at: AT, trustedArks: [milan.ark] }).ok).toBe(true);
+    expect(verifyCvmEvidence({ kind: 'snp', report: got!.report, collateral: files, binding, at: AT, roots: { amd: [milan.ark] } }).ok).toBe(true);
     const v = verifyCvmEvidence({ kind: 'snp', report: got!.report, collateral: files, binding, at: AT });
     expect(v).toMatchObject({ ok: false, reason: { code: 'SNP_CERT_CHAIN_INVALID' } });
   });

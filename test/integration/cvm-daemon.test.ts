@@ -4,7 +4,7 @@
  * epoch binding, verified, recorded, and re-appraised offline to the same verdict.
  */
 import { describe, it, expect } from 'vitest';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSwtpm } from '../helpers/swtpm.js';
@@ -12,6 +12,7 @@ import { startDaemon, State } from '../helpers/daemon.js';
 import { akKey, decode, payloads, verifyDir } from '../helpers/audit-log.js';
 import { derOctets, mintHierarchy, mintReport } from '../unit/snp-mint.js';
 import { attestd } from '../../daemon/gen/proto.js';
+import { startFakeTsm } from './cvm-fake-tsm.js';
 
 const CHIP = Buffer.alloc(64, 0x42);
 const milan = mintHierarchy('Milan', 'Milan-B0', { bootloader: 3, tee: 0, snp: 8, microcode: 115 }, derOctets(CHIP));
@@ -48,19 +49,8 @@ describe('confidential-VM evidence in epochs', () => {
 
   it('requests the report over the binding, records it, and the verifier agrees with the verdict', async () => {
     const tpm = await startSwtpm();
-    const root = mkdtempSync(join(tmpdir(), 'attestd-tsm-'));
-    mkdirSync(join(root, 'report'));
-    const timer = setInterval(() => {
-      for (const name of readdirSync(join(root, 'report'))) {
-        const dir = join(root, 'report', name);
-        if (!existsSync(join(dir, 'inblob')) || existsSync(join(dir, 'outblob'))) continue;
-        const data = readFileSync(join(dir, 'inblob'));
-        if (data.length !== 64) continue;
-        writeFileSync(join(dir, 'provider'), 'sev_guest\n');
-        writeFileSync(join(dir, 'generation'), '1');
-        writeFileSync(join(dir, 'outblob'), mintReport({ version: 2, reportedTcb: [3, 0, 0, 0, 0, 0, 8, 115], chipId: CHIP, reportData: data }, milan.vcekKey));
-      }
-    }, 5);
+    const tsm = startFakeTsm((inblob) => ({ outblob: mintReport({ version: 2, reportedTcb: [3, 0, 0, 0, 0, 0, 8, 115], chipId: CHIP, reportData: inblob }, milan.vcekKey) }));
+    const root = tsm.root;
     const d = await startDaemon({ tcti: tpm.tcti, policy: cvmPolicy(), waitTrusted: false, args: ['--tsm-root', root] });
     try {
       const ak = (await d.waitFor((st) => st.epoch >= 2, 5000)).akPublicPem;
@@ -80,10 +70,9 @@ describe('confidential-VM evidence in epochs', () => {
       const v = await verifyDir(audit, akKey(ak));
       if (!v.ok) throw v.failure;
     } finally {
-      clearInterval(timer);
+      tsm.stop();
       await d.stop();
       await tpm.dispose();
-      rmSync(root, { recursive: true, force: true });
     }
   });
 });

@@ -7,7 +7,8 @@
 import { AttestdError } from '../../base/errors.js';
 import { ByteReader } from '../bytes/reader.js';
 import { parseAmdCertificate } from '../snp/chain.js';
-import { pemCertificates } from '../x509/pem.js';
+import { looksLikeAmdCrl } from '../snp/crl.js';
+import { pemBlocks, pemCertificates } from '../x509/pem.js';
 
 const GUID_VCEK = '63da758d-e664-4564-adc5-f4b93be8accd';
 const GUID_VLEK = 'a8074bc2-a25a-483e-aae6-39c045a0b8a1';
@@ -56,21 +57,35 @@ export function parseSnpCertTable(table: Uint8Array): SnpCertSet {
   throw new AttestdError('CVM_REPORT_MALFORMED', 'SNP certificate table has too many entries');
 }
 
+/** What the SEV-SNP collateral files hold, sorted by content. */
+export interface SnpCollateral {
+  keys: Uint8Array[];
+  intermediates: Uint8Array[];
+  arks: Uint8Array[];
+  /** CRLs issued under an AMD ARK name (DER); the verifier checks whose they are. */
+  crls: Uint8Array[];
+}
+
 /**
- * Certificates from collateral files by content: self-issued => ARK, issued by an ARK =>
- * ASK/ASVK, the rest => VCEK/VLEK candidates (the verifier checks which one signed).
+ * Certificates and CRLs from collateral files by content: self-issued => ARK, issued by an
+ * ARK => ASK/ASVK, other certificates => VCEK/VLEK candidates (the verifier checks which one
+ * signed), CRLs under an ARK-<product> issuer => AMD CRLs. Anything else is passed over (the
+ * folder may hold TDX collateral too).
  */
-export function snpCertsFromFiles(files: readonly { name: string; bytes: Uint8Array }[]): { keys: Uint8Array[]; intermediates: Uint8Array[]; arks: Uint8Array[] } {
+export function snpCertsFromFiles(files: readonly { name: string; bytes: Uint8Array }[]): SnpCollateral {
   const all: Uint8Array[] = [];
+  const crls: Uint8Array[] = [];
   for (const f of files) {
     const text = Buffer.from(f.bytes).toString('latin1');
     if (text.includes('-----BEGIN CERTIFICATE-----')) all.push(...pemCertificates(text, 'SNP_CERT_CHAIN_INVALID', { max: 16 }));
+    if (text.includes('-----BEGIN X509 CRL-----')) crls.push(...pemBlocks(text, 'X509 CRL', 'SNP_CERT_CHAIN_INVALID').filter(looksLikeAmdCrl));
+    else if (f.bytes[0] === 0x30 && looksLikeAmdCrl(f.bytes)) crls.push(f.bytes);
     else if (f.bytes[0] === 0x30) all.push(f.bytes);
   }
   const parsed = all.flatMap((der) => {
     try {
       const c = parseAmdCertificate(der);
-      return [{ der, subject: Buffer.from(c.subject).toString("hex"), issuer: Buffer.from(c.issuer).toString("hex") }];
+      return [{ der, subject: Buffer.from(c.subject).toString('hex'), issuer: Buffer.from(c.issuer).toString('hex') }];
     } catch {
       return [];
     }
@@ -79,5 +94,5 @@ export function snpCertsFromFiles(files: readonly { name: string; bytes: Uint8Ar
   const arkSubjects = new Set(arks.map((c) => c.subject));
   const intermediates = parsed.filter((c) => c.subject !== c.issuer && arkSubjects.has(c.issuer));
   const keys = parsed.filter((c) => c.subject !== c.issuer && !arkSubjects.has(c.issuer));
-  return { keys: keys.map((c) => c.der), intermediates: intermediates.map((c) => c.der), arks: arks.map((c) => c.der) };
+  return { keys: keys.map((c) => c.der), intermediates: intermediates.map((c) => c.der), arks: arks.map((c) => c.der), crls };
 }

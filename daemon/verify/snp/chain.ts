@@ -110,7 +110,7 @@ function checkSignedBy(child: Certificate, childRole: string, issuer: Certificat
 /**
  * Signatures and names along the chain, and the AMD naming that ties it together: ARK
  * "ARK-<product>", ASK "SEV-<product>" or ASVK "SEV-VLEK-<product>", leaf "SEV-VCEK" or
- * "SEV-VLEK". Returns the product the chain is for.
+ * "SEV-VLEK"; the leaf is not a CA. Returns the product the chain is for.
  */
 export function checkChainSignatures(chain: AmdChain): SnpProduct {
   const { kind, leaf, intermediate, ark } = chain;
@@ -118,6 +118,8 @@ export function checkChainSignatures(chain: AmdChain): SnpProduct {
   checkSignedBy(ark, 'ARK', ark, 'ARK');
   checkSignedBy(intermediate, mid, ark, 'ARK');
   checkSignedBy(leaf, kind, intermediate, mid);
+  // A VCEK or VLEK only signs reports; one marked as a CA could vouch for keys of its own.
+  if (leaf.isCa) throw chainError(`the ${kind} is marked as a CA (basicConstraints cA=true)`);
 
   const arkName = cn(ark, 'ARK');
   const product = arkName.startsWith('ARK-') ? productOfName(arkName.slice(4)) : undefined;

@@ -98,6 +98,18 @@ export function snpReportHeader(bytes: Uint8Array): { version: 2 | 3 | 5 } {
 }
 
 /**
+ * The kind of key the report says signed it (SIGNING_KEY, bits 4:2 of the u32 at 0x48),
+ * read before anything is verified: only to pick the chain to verify with (ASK for a VCEK,
+ * ASVK for a VLEK). verifySnpReport checks the field again once the signature holds.
+ * Undefined for "none" and reserved values.
+ */
+export function snpReportSigningKeyHint(bytes: Uint8Array): SnpSigningKey | undefined {
+  if (!(bytes instanceof Uint8Array) || bytes.length !== SNP_REPORT_SIZE) return undefined;
+  const keyInfo = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).readUInt32LE(0x48);
+  return SIGNING_KEYS[(keyInfo >>> 2) & 0x7];
+}
+
+/**
  * Decodes a report. `familyHint` sets the TCB layout for version 2 reports, which do not
  * carry their CPU family; without it they are read in the Milan/Genoa layout. The report is
  * read in order; every reserved byte and bit must be zero.

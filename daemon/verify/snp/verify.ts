@@ -7,6 +7,7 @@
 import { CheckRunner } from '../check-runner.js';
 import { AttestdError } from '../../base/errors.js';
 import { amdSerialHex, checkArkTrusted, checkChainSignatures, checkChainValidity, parseAmdChain } from './chain.js';
+import { checkAmdRevocation, parseAmdCrls } from './crl.js';
 import { checkChipIdMatchesKey, checkProduct, checkTcbMatchesKey } from './key-match.js';
 import { parseSnpReport, snpReportHeader } from './report.js';
 import { reportSigningKey, verifyReportSignature } from './signature.js';
@@ -21,6 +22,7 @@ export const SNP_CHECKS = [
   'ark-trusted',
   'chain-signatures',
   'chain-validity',
+  'revocation',
   'report-signature',
   'report-fields',
   'signing-key',
@@ -43,6 +45,8 @@ export interface SnpVerifyInput {
   at?: Date;
   /** Trust these roots (DER) instead of the pinned AMD ARKs. */
   trustedArks?: readonly Uint8Array[];
+  /** AMD CRLs (DER), from AMD KDS /vcek/v1/{product}/crl; those of other ARKs are passed over. */
+  crls?: readonly Uint8Array[];
   /** Told of each check as it passes or fails, for a caller that shows them all. */
   onCheck?: (check: SnpCheck, passed: boolean, detail: string) => void;
 }
@@ -69,8 +73,12 @@ export interface VerifiedSnpReport {
  *  4. chain-signatures: the ARK is self-signed and a CA, the ARK signs the ASK/ASVK, which is
  *     a CA and signs the leaf; issuer names match; RSASSA-PSS SHA-384 salt 48 throughout;
  *     AMD naming (ARK-P, SEV-P or SEV-VLEK-P, SEV-VCEK or SEV-VLEK) gives one product P, and
- *     a VCEK chains through an ASK, a VLEK through an ASVK (SNP_CERT_CHAIN_INVALID);
+ *     a VCEK chains through an ASK, a VLEK through an ASVK; the leaf is not a CA
+ *     (SNP_CERT_CHAIN_INVALID);
  *  5. chain-validity: all three certificates are valid at `at` (COLLATERAL_STALE);
+ *  5a. revocation: each of `crls` issued under the ARK's name is signed by the ARK
+ *     (SNP_CERT_CHAIN_INVALID), current at `at` (COLLATERAL_STALE) and does not list the ASK
+ *     or ASVK (CERT_REVOKED); without such a CRL revocation is not checked;
  *  6. report-signature: the leaf key is EC P-384 and the report's r,s verify over bytes
  *     0x000..0x29F with SHA-384 (SNP_SIGNATURE_INVALID); only now are fields believed;
  *  7. report-fields: reserved bytes and bits are zero, guest policy bits are defined for the
@@ -83,8 +91,7 @@ export interface VerifiedSnpReport {
  *     bootloader, TEE, SNP, microcode, and FMC on Turin (SNP_TCB_MISMATCH);
  * 11. chip-id: for a VCEK, CHIP_ID equals its hwID (64 bytes, or 8 on Turin); a VLEK has no
  *     hwID and its cspId is returned instead (SNP_TCB_MISMATCH).
- * Not checked here: revocation (AMD publishes CRLs for ASKs; callers with a CRL check it),
- * and anything about the guest itself: see checkSnpPolicy.
+ * Not checked here: anything about the guest itself: see checkSnpPolicy.
  */
 export function verifySnpReport(input: SnpVerifyInput): VerifiedSnpReport {
   const at = input.at ?? new Date();
@@ -98,6 +105,7 @@ export function verifySnpReport(input: SnpVerifyInput): VerifiedSnpReport {
   const arkSpkiSha256 = checks.must('ark-trusted', () => checkArkTrusted(chain, input.trustedArks), (fp) => `ARK SPKI SHA-256 ${fp}`);
   const chainProduct = checks.must('chain-signatures', () => checkChainSignatures(chain), (p) => `${kind} -> ${kind === 'VCEK' ? 'ASK' : 'ASVK'} -> ARK (${p})`);
   checks.must('chain-validity', () => checkChainValidity(chain, at), () => `at ${at.toISOString()}`);
+  checks.must('revocation', () => checkAmdRevocation(chain, parseAmdCrls(input.crls ?? []), at), (detail) => detail);
   checks.must('report-signature', () => verifyReportSignature(input.report, reportSigningKey(chain.leaf)), () => 'ECDSA P-384 SHA-384');
 
   // Version 2 reports do not name their CPU; the verified chain does.

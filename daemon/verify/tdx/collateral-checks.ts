@@ -20,6 +20,8 @@ export interface TdxRun {
   checks: CheckRunner;
   at: Date;
   stale: boolean;
+  /** SPKI SHA-256 of the trusted Intel roots; undefined: the pinned one. */
+  rootSpkis?: readonly string[];
 }
 
 /** For a check whose value is its detail. */
@@ -38,7 +40,7 @@ export function checkCollateralSigners(run: TdxRun, col: TdxCollateral, pck: Pck
       checks.skip(`${label}.signature`, `no ${key === 'tcbInfo' ? `TCB info${pck ? ` for FMSPC ${hex(pck.fmspc)}` : ''}` : 'QE identity'} in the collateral`);
       continue;
     }
-    const signer = checks.attempt(`${label}.signature`, ['pck.chain'], () => findSigner(item.doc, col, root!), (s) => `${item.name} signed by "${s.subjectCn}"`);
+    const signer = checks.attempt(`${label}.signature`, ['pck.chain'], () => findSigner(item.doc, col, root!, run.rootSpkis), (s) => `${item.name} signed by "${s.subjectCn}"`);
     if (signer && !signers.includes(signer)) signers.push(signer);
     const issued = key === 'tcbInfo' ? col.tcbInfo!.info : col.qeIdentity!.identity;
     checks.attempt(`${label}.freshness`, [`${label}.signature`], () => {
@@ -113,12 +115,12 @@ export function checkQeIdentity(run: TdxRun, col: TdxCollateral, quote: TdxQuote
   }, (status) => `TD_QE ISVSVN ${quote.qeReport.isvSvn}: ${status}`);
 }
 
-function findSigner(doc: SignedJson, col: TdxCollateral, root: Certificate): Certificate {
+function findSigner(doc: SignedJson, col: TdxCollateral, root: Certificate, rootSpkis: readonly string[] | undefined): Certificate {
   if (col.tcbSigningCerts.length === 0) throw new AttestdError('TDX_COLLATERAL_INVALID', 'no "Intel SGX TCB Signing" certificate in the collateral');
   let last: unknown;
   for (const { cert } of col.tcbSigningCerts) {
     try {
-      verifyChainToRoot([cert, root], 'TDX_COLLATERAL_INVALID');
+      verifyChainToRoot([cert, root], 'TDX_COLLATERAL_INVALID', rootSpkis);
       verifySignedJson(doc, cert);
       return cert;
     } catch (err) {

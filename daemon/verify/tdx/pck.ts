@@ -35,15 +35,16 @@ export interface PckExtensions {
 }
 
 /**
- * Checks that `certs` (leaf first) is one chain ending in the pinned Intel root: each
+ * Checks that `certs` (leaf first) is one chain ending in a trusted root (by default the
+ * pinned Intel root; `rootSpkis` when the operator configured others): each
  * certificate's issuer name is the next one's subject, each is signed by the next one's key,
  * every issuer is a CA, and the root is self-signed. Validity in time is checked apart,
  * by firstExpired, because callers treat expiry differently. Throws `code`.
  */
-export function verifyChainToRoot(certs: IntelCertificate[], code: ErrorCode, rootSpkiSha256 = INTEL_SGX_ROOT_SPKI_SHA256): void {
+export function verifyChainToRoot(certs: IntelCertificate[], code: ErrorCode, rootSpkis: readonly string[] = [INTEL_SGX_ROOT_SPKI_SHA256]): void {
   if (certs.length < 2) throw new AttestdError(code, `chain has ${certs.length} certificate(s); at least leaf and root are needed`);
   const root = certs[certs.length - 1]!;
-  if (spkiSha256(root) !== rootSpkiSha256) throw new AttestdError(code, `chain ends in "${root.subjectCn}", not the pinned Intel SGX Root CA key`);
+  if (!rootSpkis.includes(spkiSha256(root))) throw new AttestdError(code, `chain ends in "${root.subjectCn}", not a trusted Intel SGX Root CA key`);
   if (!isSelfSigned(root)) throw new AttestdError(code, 'the root certificate is not validly self-signed');
   for (let i = 0; i < certs.length - 1; i++) {
     const cert = certs[i]!;

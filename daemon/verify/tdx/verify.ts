@@ -6,7 +6,8 @@
  * Checks, in order:
  *  - quote.parse           header v4/v5, TEE type TDX, ECDSA-P256, TD report body, QE report
  *                          certification data with a PCK chain (CVM_REPORT_MALFORMED)
- *  - pck.chain             PCK -> PCK Platform/Processor CA -> Intel SGX Root CA (pinned key),
+ *  - pck.chain             PCK -> PCK Platform/Processor CA -> Intel SGX Root CA (pinned key,
+ *                          or one of trustedRootSpkis),
  *                          names, CA flags, signatures, validity at `at` (TDX_CERT_CHAIN_INVALID)
  *  - pck.extensions        SGX extension: FMSPC, PCE-ID, TCB components, PCESVN, CPUSVN
  *  - qe.signature          QE report signed by the PCK key (TDX_SIGNATURE_INVALID)
@@ -50,6 +51,8 @@ export interface TdxVerifyOptions {
   acceptStaleCollateral?: boolean;
   /** The CC event log (CCEL) to replay against the quote's RTMRs. */
   ccel?: Uint8Array;
+  /** SPKI SHA-256 (hex) of the Intel roots to trust instead of the pinned Intel SGX Root CA. */
+  trustedRootSpkis?: readonly string[];
 }
 
 /** One recorded check of a TDX verification. */
@@ -69,7 +72,7 @@ export interface TdxAppraisal {
 export function appraiseTdxQuote(quoteBytes: Uint8Array, files: readonly CollateralFile[], options: TdxVerifyOptions): TdxAppraisal {
   const at = options?.at;
   if (!(at instanceof Date) || Number.isNaN(at.getTime())) throw new AttestdError('INVALID_ARGUMENT', 'options.at must be a valid Date');
-  const run: TdxRun = { checks: new CheckRunner(), at, stale: options.acceptStaleCollateral === true };
+  const run: TdxRun = { checks: new CheckRunner(), at, stale: options.acceptStaleCollateral === true, rootSpkis: options.trustedRootSpkis };
   const out: TdxAppraisal = { checks: run.checks.checks };
 
   const { quote, chain, pck } = checkQuote(run, quoteBytes);
@@ -104,7 +107,7 @@ function checkQuote(run: TdxRun, quoteBytes: Uint8Array): { quote?: TdxQuote; ch
   const { checks, at } = run;
   const quote = checks.attempt('quote.parse', [], () => parseTdxQuote(quoteBytes),
     (q) => `TDX quote v${q.header.version}, body type ${q.body.bodyType}`);
-  const chain = checks.attempt('pck.chain', ['quote.parse'], () => verifiedPckChain(quote!.pckChainPem, at),
+  const chain = checks.attempt('pck.chain', ['quote.parse'], () => verifiedPckChain(quote!.pckChainPem, at, run.rootSpkis),
     (certs) => certs.map((x) => x.subjectCn).join(' -> '));
   const pck = checks.attempt('pck.extensions', ['pck.chain'], () => pckExtensions(chain![0]!),
     (ext) => `FMSPC ${hex(ext.fmspc)}, PCE-ID ${hex(ext.pceId)}, PCESVN ${ext.pceSvn}`);
@@ -117,10 +120,10 @@ function checkQuote(run: TdxRun, quoteBytes: Uint8Array): { quote?: TdxQuote; ch
   return { quote, chain, pck };
 }
 
-/** The PCK chain embedded in the quote, verified to the pinned Intel root and valid at `at`. */
-function verifiedPckChain(pem: string, at: Date): Certificate[] {
+/** The PCK chain embedded in the quote, verified to a trusted Intel root and valid at `at`. */
+function verifiedPckChain(pem: string, at: Date, rootSpkis: readonly string[] | undefined): Certificate[] {
   const certs = pckChain(pem);
-  verifyChainToRoot(certs, 'TDX_CERT_CHAIN_INVALID');
+  verifyChainToRoot(certs, 'TDX_CERT_CHAIN_INVALID', rootSpkis);
   const bad = firstInvalidAt(certs, at);
   if (bad) throw new AttestdError('TDX_CERT_CHAIN_INVALID', `"${bad.subjectCn}" is valid ${iso(bad.notBefore)}..${iso(bad.notAfter)}, not at ${iso(at)}`);
   return certs;
