@@ -6,6 +6,7 @@
  * status object, the trusted AK in one pin.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { verifyEkCertificate } from './verify/ek-cert.js';
@@ -288,8 +289,24 @@ function guardProcess(log: LogFn, env: NodeJS.ProcessEnv = process.env): void {
   // Programs the daemon runs are not told of it (and the descriptor is close-on-exec).
   delete env.ATTESTD_PROC_OPENER_FD;
   if (!/^\d{1,9}$/.test(named)) throw new AttestdError('INVALID_ARGUMENT', `ATTESTD_PROC_OPENER_FD is not a descriptor number: ${named}`);
+  const held = setsHoldingPtrace(readFileSync('/proc/self/status', 'utf8'));
+  if (held.length > 0) {
+    throw new AttestdError('INVALID_ARGUMENT', `started by attestd-proc-opener but CAP_SYS_PTRACE is still in ${held.join(', ')}`);
+  }
   adoptProcOpener(Number(named), (why) => log('error', '/proc opener lost: callers are refused PEER_UNIDENTIFIED until restart', { err: why }));
   log('info', '/proc opener adopted', { fd: Number(named) });
+}
+
+/** CAP_SYS_PTRACE is bit 19 of the masks in /proc/PID/status. */
+const CAP_SYS_PTRACE = 19n;
+
+/** Which of the permitted, effective and ambient sets a /proc/PID/status text says hold CAP_SYS_PTRACE. */
+export function setsHoldingPtrace(status: string): string[] {
+  return ['CapPrm', 'CapEff', 'CapAmb'].filter((name) => {
+    const m = new RegExp(`^${name}:\\s*([0-9a-f]{1,16})$`, 'm').exec(status);
+    // An unreadable line counts as holding it: the check fails closed.
+    return m === null || ((BigInt(`0x${m[1]}`) >> CAP_SYS_PTRACE) & 1n) === 1n;
+  });
 }
 
 /** Whether a lease's holder still runs: the same pid with the same start time (a reused pid has another). */

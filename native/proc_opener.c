@@ -6,9 +6,9 @@
 //  - the child keeps CAP_SYS_PTRACE (and nothing else), becomes non-dumpable and serves one
 //    request on its end of the pair: "here is a pidfd; open that process's /proc entries".
 //    It exits when the pair closes, that is when the daemon is gone.
-//  - the parent, still single-threaded, removes CAP_SYS_PTRACE from all of its capability
-//    sets (so from every thread Node will later start), sets no_new_privs, names its end of
-//    the pair in ATTESTD_PROC_OPENER_FD and execs PROGRAM, the daemon, as the same pid.
+//  - the parent removes CAP_SYS_PTRACE from what execve hands on (so from every thread Node
+//    will later start), sets no_new_privs, names its end of the pair in
+//    ATTESTD_PROC_OPENER_FD and execs PROGRAM, the daemon, as the same pid.
 // Dropping the capability here rather than in Node matters: capabilities belong to each
 // thread, and by the time JavaScript runs Node has started threads that would keep it.
 //
@@ -62,28 +62,30 @@ static int set_caps(struct __user_cap_data_struct data[2]) {
 // CAP_SYS_PTRACE is bit 19, in the first of the two 32-bit words.
 #define PTRACE_BIT (1u << CAP_SYS_PTRACE)
 
-// The daemon's side: CAP_SYS_PTRACE leaves every set it can leave. The bounding set needs
-// CAP_SETPCAP to shrink, which the service does not hold; with the capability gone from the
-// permitted set and no_new_privs set, no execve can bring it back.
+// The daemon's side. Under the service (a non-root User=), execve gives the new program
+// exactly the ambient set, so lowering CAP_SYS_PTRACE there is what removes it from Node; as
+// root, execve fills the permitted set from the bounding set, so it leaves that too (root
+// holds CAP_SETPCAP; the service user does not, and needs not). capset() clears the rest
+// where the service's seccomp filter (~@privileged) allows it. Node checks after exec that
+// the capability is gone from every set that could use it, and refuses to start otherwise.
 static void drop_ptrace(void) {
   struct __user_cap_data_struct data[2];
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_LOWER, CAP_SYS_PTRACE, 0, 0) != 0 && errno != EINVAL) die("lower ambient CAP_SYS_PTRACE");
+  if (getuid() == 0 || geteuid() == 0) {
+    if (prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) != 0) die("drop CAP_SYS_PTRACE from the bounding set");
+  }
   if (get_caps(data) != 0) die("capget");
   data[0].effective &= ~PTRACE_BIT;
   data[0].permitted &= ~PTRACE_BIT;
   data[0].inheritable &= ~PTRACE_BIT;
-  if (set_caps(data) != 0) die("capset");
-  (void)prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0);
-  if (get_caps(data) != 0) die("capget");
-  if ((data[0].effective | data[0].permitted | data[0].inheritable) & PTRACE_BIT) {
-    errno = EPERM;
-    die("CAP_SYS_PTRACE is still held");
-  }
+  (void)set_caps(data);
+  // With no_new_privs no file capability can bring it back through a later execve.
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("no_new_privs");
 }
 
 // The opener's side: CAP_SYS_PTRACE only, if it was given at all (without it the opener
-// still serves processes of its own uid, as the daemon itself would).
+// still serves processes of its own uid, as the daemon itself would). Where seccomp refuses
+// capset() the service's bounding set already holds nothing else, which is checked.
 static void keep_only_ptrace(void) {
   struct __user_cap_data_struct data[2];
   if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0) die("clear ambient capabilities");
@@ -92,30 +94,36 @@ static void keep_only_ptrace(void) {
   memset(data, 0, sizeof(struct __user_cap_data_struct) * 2);
   data[0].permitted = keep;
   data[0].effective = keep;
-  if (set_caps(data) != 0) die("capset");
+  (void)set_caps(data);
+  if (get_caps(data) != 0) die("capget");
+  if ((data[0].permitted & ~PTRACE_BIT) != 0 || data[1].permitted != 0) {
+    errno = EPERM;
+    die("cannot give up capabilities other than CAP_SYS_PTRACE");
+  }
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) die("no_new_privs");
   // Not dumpable: no process of the service's uid may ptrace it or read its memory.
   if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) die("dumpable");
 }
 
-// The pid a pidfd refers to, from the "Pid:" line of its fdinfo; -1 for anything else
-// (not a pidfd, a process that has exited, one outside this pid namespace).
+// The pid a pidfd refers to, from the "Pid:" line of its fdinfo; -1 for a process that has
+// exited or lives outside this pid namespace, -2 for a descriptor that is not a pidfd.
 static pid_t pidfd_pid(int fd) {
   char path[64];
   char text[4096];
   snprintf(path, sizeof path, "/proc/self/fdinfo/%d", fd);
   int info = open(path, O_RDONLY | O_CLOEXEC);
-  if (info < 0) return -1;
+  if (info < 0) return -2;
   ssize_t n = read(info, text, sizeof text - 1);
   close(info);
-  if (n <= 0) return -1;
+  if (n <= 0) return -2;
   text[n] = '\0';
   const char* line = strstr(text, "\nPid:\t");
-  if (line == NULL) return -1;
+  if (line == NULL) return -2;
   char* end = NULL;
   errno = 0;
   long pid = strtol(line + 6, &end, 10);
-  if (errno != 0 || end == line + 6 || *end != '\n' || pid <= 0 || pid > 0x3fffffff) return -1;
+  if (errno != 0 || end == line + 6 || *end != '\n') return -2;
+  if (pid <= 0 || pid > 0x3fffffff) return -1;
   return (pid_t)pid;
 }
 
@@ -139,7 +147,8 @@ static void close_all(int* fds, int count) {
 // Opens the four entries of the process behind `pidfd` into `out`; 0 or an errno.
 static int open_entries(int pidfd, int out[OUT_FDS]) {
   pid_t pid = pidfd_pid(pidfd);
-  if (pid <= 0) return pidfd_alive(pidfd) ? EINVAL : ESRCH;
+  if (pid == -2) return EINVAL;
+  if (pid <= 0) return ESRCH;
   if (!pidfd_alive(pidfd)) return ESRCH;
   char path[64];
   snprintf(path, sizeof path, "/proc/%d", (int)pid);
