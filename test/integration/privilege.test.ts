@@ -15,6 +15,7 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { AttestdClient } from '../../daemon/client/client.js';
+import { setsHoldingPtrace } from '../../daemon/daemon.js';
 import { DAEMON, State, testPolicy } from '../helpers/daemon.js';
 import { startSwtpm, type Swtpm } from '../helpers/swtpm.js';
 
@@ -64,7 +65,7 @@ describe('the daemon under the service\'s privileges', () => {
   };
   const openerPid = (): number => {
     const children = readFileSync(`/proc/${daemon.pid}/task/${daemon.pid}/children`, 'utf8').trim().split(/\s+/).map(Number);
-    const opener = children.find((p) => readlinkSafe(`/proc/${p}/exe`) === realpathSync(OPENER));
+    const opener = children.find((p) => resolvedPath(`/proc/${p}/exe`) === realpathSync(OPENER));
     if (opener === undefined) throw new Error(`no opener among ${children.join(' ')}`);
     return opener;
   };
@@ -169,7 +170,26 @@ describe('attestd-proc-opener on its own', () => {
   });
 });
 
-function readlinkSafe(path: string): string | undefined {
+describe('the daemon\'s own capability check', () => {
+  it('names each set that holds CAP_SYS_PTRACE, and counts an unreadable line as holding it', () => {
+    const status = (prm: string, eff: string, amb: string) => `CapInh:\t0000000000080000\nCapPrm:\t${prm}\nCapEff:\t${eff}\nCapBnd:\t000001ffffffffff\nCapAmb:\t${amb}\n`;
+    expect(setsHoldingPtrace(status('0000000000000000', '0000000000000000', '0000000000000000'))).toEqual([]);
+    expect(setsHoldingPtrace(status('000001fffff7ffff', '0000000000000000', '0000000000000000'))).toEqual([]);
+    expect(setsHoldingPtrace(status('0000000000080000', '0000000000080000', '0000000000000000'))).toEqual(['CapPrm', 'CapEff']);
+    expect(setsHoldingPtrace(status('0000000000000000', '0000000000000000', '00000000000fffff'))).toEqual(['CapAmb']);
+    expect(setsHoldingPtrace('CapPrm:\t0000000000000000\nCapEff:\tzz\n')).toEqual(['CapEff', 'CapAmb']);
+  });
+
+  it('refuses to start when told of an opener while it still holds CAP_SYS_PTRACE', () => {
+    // Started directly as root, so nothing dropped the capability.
+    const r = spawnSync(process.execPath, [DAEMON, '--policy', '/nonexistent/policy.yaml', '--tcti', 'swtpm:path=/nonexistent'],
+      { encoding: 'utf8', env: { ...process.env, ATTESTD_PROC_OPENER_FD: '0' }, timeout: 20_000 });
+    expect(r.status).not.toBe(0);
+    expect(r.stdout + r.stderr).toMatch(/CAP_SYS_PTRACE is still in CapPrm, CapEff/);
+  });
+});
+
+function resolvedPath(path: string): string | undefined {
   try {
     return realpathSync(path);
   } catch {
