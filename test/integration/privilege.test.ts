@@ -120,6 +120,9 @@ describe('the daemon under the service\'s privileges', () => {
     const granted = (await call({ acquireLease: {} })).acquireLease!.lease!;
     expect(granted.leaseId).toBeTruthy();
     expect(out).toMatch(/\/proc opener adopted/);
+    // Holders are checked every half second, through the opener too: the lease outlives two checks.
+    await new Promise((r) => setTimeout(r, 1200));
+    expect((await call({ getStatus: {} })).getStatus!.activeLeases).toBe(1);
   });
 
   it('is not dumpable: a process of its own uid cannot read its memory or environment', () => {
@@ -140,6 +143,8 @@ describe('the daemon under the service\'s privileges', () => {
     await expect(call({ acquireLease: {} })).rejects.toMatchObject({ code: 'PEER_UNIDENTIFIED' });
     await expect(call({ acquireLease: {} })).rejects.toMatchObject({ code: 'PEER_UNIDENTIFIED' });
     expect(out).toMatch(/\/proc opener lost/);
+    // Its holder can no longer be checked, so the lease ends rather than outliving it unseen.
+    await waitUntil(async () => (await call({ getStatus: {} })).getStatus?.activeLeases === 0, 'no lease', () => out, 5_000);
   });
 });
 
