@@ -119,7 +119,12 @@ describe('the daemon under the service\'s privileges', () => {
   it('identifies a caller of another uid down to its executable\'s digest', async () => {
     const granted = (await call({ acquireLease: {} })).acquireLease!.lease!;
     expect(granted.leaseId).toBeTruthy();
-    expect(out).toMatch(/\/proc opener adopted/);
+    // The opener's socket is close-on-exec in the daemon: no program it runs inherits it.
+    const line = out.split('\n').find((l) => l.includes('"msg":"/proc opener adopted"'));
+    const fd = (JSON.parse(line ?? '{}') as { fd?: number }).fd;
+    expect(fd, out).toBeDefined();
+    const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/${daemon.pid}/fdinfo/${fd}`, 'utf8'))![1]!;
+    expect(parseInt(flags, 8) & 0o2000000).toBe(0o2000000);
     // Holders are checked every half second, through the opener too: the lease outlives two checks.
     await new Promise((r) => setTimeout(r, 1200));
     expect((await call({ getStatus: {} })).getStatus!.activeLeases).toBe(1);
@@ -183,6 +188,14 @@ describe('the daemon\'s own capability check', () => {
     expect(setsHoldingPtrace(status('0000000000080000', '0000000000080000', '0000000000000000'))).toEqual(['CapPrm', 'CapEff']);
     expect(setsHoldingPtrace(status('0000000000000000', '0000000000000000', '00000000000fffff'))).toEqual(['CapAmb']);
     expect(setsHoldingPtrace('CapPrm:\t0000000000000000\nCapEff:\tzz\n')).toEqual(['CapEff', 'CapAmb']);
+  });
+
+  it('takes only a Unix SOCK_SEQPACKET socket for the opener\'s', () => {
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e',
+      `import { adoptProcOpener } from ${JSON.stringify(join(ROOT, 'dist/daemon/native.js'))};
+       try { adoptProcOpener(0, () => {}); } catch (e) { process.stdout.write(e.code + ': ' + e.message); }`],
+    { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(r.stdout, r.stderr).toBe('NATIVE_IO_FAILED: fd 0 is not a Unix SOCK_SEQPACKET socket');
   });
 
   it('refuses to start when told of an opener while it still holds CAP_SYS_PTRACE', () => {
