@@ -291,7 +291,7 @@ function guardProcess(log: LogFn, env: NodeJS.ProcessEnv = process.env): void {
   if (!/^\d{1,9}$/.test(named)) throw new AttestdError('INVALID_ARGUMENT', `ATTESTD_PROC_OPENER_FD is not a descriptor number: ${named}`);
   const held = setsHoldingPtrace(readFileSync('/proc/self/status', 'utf8'));
   if (held.length > 0) {
-    throw new AttestdError('INVALID_ARGUMENT', `started by attestd-proc-opener but CAP_SYS_PTRACE is still in ${held.join(', ')}`);
+    throw new AttestdError('PRIVILEGE_NOT_DROPPED', `started by attestd-proc-opener but CAP_SYS_PTRACE is still in ${held.join(', ')}`);
   }
   adoptProcOpener(Number(named), (why) => log('error', '/proc opener lost: callers are refused PEER_UNIDENTIFIED until restart', { err: why }));
   log('info', '/proc opener adopted', { fd: Number(named) });

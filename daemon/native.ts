@@ -330,13 +330,13 @@ export function procOpenerState(): 'none' | 'ready' | 'lost' {
 
 /**
  * Descriptors of the /proc entries of the process behind `pidfd` (from pidfdOpen or
- * peerPidfd), opened by the opener while that process was alive. Throws NATIVE_IO_FAILED
+ * peerPidfd), opened by the opener while that process was alive. Throws PROC_OPENER_FAILED
  * when the opener refuses (the process exited, say) or is lost. The caller closes them.
  */
 export function openProcEntries(pidfd: number): ProcEntries {
   requirePidfd(pidfd);
   if (procOpener === undefined || procOpener === 'lost') {
-    throw new AttestdError('NATIVE_IO_FAILED', procOpener === 'lost' ? 'the /proc opener is lost' : 'no /proc opener');
+    throw new AttestdError('PROC_OPENER_FAILED', procOpener === 'lost' ? 'the /proc opener is lost' : 'no /proc opener');
   }
   const { fd, onLost } = procOpener;
   let reply: { fds: number[] } | { refused: string };
@@ -345,11 +345,15 @@ export function openProcEntries(pidfd: number): ProcEntries {
   } catch (err) {
     // A late or malformed answer leaves the channel out of step: it is not used again.
     procOpener = 'lost';
-    addon().closeFd(fd);
+    try {
+      addon().closeFd(fd);
+    } catch {
+      // The number is released whatever close reports.
+    }
     onLost(String(err));
     throw err;
   }
-  if ('refused' in reply) throw new AttestdError('NATIVE_IO_FAILED', `the /proc opener refused: ${reply.refused}`);
+  if ('refused' in reply) throw new AttestdError('PROC_OPENER_FAILED', `the /proc opener refused: ${reply.refused}`);
   const [exe, stat, status, cgroup] = reply.fds as [number, number, number, number];
   return { exe, stat, status, cgroup };
 }

@@ -35,7 +35,7 @@ Napi::Value AdoptProcOpener(const Napi::CallbackInfo& info) {
   length = sizeof domain;
   ok = ok && getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &length) == 0 && domain == AF_UNIX;
   if (!ok) {
-    ThrowError(env, "NATIVE_IO_FAILED", "fd " + std::to_string(fd) + " is not a Unix SOCK_SEQPACKET socket");
+    ThrowError(env, "PROC_OPENER_FAILED", "fd " + std::to_string(fd) + " is not a Unix SOCK_SEQPACKET socket");
     return env.Undefined();
   }
   if (fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
@@ -130,7 +130,7 @@ Napi::Value ProcOpen(const Napi::CallbackInfo& info) {
   int32_t code = 0;
   int fds[kOutFds] = {-1, -1, -1, -1};
   if (!SendRequest(sock, pidfd, &why) || !WaitReadable(sock, &why) || !ReceiveReply(sock, &code, fds, &why)) {
-    ThrowError(env, "NATIVE_IO_FAILED", "/proc opener: " + why);
+    ThrowError(env, "PROC_OPENER_FAILED", "/proc opener: " + why);
     return env.Undefined();
   }
   Napi::Object out = Napi::Object::New(env);

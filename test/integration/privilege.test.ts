@@ -195,7 +195,7 @@ describe('the daemon\'s own capability check', () => {
       `import { adoptProcOpener } from ${JSON.stringify(join(ROOT, 'dist/daemon/native.js'))};
        try { adoptProcOpener(0, () => {}); } catch (e) { process.stdout.write(e.code + ': ' + e.message); }`],
     { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    expect(r.stdout, r.stderr).toBe('NATIVE_IO_FAILED: fd 0 is not a Unix SOCK_SEQPACKET socket');
+    expect(r.stdout, r.stderr).toBe('PROC_OPENER_FAILED: fd 0 is not a Unix SOCK_SEQPACKET socket');
   });
 
   it('refuses to start when told of an opener while it still holds CAP_SYS_PTRACE', () => {
@@ -203,7 +203,7 @@ describe('the daemon\'s own capability check', () => {
     const r = spawnSync(process.execPath, [DAEMON, '--policy', '/nonexistent/policy.yaml', '--tcti', 'swtpm:path=/nonexistent'],
       { encoding: 'utf8', env: { ...process.env, ATTESTD_PROC_OPENER_FD: '0' }, timeout: 20_000 });
     expect(r.status).not.toBe(0);
-    expect(r.stdout + r.stderr).toMatch(/CAP_SYS_PTRACE is still in CapPrm, CapEff/);
+    expect(r.stderr).toMatch(/cannot start: PRIVILEGE_NOT_DROPPED: started by attestd-proc-opener but CAP_SYS_PTRACE is still in CapPrm, CapEff/);
   });
 });
 
