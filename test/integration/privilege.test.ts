@@ -1,14 +1,14 @@
 /**
  * The daemon's privileges as the service gives them (deploy/systemd/attestd.service): a
- * non-root user with CAP_SYS_PTRACE as its only capability, ambient, started through
- * attestd-proc-opener. Node itself must end up without the capability on every thread and not
+ * non-root user with CAP_SYS_PTRACE as its only capability, ambient, no_new_privs and capset(2)
+ * refused by seccomp, started through attestd-proc-opener. Node itself must end up without the capability on every thread and not
  * dumpable, while a caller of another uid is still identified down to its executable's digest
  * through the opener, which keeps the capability and nothing else. The opener answers hostile
  * requests with EINVAL and goes on; once it is gone, callers are refused, never waved through.
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, readdirSync, realpathSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -27,6 +27,20 @@ const PTRACE_BIT = 1n << 19n;
 /** The unit's capability settings, as setpriv applies them. */
 const SERVICE_CAPS = ['--inh-caps=-all,+sys_ptrace', '--ambient-caps=-all,+sys_ptrace', '--bounding-set=-all,+sys_ptrace'];
 const asServiceUser = (caps: string[]) => ['setpriv', `--reuid=${SERVICE_UID}`, `--regid=${SERVICE_UID}`, '--clear-groups', ...caps, '--'];
+
+/**
+ * test/proc-opener/no_capset.c, built once per source version: no_new_privs and capset(2)
+ * refused with EPERM, as the unit's NoNewPrivileges= and SystemCallFilter=~@privileged do.
+ */
+function noCapset(): string {
+  const source = join(ROOT, 'test/proc-opener/no_capset.c');
+  const out = join(tmpdir(), `attestd-no-capset-${createHash('sha256').update(readFileSync(source)).digest('hex').slice(0, 16)}`);
+  if (!existsSync(out)) {
+    execFileSync(process.env.CC ?? 'cc', ['-std=c11', '-O1', '-Wall', '-Wextra', '-Werror', '-o', `${out}.${process.pid}`, source]);
+    renameSync(`${out}.${process.pid}`, out);
+  }
+  return out;
+}
 
 function capMask(status: string, name: string): bigint {
   const m = new RegExp(`^${name}:\\s*([0-9a-f]+)$`, 'm').exec(status);
@@ -83,7 +97,7 @@ describe('the daemon under the service\'s privileges', () => {
     expect(policy).toContain(`exe_sha256: ["${nodeDigest}"]`);
     writeFileSync(join(dir, 'policy.yaml'), policy);
     socket = join(dir, 'attestd.sock');
-    const [cmd, ...args] = [...asServiceUser(SERVICE_CAPS), OPENER, process.execPath, DAEMON, '--tcti', tpm.tcti,
+    const [cmd, ...args] = [...asServiceUser(SERVICE_CAPS), noCapset(), OPENER, process.execPath, DAEMON, '--tcti', tpm.tcti,
       '--policy', join(dir, 'policy.yaml'), '--state-dir', join(dir, 'state'), '--socket', socket, '--log-level', 'debug'];
     daemon = spawn(cmd!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     daemon.stdout!.on('data', (d) => (out += d));
@@ -107,7 +121,10 @@ describe('the daemon under the service\'s privileges', () => {
     for (const tid of tasks) {
       const status = readFileSync(`/proc/${daemon.pid}/task/${tid}/status`, 'utf8');
       expect(status).toMatch(new RegExp(`^Uid:\\s+${SERVICE_UID}\\s`, 'm'));
-      for (const set of ['CapPrm', 'CapEff', 'CapAmb', 'CapInh']) expect(capMask(status, set) & PTRACE_BIT, `${set} of thread ${tid}`).toBe(0n);
+      // CapInh keeps it where seccomp refuses capset(2), as here and in the unit: harmless,
+      // since with no_new_privs and no file capabilities execve grants nothing from it.
+      for (const set of ['CapPrm', 'CapEff', 'CapAmb']) expect(capMask(status, set) & PTRACE_BIT, `${set} of thread ${tid}`).toBe(0n);
+      expect(status).toMatch(/^NoNewPrivs:\s+1$/m);
     }
     const opener = readFileSync(`/proc/${openerPid()}/status`, 'utf8');
     expect(capMask(opener, 'CapEff')).toBe(PTRACE_BIT);
