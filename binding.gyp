@@ -1,6 +1,8 @@
 # Build policy of the native core. OpenSSL comes from Node's own headers (node-gyp adds
 # <nodedir>/include/node, which carries openssl/) and its symbols resolve against the
-# running node binary at load time: no system library is linked.
+# running node binary at load time: no system library is linked. attestd-proc-opener is a
+# plain C program on libc alone (native/proc_opener.c): the service's first process, the only
+# one that keeps CAP_SYS_PTRACE.
 {
   "targets": [
     {
@@ -15,7 +17,8 @@
         "native/exe_hasher.cc",
         "native/peer.cc",
         "native/notify.cc",
-        "native/cvm.cc"
+        "native/cvm.cc",
+        "native/proc_opener_client.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": [
@@ -38,6 +41,14 @@
           "ldflags": ["--coverage"]
         }
       }
+    },
+    {
+      "target_name": "attestd-proc-opener",
+      "type": "executable",
+      "sources": ["native/proc_opener.c"],
+      "cflags!": ["-O3"],
+      "cflags_c": ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-U_FORTIFY_SOURCE", "-D_FORTIFY_SOURCE=2", "-fstack-protector-strong", "-fPIE"],
+      "ldflags": ["-pie", "-Wl,-z,relro", "-Wl,-z,now"]
     }
   ]
 }

@@ -6,13 +6,15 @@
  * status object, the trusted AK in one pin.
  */
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { verifyEkCertificate } from './verify/ek-cert.js';
 import { hostname } from 'node:os';
 import { AuditLog, type AuditBody } from './audit/log.js';
 import { Checkpointer } from './audit/checkpointer.js';
-import { createSessionKey, type SessionKey } from './native.js';
+import { adoptProcOpener, createSessionKey, setNotDumpable, type SessionKey } from './native.js';
+import { AttestdError } from './base/errors.js';
 import { AK_KEY_FILE, fileAkStore } from './evidence/tpm/ak-store.js';
 import { TpmSource } from './evidence/tpm/source.js';
 import { readGpuTrustRoots } from './config/gpu-roots.js';
@@ -80,6 +82,7 @@ export class Daemon {
    * TPM does not: the daemon runs UNTRUSTED and keeps trying.
    */
   static async start(config: DaemonConfig, log: LogFn): Promise<Daemon> {
+    guardProcess(log);
     const policy = await loadPolicyFile(config.policyPath);
     const cvmRoots = config.cvmTrustRoots !== undefined ? readCvmRoots(config.cvmTrustRoots) : undefined;
     await mkdir(config.stateDir, { recursive: true, mode: 0o750 });
@@ -294,6 +297,42 @@ async function ekEvidence(tpm: TpmSource, caDir: string | undefined, log: LogFn)
 export function logOrigin(): string {
   const host = hostname().replace(/[^A-Za-z0-9.-]/g, '_') || 'localhost';
   return `${host}/attestd`;
+}
+
+/**
+ * Before anything else: this process becomes non-dumpable, and takes over the socket of
+ * attestd-proc-opener, which the service starts first so that it alone keeps CAP_SYS_PTRACE
+ * (deploy/systemd/README.md). Without an opener, a caller whose /proc entries this process may
+ * not open (another user's, when it lacks the capability) is refused PEER_UNIDENTIFIED.
+ */
+function guardProcess(log: LogFn, env: NodeJS.ProcessEnv = process.env): void {
+  setNotDumpable();
+  const named = env.ATTESTD_PROC_OPENER_FD;
+  if (named === undefined) {
+    log('warn', 'no /proc opener (not started by attestd-proc-opener): callers are identified only where this process may open their /proc entries');
+    return;
+  }
+  // Programs the daemon runs are not told of it (and the descriptor is close-on-exec).
+  delete env.ATTESTD_PROC_OPENER_FD;
+  if (!/^\d{1,9}$/.test(named)) throw new AttestdError('INVALID_ARGUMENT', `ATTESTD_PROC_OPENER_FD is not a descriptor number: ${named}`);
+  const held = setsHoldingPtrace(readFileSync('/proc/self/status', 'utf8'));
+  if (held.length > 0) {
+    throw new AttestdError('PRIVILEGE_NOT_DROPPED', `started by attestd-proc-opener but CAP_SYS_PTRACE is still in ${held.join(', ')}`);
+  }
+  adoptProcOpener(Number(named), (why) => log('error', '/proc opener lost: callers are refused PEER_UNIDENTIFIED until restart', { err: why }));
+  log('info', '/proc opener adopted', { fd: Number(named) });
+}
+
+/** CAP_SYS_PTRACE is bit 19 of the masks in /proc/PID/status. */
+const CAP_SYS_PTRACE = 19n;
+
+/** Which of the permitted, effective and ambient sets a /proc/PID/status text says hold CAP_SYS_PTRACE. */
+export function setsHoldingPtrace(status: string): string[] {
+  return ['CapPrm', 'CapEff', 'CapAmb'].filter((name) => {
+    const m = new RegExp(`^${name}:\\s*([0-9a-f]{1,16})$`, 'm').exec(status);
+    // An unreadable line counts as holding it: the check fails closed.
+    return m === null || ((BigInt(`0x${m[1]}`) >> CAP_SYS_PTRACE) & 1n) === 1n;
+  });
 }
 
 /** Whether a lease's holder still runs: the same pid with the same start time (a reused pid has another). */

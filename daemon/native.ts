@@ -62,6 +62,9 @@ interface NativeAddon {
   closeFd(fd: number): void;
   notify(socketPath: string, message: string): void;
   cvmReport(kind: CvmDeviceKind, device: string, reportData: Buffer): Promise<{ report: Buffer; certs?: Buffer }>;
+  adoptProcOpener(fd: number): void;
+  procOpen(sock: number, pidfd: number): { fds: number[] } | { refused: string };
+  setNotDumpable(): void;
 }
 
 export type CvmDeviceKind = 'snp' | 'snp-ext' | 'tdx';
@@ -291,4 +294,74 @@ export function cvmReport(kind: CvmDeviceKind, device: string, reportData: Uint8
     return Promise.reject(new AttestdError('INVALID_ARGUMENT', 'report data must be 64 bytes'));
   }
   return addon().cvmReport(kind, device, Buffer.from(reportData));
+}
+
+/** Descriptors of one process's /proc entries; `exe` is O_PATH (reopen it to read). All close-on-exec. */
+export interface ProcEntries {
+  exe: number;
+  stat: number;
+  status: number;
+  cgroup: number;
+}
+
+/**
+ * The socket to attestd-proc-opener (native/proc_opener.c), the process that holds
+ * CAP_SYS_PTRACE so that this one does not; 'lost' once it failed. Kept here, where no other
+ * module can write to it.
+ */
+let procOpener: { fd: number; onLost: (why: string) => void } | 'lost' | undefined;
+
+/**
+ * Takes over the opener's socket, left open across exec by attestd-proc-opener and named in
+ * ATTESTD_PROC_OPENER_FD; it is made close-on-exec at once. `onLost` is told, once, if the
+ * opener stops answering; from then on openProcEntries fails (it never falls back).
+ */
+export function adoptProcOpener(fd: number, onLost: (why: string) => void): void {
+  requireInt(fd, 'fd', 0);
+  if (procOpener !== undefined) throw new AttestdError('INVALID_ARGUMENT', 'a /proc opener is already adopted');
+  addon().adoptProcOpener(fd);
+  procOpener = { fd, onLost };
+}
+
+/** 'none': this process opens /proc itself; 'ready': through the opener; 'lost': not at all. */
+export function procOpenerState(): 'none' | 'ready' | 'lost' {
+  return procOpener === undefined ? 'none' : procOpener === 'lost' ? 'lost' : 'ready';
+}
+
+/**
+ * Descriptors of the /proc entries of the process behind `pidfd` (from pidfdOpen or
+ * peerPidfd), opened by the opener while that process was alive. Throws PROC_OPENER_FAILED
+ * when the opener refuses (the process exited, say) or is lost. The caller closes them.
+ */
+export function openProcEntries(pidfd: number): ProcEntries {
+  requirePidfd(pidfd);
+  if (procOpener === undefined || procOpener === 'lost') {
+    throw new AttestdError('PROC_OPENER_FAILED', procOpener === 'lost' ? 'the /proc opener is lost' : 'no /proc opener');
+  }
+  const { fd, onLost } = procOpener;
+  let reply: { fds: number[] } | { refused: string };
+  try {
+    reply = addon().procOpen(fd, pidfd);
+  } catch (err) {
+    // A late or malformed answer leaves the channel out of step: it is not used again.
+    procOpener = 'lost';
+    try {
+      addon().closeFd(fd);
+    } catch {
+      // The number is released whatever close reports.
+    }
+    onLost(String(err));
+    throw err;
+  }
+  if ('refused' in reply) throw new AttestdError('PROC_OPENER_FAILED', `the /proc opener refused: ${reply.refused}`);
+  const [exe, stat, status, cgroup] = reply.fds as [number, number, number, number];
+  return { exe, stat, status, cgroup };
+}
+
+/**
+ * Makes this process non-dumpable: no core file, and no other process of its uid may ptrace
+ * it or read its memory through /proc/PID/mem. Called once at start.
+ */
+export function setNotDumpable(): void {
+  addon().setNotDumpable();
 }

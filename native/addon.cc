@@ -15,6 +15,7 @@ Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   attestd::InitPeer(env, exports);
   attestd::InitNotify(env, exports);
   attestd::InitCvm(env, exports);
+  attestd::InitProcOpener(env, exports);
   return exports;
 }
 

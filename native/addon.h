@@ -22,5 +22,6 @@ void InitExeHasher(Napi::Env env, Napi::Object exports);
 void InitPeer(Napi::Env env, Napi::Object exports);
 void InitNotify(Napi::Env env, Napi::Object exports);
 void InitCvm(Napi::Env env, Napi::Object exports);
+void InitProcOpener(Napi::Env env, Napi::Object exports);
 
 }  // namespace attestd

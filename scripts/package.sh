@@ -16,7 +16,7 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 
 if [ "${ATTESTD_PACKAGE_SKIP_BUILD:-0}" != 1 ]; then bash scripts/prepare.sh; fi
-for need in dist/daemon/main.js dist/daemon/cli/attestctl.js dist/daemon/hooks/oci-hook.js build/Release/attestd_native.node; do
+for need in dist/daemon/main.js dist/daemon/cli/attestctl.js dist/daemon/hooks/oci-hook.js build/Release/attestd_native.node build/Release/attestd-proc-opener; do
   [ -f "$need" ] || { echo "package: $need is missing; build the checkout first" >&2; exit 1; }
 done
 
@@ -91,6 +91,10 @@ find "$nm" -type d -empty -delete
 # Nothing under /usr/lib/attestd is run directly but the entry points, made executable below.
 find "$lib" -type f -exec chmod 0644 {} +
 find "$lib" -type d -exec chmod 0755 {} +
+# The service's first program: it keeps CAP_SYS_PTRACE in a process of its own and starts Node
+# without it (deploy/systemd/README.md).
+install -m 0755 build/Release/attestd-proc-opener "$lib/attestd-proc-opener"
+strip --strip-unneeded --remove-section=.comment --remove-section=.note "$lib/attestd-proc-opener"
 
 # Entry points, and a manual page for each made from its --help text.
 install -d "$pkg/usr/share/man/man1" "$pkg/usr/share/man/man8"

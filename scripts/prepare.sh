@@ -12,9 +12,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
 fi
 
-# Native core: rebuild when any source is newer than the addon.
+# Native core and attestd-proc-opener: rebuild when either is missing or any source is newer
+# than the addon.
 addon=build/Release/attestd_native.node
-if [ ! -f "$addon" ] || [ -n "$(find native binding.gyp -newer "$addon" -print -quit)" ]; then
+if [ ! -f "$addon" ] || [ ! -f build/Release/attestd-proc-opener ] || [ -n "$(find native binding.gyp -newer "$addon" -print -quit)" ]; then
   echo "attestd: building the native core" >&2
   nodedir=(); [ -f /usr/include/node/node.h ] && nodedir=(--nodedir=/usr)
   log=$(mktemp)

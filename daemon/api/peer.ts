@@ -5,7 +5,7 @@
  * identification comes before a final liveness check through the pidfd: a process that is
  * still alive then held its pid all along, so no read can have described another process.
  */
-import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, statSync, type BigIntStats } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readlinkSync, type BigIntStats } from 'node:fs';
 import { AttestdError } from '../base/errors.js';
 import * as native from '../native.js';
 import type { WorkloadIdentity } from '../base/workload-identity.js';
@@ -36,16 +36,26 @@ export function releasePeer(peer: Peer): void {
  * memory in microseconds, and a dozen thread-pool round trips per request cost far more than
  * they save. Only hashing an executable not seen before goes off the main thread.
  *
- * The executable is opened once, through /proc/PID/exe, and everything about it comes from
- * that descriptor: the cache key (its fstat), the digest (of its bytes) and the path (its own
- * link). Afterwards the process must still run that same inode, so a caller that exec()s
- * another program meanwhile is refused rather than given either program's digest.
+ * The /proc entries come from attestd-proc-opener when the daemon runs under it (the service
+ * does: it alone holds CAP_SYS_PTRACE, which another user's /proc/PID/exe needs), opened for
+ * the caller's pidfd; otherwise the daemon opens them itself. The executable is opened once,
+ * through that /proc/PID/exe, and everything about it comes from that descriptor: the cache
+ * key (its fstat), the digest (of its bytes) and the path (its own link). Afterwards the
+ * process must still run that same inode, so a caller that exec()s another program meanwhile
+ * is refused rather than given either program's digest.
  */
 export async function identify(peer: Peer, cache: ExeDigestCache): Promise<WorkloadIdentity> {
   let exe: number | undefined;
   try {
-    const startTime = readStartTime(peer.pid);
-    exe = openSync(`/proc/${peer.pid}/exe`, 'r');
+    const first = openEntries(peer);
+    let startTime: bigint;
+    try {
+      startTime = parseStartTime(readFileSync(first.stat, 'utf8'));
+      // Reopened for reading with the daemon's own file permissions (the opener's is O_PATH).
+      exe = openSync(`/proc/self/fd/${first.exe}`, 'r');
+    } finally {
+      closeEntries(first);
+    }
     const st = fstatSync(exe, { bigint: true });
     if (!st.isFile()) throw new AttestdError('PEER_UNIDENTIFIED', 'executable is not a regular file');
     if (st.size > BigInt(MAX_EXE_BYTES)) {
@@ -63,9 +73,15 @@ export async function identify(peer: Peer, cache: ExeDigestCache): Promise<Workl
     // Everything below describes the process as it is now, and is trusted only because the
     // pidfd says afterwards that the process never exited: then it held its pid throughout,
     // so the start time read first is still its own too.
-    const running = statSync(`/proc/${peer.pid}/exe`, { bigint: true });
-    const status = readFileSync(`/proc/${peer.pid}/status`, 'utf8');
-    const cgroup = parseCgroup(readFileSync(`/proc/${peer.pid}/cgroup`, 'utf8'));
+    const now = openEntries(peer);
+    let running: BigIntStats, status: string, cgroup: string;
+    try {
+      running = fstatSync(now.exe, { bigint: true });
+      status = readFileSync(now.status, 'utf8');
+      cgroup = parseCgroup(readFileSync(now.cgroup, 'utf8'));
+    } finally {
+      closeEntries(now);
+    }
     if (!native.pidfdIsAlive(peer.pidfd)) {
       throw new AttestdError('PEER_UNIDENTIFIED', 'peer exited while being identified');
     }
@@ -80,6 +96,24 @@ export async function identify(peer: Peer, cache: ExeDigestCache): Promise<Workl
   } finally {
     if (exe !== undefined) closeSync(exe);
   }
+}
+
+/** The /proc entries of the peer: from the opener when there is one, else opened here. */
+function openEntries(peer: Pick<Peer, 'pid' | 'pidfd'>): native.ProcEntries {
+  if (native.procOpenerState() !== 'none') return native.openProcEntries(peer.pidfd);
+  const opened: number[] = [];
+  try {
+    for (const name of ['exe', 'stat', 'status', 'cgroup']) opened.push(openSync(`/proc/${peer.pid}/${name}`, 'r'));
+  } catch (err) {
+    for (const fd of opened) closeSync(fd);
+    throw err;
+  }
+  const [exe, stat, status, cgroup] = opened as [number, number, number, number];
+  return { exe, stat, status, cgroup };
+}
+
+function closeEntries(e: native.ProcEntries): void {
+  for (const fd of [e.exe, e.stat, e.status, e.cgroup]) closeSync(fd);
 }
 
 function sameFile(a: BigIntStats, b: BigIntStats): boolean {
@@ -114,9 +148,27 @@ export function parseIds(status: string, field: 'Uid' | 'Gid'): { real: number; 
   return { real, effective };
 }
 
-/** Field 22 of /proc/PID/stat; the command name before it may hold spaces and parentheses. */
+/**
+ * The start time of whichever process holds `pid` now (a lease holder's, say), through the
+ * opener when there is one: the daemon itself cannot see another user's /proc/PID then.
+ */
 export function readStartTime(pid: number): bigint {
-  const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  if (native.procOpenerState() === 'none') return parseStartTime(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  const pidfd = native.pidfdOpen(pid);
+  try {
+    const entries = native.openProcEntries(pidfd);
+    try {
+      return parseStartTime(readFileSync(entries.stat, 'utf8'));
+    } finally {
+      closeEntries(entries);
+    }
+  } finally {
+    native.closeFd(pidfd);
+  }
+}
+
+/** Field 22 of /proc/PID/stat; the command name before it may hold spaces and parentheses. */
+export function parseStartTime(text: string): bigint {
   const close = text.lastIndexOf(')');
   const fields = text.slice(close + 2).split(' ');
   const value = fields[19];

@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   NATIVE_IO_FAILED: 'a file could not be opened or read by the native core',
   NATIVE_PEERCRED_FAILED: 'peer credentials of a Unix socket could not be read',
   NATIVE_PIDFD_FAILED: 'a pidfd for the peer process could not be opened',
+  PROC_OPENER_FAILED: 'the /proc opener (attestd-proc-opener) refused a request, answered out of shape or is gone',
+  PRIVILEGE_NOT_DROPPED: 'the daemon still holds CAP_SYS_PTRACE, which only the /proc opener may hold',
 
   // TPM
   TPM_LIBRARY_MISSING: 'the tpm2-tss libraries could not be loaded',
