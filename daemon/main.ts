@@ -33,6 +33,8 @@ Options:
                        default /sys/kernel/config/tsm)
   --metrics ADDR       Prometheus endpoint: 127.0.0.1:PORT, [::1]:PORT or unix:/PATH
                        (env ATTESTD_METRICS; default off)
+  --audit-budget SIZE  disk budget of the audit folder, bytes or with K, M, G, T (env
+                       ATTESTD_AUDIT_BUDGET; default what the filesystem can take, less a reserve)
   --version            print the version
   -h, --help           this text
 
@@ -48,6 +50,7 @@ function parseFlags(argv: string[]) {
       socket: { type: 'string' }, 'socket-group': { type: 'string' }, tcti: { type: 'string' }, policy: { type: 'string' },
       'state-dir': { type: 'string' }, 'log-level': { type: 'string' }, metrics: { type: 'string' }, config: { type: 'string' },
       nvml: { type: 'string' }, 'tsm-root': { type: 'string' }, 'ek-ca': { type: 'string' },
+      'audit-budget': { type: 'string' },
       version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -69,6 +72,7 @@ function resolveConfig(values: Flags, env: NodeJS.ProcessEnv): DaemonConfig {
     nvmlLibrary: values.nvml ?? env.ATTESTD_NVML ?? file.nvml,
     tsmRoot: values['tsm-root'] ?? env.ATTESTD_TSM_ROOT ?? file.tsm_root,
     ekCaDir: values['ek-ca'] ?? env.ATTESTD_EK_CA ?? file.ek_ca,
+    auditBudget: values['audit-budget'] ?? env.ATTESTD_AUDIT_BUDGET ?? file.audit_budget,
   });
 }
 

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, isScalar } from 'yaml';
 import { AttestdError } from '../base/errors.js';
 
-export const CONFIG_KEYS = ['socket', 'socket_group', 'tcti', 'policy', 'state_dir', 'log_level', 'metrics', 'nvml', 'tsm_root', 'ek_ca'] as const;
+export const CONFIG_KEYS = ['socket', 'socket_group', 'tcti', 'policy', 'state_dir', 'log_level', 'metrics', 'nvml', 'tsm_root', 'ek_ca', 'audit_budget'] as const;
 export type ConfigFile = Partial<Record<(typeof CONFIG_KEYS)[number], string>>;
 
 export function readConfigFile(path: string): ConfigFile {

@@ -17,7 +17,7 @@ import type { LeaseEvent, LeaseView } from './types.js';
 import type { EpochState } from '../appraisal/epoch-state.js';
 import { sameWorkload } from './identity.js';
 import { checkTerms, grantGpus, refuseFailedGpus, type Terms } from './checks.js';
-import { Decisions, type AuditFn, type DecisionCounter, type LeaseLogFn } from './decisions.js';
+import { Decisions, type AuditFn, type DecisionCounter, type DenialLimits, type LeaseLogFn } from './decisions.js';
 import { leaseView, newLease, type LiveLease } from './live-lease.js';
 import { denialRecord, issueRecord, Kind, releaseRecord, signLease } from './records.js';
 import { revokeWhere } from './revocation.js';
@@ -43,6 +43,13 @@ export interface LeaseManagerOptions {
    * The daemon answers from /proc; without it, holders are not checked.
    */
   holderAlive?: (who: WorkloadIdentity) => boolean;
+  /**
+   * Whether the audit log is at its disk budget (audit/budget.ts): then nothing is granted or
+   * renewed (AUDIT_BUDGET_EXHAUSTED); refusals, releases and revocations are still recorded.
+   */
+  logFull?: () => boolean;
+  /** Windows and bounds of the counting of repeated refusals (denial-aggregator.ts); defaults otherwise. */
+  denialLimits?: Omit<DenialLimits, 'now'>;
 }
 
 /** The longest a grant or renewal waits for the first epoch under a newly loaded policy. */
@@ -58,7 +65,7 @@ export class LeaseManager {
 
   constructor(private readonly opts: LeaseManagerOptions) {
     this.now = opts.now ?? Date.now;
-    this.decisions = new Decisions(opts.audit, opts.log, opts.onDecision);
+    this.decisions = new Decisions(opts.audit, opts.log, opts.onDecision, { ...opts.denialLimits, now: this.now });
   }
 
   get activeCount(): number {
@@ -105,6 +112,7 @@ export class LeaseManager {
       if (settling) await settling;
       terms = this.terms(who, ruleName, 'no policy rule matches this workload');
       gpus = grantGpus(terms.rule, terms.epoch, wantGpus);
+      this.refuseWhenLogFull();
     } catch (err) {
       await this.recordDenial(Kind.DENY, '', who, err as AttestdError);
       throw err;
@@ -113,6 +121,7 @@ export class LeaseManager {
     lease.token = signLease(lease, terms.epoch, this.opts.signer);
     // Visible to revokeAll while the grant is being made durable.
     this.table.add(lease);
+    this.decisions.beforeIssue(who);
     try {
       await this.decisions.recordOrFail(issueRecord(Kind.GRANT, lease, terms.epoch), 'lease grant not recorded', { lease_id: lease.id });
     } catch (err) {
@@ -142,6 +151,7 @@ export class LeaseManager {
       // grants ends the renewal, like one that failed the epoch.
       if (lease.gpus.length > 0) grantGpus(terms.rule, epoch, lease.gpus);
       refuseFailedGpus(lease.gpus, epoch);
+      this.refuseWhenLogFull();
       lease.ttlMs = terms.rule.ttlMs;
       lease.scopes = terms.rule.scopes;
     } catch (err) {
@@ -152,6 +162,7 @@ export class LeaseManager {
     const next = { ...lease, epoch: epoch.epoch, issuedAtMs: now, renewal: lease.renewal + 1,
       expiresAtMs: Math.min(now + lease.ttlMs, epoch.validUntilMs) };
     next.token = signLease(next, epoch, this.opts.signer);
+    this.decisions.beforeIssue(who);
     await this.decisions.recordOrFail(issueRecord(Kind.RENEW, next, epoch), 'lease renewal not recorded', { lease_id: leaseId });
     if (lease.revoked || !this.table.has(leaseId)) {
       throw new AttestdError(lease.revoked?.code ?? 'LEASE_NOT_FOUND', 'lease ended while renewing');
@@ -213,6 +224,7 @@ export class LeaseManager {
   }
 
   sweep(): void {
+    this.decisions.denials.flushDue();
     const now = this.now();
     const e = this.epochState;
     if (e?.pass && now > e.validUntilMs) {
@@ -220,6 +232,11 @@ export class LeaseManager {
     }
     warnExpiring(this.table, this.decisions, now);
     expireDue(this.table, this.decisions, now, e?.epoch ?? 0);
+  }
+
+  /** Writes the counts of refused requests held in memory (at shutdown, before the final checkpoint). */
+  flushDenials(): void {
+    this.decisions.denials.flushAll();
   }
 
   /** Revokes every lease (also those whose grant is still being recorded) and tells watchers. */
@@ -271,10 +288,18 @@ export class LeaseManager {
     return checkTerms({ epoch: this.epochState, now: this.now, policy: this.opts.policy.current, who, ruleName, noRule });
   }
 
-  /** Records a refusal before the caller hears of it; fails with AUDIT_UNAVAILABLE when it cannot. */
+  /**
+   * Records a refusal before the caller hears of it, or counts it with identical ones
+   * (decisions.ts); fails with AUDIT_UNAVAILABLE when it cannot record.
+   */
   private async recordDenial(kind: number, leaseId: string, who: WorkloadIdentity, err: AttestdError): Promise<void> {
     this.decisions.count(kind === Kind.DENY ? 'denied' : 'renew_denied', err.code);
-    await this.decisions.recordOrFail(denialRecord(kind, leaseId, this.epochState?.epoch ?? 0, who, err), 'denial not recorded');
+    await this.decisions.recordDenial(denialRecord(kind, leaseId, this.epochState?.epoch ?? 0, who, err), who);
+  }
+
+  /** At the audit log's disk budget nothing more is granted or renewed: grants are what fills it. */
+  private refuseWhenLogFull(): void {
+    if (this.opts.logFull?.()) throw new AttestdError('AUDIT_BUDGET_EXHAUSTED', 'the audit log is at its disk budget');
   }
 
   /**
