@@ -53,7 +53,7 @@ describe('offline verifier: refusals', () => {
   it('fails a count that cannot be honest, naming the record', () => {
     const bad: [string, Decision][] = [
       ['counts none', deny({ count: 0, firstMs: T, lastMs: T, scope: Scope.IDENTICAL })],
-      ['unknown scope', deny({ count: 2, firstMs: T, lastMs: T, scope: 9 })],
+      ['unknown scope', deny({ count: 2, firstMs: T, lastMs: T, scope: 9 as attestd.audit.v1.DenialRepeats.Scope })],
       ['unknown scope', deny({ count: 2, firstMs: T, lastMs: T, scope: Scope.SCOPE_UNSPECIFIED })],
       ['out of order', deny({ count: 2, firstMs: T + 1, lastMs: T, scope: Scope.IDENTICAL })],
       ['out of order', deny({ count: 2, firstMs: T, lastMs: T + 60_000, scope: Scope.IDENTICAL })],
