@@ -19,7 +19,8 @@ Attests this host continuously with its TPM and serves execution leases on a Uni
 
 Options:
   --config FILE        settings file, YAML with keys socket, socket_group, tcti, policy, state_dir,
-                       log_level, metrics (env ATTESTD_CONFIG); flags and environment override it
+                       log_level, metrics, audit_budget (env ATTESTD_CONFIG); flags and environment
+                       override it
   --socket PATH        lease socket (env ATTESTD_SOCKET; default ${DEFAULTS.socketPath})
   --socket-group NAME  group allowed to connect, socket mode 0660 (env ATTESTD_SOCKET_GROUP)
   --tcti TCTI          device:/dev/tpmrm0 | tabrmd: | swtpm:path=SOCK | swtpm:host=H,port=P
