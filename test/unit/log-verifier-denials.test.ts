@@ -6,8 +6,11 @@
  */
 import { describe, it, expect } from 'vitest';
 import fc from 'fast-check';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { LogVerifier } from '../../daemon/auditor/log-verifier.js';
+import { verifyLogDir } from '../../daemon/auditor/verify-dir.js';
 import { AuditFailure } from '../../daemon/auditor/report.js';
 import { attestd } from '../../daemon/gen/proto.js';
 
@@ -48,6 +51,13 @@ describe('offline verifier: refusals', () => {
     const counted = deny({ count: 19_999, firstMs: T, lastMs: T + 2, scope: Scope.IDENTICAL });
     expect(verify([deny(), counted, deny({ count: 5, firstMs: T, lastMs: T, scope: Scope.ANY })]))
       .toMatchObject({ denials: 1 + 19_999 + 5, denialRecords: 3, grants: 0 });
+  });
+
+  it('verifies a log written by the daemon before counted refusals, each refusal in it counting one', async () => {
+    const fixture = join(import.meta.dirname, '../fixtures/audit-log-before-counts');
+    const key = createPublicKey(readFileSync(join(fixture, 'ak.pem')));
+    const summary = await verifyLogDir(join(fixture, 'audit'), key);
+    expect(summary).toMatchObject({ records: 20, sessions: 1, grants: 3, renewals: 3, denials: 5, denialRecords: 5 });
   });
 
   it('fails a count that cannot be honest, naming the record', () => {
