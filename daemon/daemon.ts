@@ -189,7 +189,7 @@ async function assemble(config: DaemonConfig, log: LogFn, key: SessionKey, audit
   const ak = new AkPin(tpm, config.stateDir, log);
   const budget = await AuditBudget.open({ dir: audit.dir, budgetBytes: auditBudgetBytes(config), onState: budgetLog(log) });
   audit.onDurable((_, bytes) => budget.added(bytes));
-  const leases = new LeaseManager({ signer: key, policy, audit: (b) => audit.append(b), log, holderAlive, logFull: () => budget.full(),
+  const leases = new LeaseManager({ signer: key, policy, audit: (b) => audit.append(b), log, holderAlive, logFull: () => budget.fullNow(),
     onDecision: (outcome, reason, count) => metrics.decision(outcome, reason, count) });
   const status = new HostStatus({ leases, policy, signer: key, ak, auditLog: budget });
   exported?.readFrom({ state: () => status.stateName(), epoch: () => leases.epoch?.epoch ?? 0,

@@ -8,7 +8,8 @@
  *
  * The budget in force is the configured one or what the filesystem can still take less a
  * reserve, whichever is less: a disk filled by something else counts too. The folder is measured
- * at start and every refreshMs; in between, each durable batch adds its bytes.
+ * at start and every refreshMs; in between, each durable batch adds its bytes. While the log is
+ * full, a grant measures again first (at most every 250 ms), so space freed is seen at once.
  */
 import { readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -32,7 +33,7 @@ export interface AuditBudgetOptions {
   dir: string;
   /** The configured budget in bytes; undefined: what the filesystem can take. */
   budgetBytes?: number;
-  /** Left free on the filesystem; default the larger of 64 MiB and 1% of the filesystem. */
+  /** Left free on the filesystem; default the smaller of 64 MiB and a tenth of the filesystem. */
   reserveBytes?: number;
   /** Share of the budget from which the state is LOG_NEARLY_FULL; default 0.9. */
   nearlyFull?: number;
@@ -51,6 +52,8 @@ export class AuditBudget {
   private budget = 0;
   private last: LogUsageState | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private measuredAtMs = 0;
+  private measuring: Promise<boolean> | undefined;
 
   private constructor(private readonly opts: AuditBudgetOptions) {}
 
@@ -82,6 +85,19 @@ export class AuditBudget {
     return this.usage().state === 'LOG_FULL';
   }
 
+  /**
+   * Whether the log is full, for a decision about to be made: false at once when it is not; when
+   * it is, measured again first unless that was done within the last 250 ms.
+   */
+  fullNow(): boolean | Promise<boolean> {
+    if (!this.full()) return false;
+    if (Date.now() - this.measuredAtMs < 250) return true;
+    this.measuring ??= this.refresh().then(() => this.full(), () => true).finally(() => {
+      this.measuring = undefined;
+    });
+    return this.measuring;
+  }
+
   usage(): LogUsage {
     const { used, budget } = this;
     const state = used >= budget ? 'LOG_FULL' : used >= budget * (this.opts.nearlyFull ?? 0.9) ? 'LOG_NEARLY_FULL' : 'OK';
@@ -97,11 +113,12 @@ export class AuditBudget {
       if (st?.isFile()) used += st.size;
     }
     const fs = await (this.opts.statfs ?? statfs)(dir);
-    const reserve = this.opts.reserveBytes ?? Math.max(64 * MiB, Math.floor(fs.blocks * fs.bsize / 100));
+    const reserve = this.opts.reserveBytes ?? Math.min(64 * MiB, Math.floor(fs.blocks * fs.bsize / 10));
     // What the folder holds plus what the filesystem can still give it, less the reserve.
     const room = Math.max(0, used + fs.bavail * fs.bsize - reserve);
     this.used = used;
     this.budget = Math.min(this.opts.budgetBytes ?? Infinity, room);
+    this.measuredAtMs = Date.now();
     this.tell();
   }
 

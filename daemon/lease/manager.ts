@@ -47,7 +47,7 @@ export interface LeaseManagerOptions {
    * Whether the audit log is at its disk budget (audit/budget.ts): then nothing is granted or
    * renewed (AUDIT_BUDGET_EXHAUSTED); refusals, releases and revocations are still recorded.
    */
-  logFull?: () => boolean;
+  logFull?: () => boolean | Promise<boolean>;
   /** Windows and bounds of the counting of repeated refusals (denial-aggregator.ts); defaults otherwise. */
   denialLimits?: Omit<DenialLimits, 'now'>;
 }
@@ -110,9 +110,11 @@ export class LeaseManager {
     try {
       const settling = this.policySettled();
       if (settling) await settling;
+      const measuring = this.logFull();
+      const full = measuring ? await measuring : false;
       terms = this.terms(who, ruleName, 'no policy rule matches this workload');
       gpus = grantGpus(terms.rule, terms.epoch, wantGpus);
-      this.refuseWhenLogFull();
+      refuseWhenLogFull(full);
     } catch (err) {
       await this.recordDenial(Kind.DENY, '', who, err as AttestdError);
       throw err;
@@ -145,13 +147,15 @@ export class LeaseManager {
       // The rule must still exist and still match this workload under the policy in force.
       const settling = this.policySettled();
       if (settling) await settling;
+      const measuring = this.logFull();
+      const full = measuring ? await measuring : false;
       const terms = this.terms(who, lease.rule, 'the lease rule no longer matches');
       epoch = terms.epoch;
       // The rule's GPUs as the policy and the epoch resolve them now: a GPU the rule no longer
       // grants ends the renewal, like one that failed the epoch.
       if (lease.gpus.length > 0) grantGpus(terms.rule, epoch, lease.gpus);
       refuseFailedGpus(lease.gpus, epoch);
-      this.refuseWhenLogFull();
+      refuseWhenLogFull(full);
       lease.ttlMs = terms.rule.ttlMs;
       lease.scopes = terms.rule.scopes;
     } catch (err) {
@@ -297,9 +301,13 @@ export class LeaseManager {
     await this.decisions.recordDenial(denialRecord(kind, leaseId, this.epochState?.epoch ?? 0, who, err), who);
   }
 
-  /** At the audit log's disk budget nothing more is granted or renewed: grants are what fills it. */
-  private refuseWhenLogFull(): void {
-    if (this.opts.logFull?.()) throw new AttestdError('AUDIT_BUDGET_EXHAUSTED', 'the audit log is at its disk budget');
+  /**
+   * Whether the audit log is at its disk budget. Yields only when it is and is being measured
+   * again; otherwise returns undefined without yielding (see policySettled).
+   */
+  private logFull(): Promise<boolean> | undefined {
+    const full = this.opts.logFull?.() ?? false;
+    return typeof full === 'boolean' ? (full ? Promise.resolve(true) : undefined) : full;
   }
 
   /**
@@ -315,4 +323,9 @@ export class LeaseManager {
     if (this.now() >= lease.expiresAtMs) throw new AttestdError('LEASE_EXPIRED', 'lease expired');
     return lease;
   }
+}
+
+/** At the audit log's disk budget nothing more is granted or renewed: grants are what fills it. */
+function refuseWhenLogFull(full: boolean): void {
+  if (full) throw new AttestdError('AUDIT_BUDGET_EXHAUSTED', 'the audit log is at its disk budget');
 }

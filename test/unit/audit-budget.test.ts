@@ -42,6 +42,20 @@ describe('audit log budget', () => {
     await log.close();
   });
 
+  it('while full, measures again before a decision (at most every 250 ms), so freed space counts at once', async () => {
+    writeFileSync(join(dir, 'old.seg'), Buffer.alloc(20_000));
+    const b = await AuditBudget.open({ dir, budgetBytes: 10_000, statfs: roomy });
+    expect(b.full()).toBe(true);
+    expect(b.fullNow()).toBe(true); // measured just now
+    rmSync(join(dir, 'old.seg'));
+    await new Promise((r) => setTimeout(r, 260));
+    const again = b.fullNow();
+    expect(again).toBeInstanceOf(Promise);
+    expect(await again).toBe(false);
+    expect(b.fullNow()).toBe(false);
+    expect(b.usage()).toMatchObject({ state: 'OK', usedBytes: 0 });
+  });
+
   it('counts every file of the folder, and never budgets more than the filesystem can take less the reserve', async () => {
     writeFileSync(join(dir, '00000000000000000000.seg'), Buffer.alloc(5000));
     writeFileSync(join(dir, 'checkpoint'), Buffer.alloc(100));
@@ -52,6 +66,11 @@ describe('audit log budget', () => {
     const none = async (): Promise<FsSpace> => ({ bavail: 0, bsize: 4096, blocks: 1000 });
     const c = await AuditBudget.open({ dir, reserveBytes: 4096, statfs: none });
     expect(c.usage()).toMatchObject({ state: 'LOG_FULL', budgetBytes: 1004 });
+    // The default reserve: a tenth of a small filesystem, 64 MiB of a large one.
+    const small = await AuditBudget.open({ dir, statfs: async () => ({ bavail: 100, bsize: 4096, blocks: 1000 }) });
+    expect(small.usage().budgetBytes).toBe(5100 + 100 * 4096 - 409_600);
+    const large = await AuditBudget.open({ dir, statfs: roomy });
+    expect(large.usage().budgetBytes).toBe(5100 + GiB - 64 * 1024 * 1024);
   });
 
   it.skipIf(!canMount())('without a configured budget, takes a real small filesystem\'s space less the reserve', async () => {
@@ -59,10 +78,11 @@ describe('audit log budget', () => {
     try {
       const d = join(fs.dir, 'audit');
       const log = await AuditLog.open({ dir: d });
-      const b = await AuditBudget.open({ dir: d, reserveBytes: 256 * 1024 });
+      const b = await AuditBudget.open({ dir: d });
       log.onDurable((_, bytes) => b.added(bytes));
-      expect(b.usage().budgetBytes).toBeGreaterThan(600 * 1024);
-      expect(b.usage().budgetBytes).toBeLessThanOrEqual(768 * 1024);
+      // A tenth of the 1 MiB filesystem is kept free.
+      expect(b.usage().budgetBytes).toBeGreaterThan(800 * 1024);
+      expect(b.usage().budgetBytes).toBeLessThanOrEqual(1024 * 1024 - 102 * 1024);
       while (!b.full()) await log.append(policyLoad(64 * 1024));
       // Full with room to spare on the disk: a revocation still fits.
       expect(await log.append({ leaseDecision: { kind: 6, reasonCode: 'NOT_TRUSTED' } })).toBeGreaterThan(0);

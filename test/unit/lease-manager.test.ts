@@ -270,7 +270,8 @@ describe('repeated refusals and the audit log budget', () => {
 
   it('at the budget grants and renews nothing (AUDIT_BUDGET_EXHAUSTED); releases and revocations are still recorded', async () => {
     let full = false;
-    const h = new LeaseManager({ signer, now: () => now, policy: policies, logFull: () => full,
+    // As the daemon's budget answers: false at once, or (full) a measurement to wait for.
+    const h = new LeaseManager({ signer, now: () => now, policy: policies, logFull: () => full && Promise.resolve(true),
       audit: async (b) => {
         records.push(b);
         return records.length - 1;
