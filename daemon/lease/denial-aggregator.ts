@@ -3,9 +3,11 @@
  * request cannot fill the disk (docs/audit-log.md, "Denials"). The refusal itself is unchanged:
  * the caller gets its code at once; only its record is shared.
  *
- * Two refusals are identical when their records would be identical but for the time and the
- * epoch: same kind, lease id, code and reason, and the same workload (pid, start time, uid, gid,
- * executable path and digest, cgroup). The first of a key is recorded on its own, as before;
+ * Two refusals are identical when their records would be identical but for the time, the epoch
+ * and the reason's text: same kind, lease id and code, and the same workload (pid, start time,
+ * uid, gid, executable path and digest, cgroup). The text is left out because a client chooses
+ * parts of it (the GPU names it asks for); the count keeps the first one's. The first of a key is
+ * recorded on its own, as before;
  * the identical ones after it within its window are counted, and the count is written as one
  * record (DenialRepeats) when the window ends. A window with repeats is followed by one twice
  * as long, up to maxWindowMs; a window without any ends the key, so the next refusal is a
@@ -14,7 +16,10 @@
  *
  * Memory is bounded: at most maxKeys keys; past that, refusals are counted into one bucket
  * per (uid, kind, code), at most maxBuckets of them, and past that into one per (kind, code),
- * whose number the stable codes bound. Nothing is dropped: every refusal is in some count.
+ * whose number the stable codes bound. A uid also opens new keys only at a bounded rate (a burst
+ * of newKeysPerUid, then one per newKeyRefillMs), so one user starting process after process
+ * gets a few records of their own and a count, not a record per process. Nothing is dropped:
+ * every refusal is in some count.
  */
 import type { WorkloadIdentity } from '../base/workload-identity.js';
 import type { AuditBody } from '../audit/log.js';
@@ -35,6 +40,10 @@ export interface DenialAggregatorOptions {
   maxKeys?: number;
   /** Per-uid buckets held at once, once the keys are full; default 256. */
   maxBuckets?: number;
+  /** New keys a uid may open at once; default 16. */
+  newKeysPerUid?: number;
+  /** Then one more per this many ms; default 1000. */
+  newKeyRefillMs?: number;
 }
 
 /** What to do with one refusal: record it on its own (the first of its key), or nothing more (counted). */
@@ -55,11 +64,15 @@ interface Entry {
 
 /** Largest count one record carries (uint32); a key reaching it is written at once. */
 const MAX_COUNT = 0xffff_ffff;
+/** Uids whose rate of new keys is tracked at once; past it, a new uid's refusals go to buckets. */
+const MAX_TRACKED_UIDS = 4096;
 
 export class DenialAggregator {
   private readonly keys = new Map<string, Entry>();
   private readonly buckets = new Map<string, Entry>();
   private readonly byWorkload = new Map<string, Set<string>>();
+  /** Per uid: new keys it may still open, as of atMs. */
+  private readonly allowance = new Map<number, { tokens: number; atMs: number }>();
 
   constructor(private readonly opts: DenialAggregatorOptions) {}
 
@@ -81,7 +94,7 @@ export class DenialAggregator {
       this.count(key, entry, this.keys, decision, now);
       return 'counted';
     }
-    if (this.keys.size < (this.opts.maxKeys ?? 1024)) {
+    if (this.keys.size < (this.opts.maxKeys ?? 1024) && this.admit(who.uid, now)) {
       const workload = workloadKey(who);
       this.keys.set(key, this.fresh(decision, Scope.IDENTICAL, now, workload));
       let set = this.byWorkload.get(workload);
@@ -106,12 +119,34 @@ export class DenialAggregator {
     this.byWorkload.delete(workload);
   }
 
-  /** Ends every window that is over (called by the manager's sweep). */
+  /** Ends every window that is over (called by the manager's sweep), and forgets uids back at their full allowance. */
   flushDue(): void {
     const now = this.opts.now();
     for (const table of [this.keys, this.buckets]) {
       for (const [key, entry] of table) if (now >= entry.windowEndMs) this.endWindow(key, entry, table, now);
     }
+    for (const [uid, a] of this.allowance) if (this.tokens(a, now) >= this.burst) this.allowance.delete(uid);
+  }
+
+  private get burst(): number {
+    return this.opts.newKeysPerUid ?? 16;
+  }
+
+  private tokens(a: { tokens: number; atMs: number }, now: number): number {
+    return Math.min(this.burst, a.tokens + (now - a.atMs) / (this.opts.newKeyRefillMs ?? 1000));
+  }
+
+  /** Whether `uid` may open a new key now (and takes it from its allowance). */
+  private admit(uid: number, now: number): boolean {
+    let a = this.allowance.get(uid);
+    if (!a) {
+      if (this.allowance.size >= MAX_TRACKED_UIDS) return false;
+      a = { tokens: this.burst, atMs: now };
+    }
+    const tokens = this.tokens(a, now);
+    if (tokens < 1) return false;
+    this.allowance.set(uid, { tokens: tokens - 1, atMs: now });
+    return true;
   }
 
   /** Writes every count held and forgets every key (shutdown). */
@@ -188,9 +223,9 @@ export class DenialAggregator {
   }
 }
 
-/** The record but for its epoch, as bytes: identical refusals have the same key. */
+/** The record but for its epoch and reason text, as bytes: identical refusals have the same key. */
 function identityKey(decision: DecisionProps): string {
-  const bytes = attestd.audit.v1.LeaseDecision.encode({ ...decision, epoch: 0 }).finish();
+  const bytes = attestd.audit.v1.LeaseDecision.encode({ ...decision, epoch: 0, reason: '' }).finish();
   return Buffer.from(bytes).toString('latin1');
 }
 

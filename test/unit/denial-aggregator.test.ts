@@ -57,6 +57,30 @@ describe('denial aggregator', () => {
     expect(written[0]!.leaseDecision).toMatchObject({ epoch: 2, reasonCode: 'NO_MATCHING_RULE', repeats: { count: 1 } });
   });
 
+  it('counts refusals that differ only in the reason\'s text (the GPU names a client asked for) together', () => {
+    const a = make();
+    const asking = (gpu: string): Decision => ({ ...deny(who(1)), reason: `the rule does not grant "${gpu}"` });
+    expect(a.note(asking('GPU-1'), who(1))).toBe('record');
+    for (let i = 0; i < 100; i++) expect(a.note(asking(`GPU-x${i}`), who(1))).toBe('counted');
+    a.flushAll();
+    expect(written[0]!.leaseDecision).toMatchObject({ reason: 'the rule does not grant "GPU-1"', repeats: { count: 100 } });
+  });
+
+  it('lets a uid open new keys only at a bounded rate: process after process of one user is counted into its bucket', () => {
+    const a = make({ newKeysPerUid: 3, newKeyRefillMs: 1000 });
+    const fates = Array.from({ length: 10 }, (_, i) => a.note(deny(who(100 + i)), who(100 + i)));
+    expect(fates).toEqual(['record', 'record', 'record', ...Array(7).fill('counted')]);
+    // Another uid is not held back by the first.
+    expect(a.note(deny(who(7, 2000)), who(7, 2000))).toBe('record');
+    now += 1000;
+    expect(a.note(deny(who(200)), who(200))).toBe('record');
+    expect(a.note(deny(who(201)), who(201))).toBe('counted');
+    a.flushAll();
+    // The bucket's first window (1 s) ended with 7; the next holds 1.
+    expect(written.map((b) => [b.leaseDecision!.repeats!.scope, b.leaseDecision!.repeats!.count, b.leaseDecision!.workload!.uid]))
+      .toEqual([[Scope.SAME_UID, 7, 1000], [Scope.SAME_UID, 1, 1000]]);
+  });
+
   it('doubles the window while repeats go on, up to the limit, and forgets a quiet key', () => {
     const a = make({ windowMs: 1000, maxWindowMs: 4000 });
     a.note(deny(who(1)), who(1));
@@ -114,10 +138,10 @@ describe('denial aggregator', () => {
       fc.record({ op: fc.constant('due' as const), dt: fc.integer({ min: 0, max: 5000 }) }),
     );
     fc.assert(fc.property(fc.array(step, { maxLength: 300 }), fc.integer({ min: 1, max: 6 }), fc.integer({ min: 1, max: 3 }),
-      (steps, maxKeys, maxBuckets) => {
+      fc.integer({ min: 1, max: 20 }), (steps, maxKeys, maxBuckets, newKeysPerUid) => {
         written = [];
         now = 1_000_000;
-        const a = make({ maxKeys, maxBuckets });
+        const a = make({ maxKeys, maxBuckets, newKeysPerUid });
         let refusals = 0;
         let recorded = 0;
         for (const s of steps) {
