@@ -16,6 +16,7 @@ import { Checkpointer } from './audit/checkpointer.js';
 import { adoptProcOpener, createSessionKey, setNotDumpable, type SessionKey } from './native.js';
 import { AttestdError } from './base/errors.js';
 import { AK_KEY_FILE, fileAkStore } from './evidence/tpm/ak-store.js';
+import { AuditBudget, type LogUsage } from './audit/budget.js';
 import { TpmSource } from './evidence/tpm/source.js';
 import { readGpuTrustRoots } from './config/gpu-roots.js';
 import { GpuCollector } from './evidence/gpu/collector.js';
@@ -33,7 +34,7 @@ import { HostStatus } from './api/host-status.js';
 import { readStartTime } from './api/peer.js';
 import type { WorkloadIdentity } from './base/workload-identity.js';
 import { ed25519PublicKey, verifyLeaseToken } from './verify/lease-token.js';
-import { auditDir, groupId, type DaemonConfig } from './config/daemon-config.js';
+import { auditBudgetBytes, auditDir, groupId, type DaemonConfig } from './config/daemon-config.js';
 import { readCvmRoots } from './config/cvm-roots.js';
 import { rootsInForce, type CvmTrustRoots } from './verify/cvm/trust-roots.js';
 import type { LogFn } from './logger.js';
@@ -55,6 +56,7 @@ interface Parts {
   log: LogFn;
   key: SessionKey;
   audit: AuditLog;
+  budget: AuditBudget;
   tpm: TpmSource;
   policy: PolicyHolder;
   ak: AkPin;
@@ -105,7 +107,8 @@ export class Daemon {
    * socket, the sweep, checkpoints, metrics, the attestation loop and the watchdog.
    */
   private async open(loaded: LoadedPolicy): Promise<void> {
-    const { config, log, key, audit, tpm, ak, leases, status, loop, server, checkpoints, notifier, exported, cvmRoots } = this.parts;
+    const { config, log, key, audit, budget, tpm, ak, leases, status, loop, server, checkpoints, notifier, exported, cvmRoots } = this.parts;
+    budget.start();
     if (!(await ak.pinAtStart())) log('warn', 'TPM not reachable at start; running UNTRUSTED until it answers', { tcti: config.tcti });
     const ek = await ekEvidence(tpm, config.ekCaDir, log);
     await audit.append({ sessionStart: {
@@ -161,14 +164,17 @@ export class Daemon {
 
   /** Stops serving, revokes every lease (holders are told), flushes the log, releases the TPM and the key. */
   stop(): Promise<void> {
-    const { log, key, audit, tpm, leases, loop, server, checkpoints, notifier } = this.parts;
+    const { log, key, audit, budget, tpm, leases, loop, server, checkpoints, notifier } = this.parts;
     this.stopping ??= (async () => {
       notifier.stopping();
       if (this.sweeper) clearInterval(this.sweeper);
+      budget.stop();
       this.metricsServer?.close();
       await loop.stop();
       leases.revokeAll('SHUTTING_DOWN', 'attestd is stopping', leases.epoch?.epoch ?? 0);
       await server.close();
+      // The counts of refusals still in memory, before the final checkpoint covers the log.
+      leases.flushDenials();
       await checkpoints.stop();
       await audit.close();
       await tpm.close();
@@ -193,11 +199,13 @@ async function assemble(config: DaemonConfig, log: LogFn, key: SessionKey, audit
   const notifier = new Notifier(process.env, (err) => log('warn', 'sd_notify failed', { err: String(err) }));
   const policy = new PolicyHolder(loaded);
   const ak = new AkPin(tpm, config.stateDir, log);
-  const leases = new LeaseManager({ signer: key, policy, audit: (b) => audit.append(b), log, holderAlive,
+  const budget = await AuditBudget.open({ dir: audit.dir, budgetBytes: auditBudgetBytes(config), onState: budgetLog(log) });
+  audit.onDurable((_, bytes) => budget.added(bytes));
+  const leases = new LeaseManager({ signer: key, policy, audit: (b) => audit.append(b), log, holderAlive, logFull: () => budget.fullNow(),
     onDecision: (outcome, reason, count) => metrics.decision(outcome, reason, count) });
-  const status = new HostStatus({ leases, policy, signer: key, ak });
+  const status = new HostStatus({ leases, policy, signer: key, ak, auditLog: budget });
   exported?.readFrom({ state: () => status.stateName(), epoch: () => leases.epoch?.epoch ?? 0,
-    activeLeases: () => leases.activeCount, lastPassMs: () => status.lastPassMs });
+    activeLeases: () => leases.activeCount, lastPassMs: () => status.lastPassMs, auditLog: () => budget.usage() });
   const loop = new AttestationLoop({
     tpm, audit, leases, signer: key, log, policy, trustedAk: ak,
     gpu: new GpuCollector({ nvmlLibraryPath: config.nvmlLibrary, crossCheck: true }),
@@ -220,7 +228,17 @@ async function assemble(config: DaemonConfig, log: LogFn, key: SessionKey, audit
   });
   const checkpoints = new Checkpointer({ log: audit, signer: key, origin: logOrigin(),
     onError: (err) => log('error', 'checkpoint not written', { err: String(err) }) });
-  return { config, log, key, audit, tpm, policy, ak, leases, status, loop, server, checkpoints, notifier, exported, cvmRoots };
+  return { config, log, key, audit, budget, tpm, policy, ak, leases, status, loop, server, checkpoints, notifier, exported, cvmRoots };
+}
+
+/** Each change of the audit log's state against its budget, in the operator log. */
+function budgetLog(log: LogFn): (u: LogUsage) => void {
+  return (u) => {
+    const fields = { used_bytes: u.usedBytes, budget_bytes: u.budgetBytes };
+    if (u.state === 'LOG_FULL') log('error', 'audit log at its disk budget: nothing is granted or renewed (AUDIT_BUDGET_EXHAUSTED)', fields);
+    else if (u.state === 'LOG_NEARLY_FULL') log('warn', 'audit log nearly at its disk budget (LOG_NEARLY_FULL)', fields);
+    else log('info', 'audit log within its disk budget', fields);
+  };
 }
 
 /** What follows each epoch once it is in force: the status, the metrics, systemd's status line. */

@@ -19,7 +19,8 @@ Attests this host continuously with its TPM and serves execution leases on a Uni
 
 Options:
   --config FILE        settings file, YAML with keys socket, socket_group, tcti, policy, state_dir,
-                       log_level, metrics (env ATTESTD_CONFIG); flags and environment override it
+                       log_level, metrics, audit_budget (env ATTESTD_CONFIG); flags and environment
+                       override it
   --socket PATH        lease socket (env ATTESTD_SOCKET; default ${DEFAULTS.socketPath})
   --socket-group NAME  group allowed to connect, socket mode 0660 (env ATTESTD_SOCKET_GROUP)
   --tcti TCTI          device:/dev/tpmrm0 | tabrmd: | swtpm:path=SOCK | swtpm:host=H,port=P
@@ -39,6 +40,8 @@ Options:
                        (env ATTESTD_CVM_ROOTS)
   --metrics ADDR       Prometheus endpoint: 127.0.0.1:PORT, [::1]:PORT or unix:/PATH
                        (env ATTESTD_METRICS; default off)
+  --audit-budget SIZE  disk budget of the audit folder, bytes or with K, M, G, T (env
+                       ATTESTD_AUDIT_BUDGET; default what the filesystem can take, less a reserve)
   --version            print the version
   -h, --help           this text
 
@@ -54,7 +57,7 @@ function parseFlags(argv: string[]) {
       socket: { type: 'string' }, 'socket-group': { type: 'string' }, tcti: { type: 'string' }, policy: { type: 'string' },
       'state-dir': { type: 'string' }, 'log-level': { type: 'string' }, metrics: { type: 'string' }, config: { type: 'string' },
       nvml: { type: 'string' }, 'tsm-root': { type: 'string' }, 'ek-ca': { type: 'string' }, 'cvm-roots': { type: 'string' },
-      'gpu-roots': { type: 'string' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      'gpu-roots': { type: 'string' }, 'audit-budget': { type: 'string' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   }).values;
@@ -77,6 +80,7 @@ function resolveConfig(values: Flags, env: NodeJS.ProcessEnv): DaemonConfig {
     ekCaDir: values['ek-ca'] ?? env.ATTESTD_EK_CA ?? file.ek_ca,
     gpuTrustRoots: values['gpu-roots'] ?? env.ATTESTD_GPU_ROOTS ?? file.gpu_roots,
     cvmTrustRoots: values['cvm-roots'] ?? env.ATTESTD_CVM_ROOTS ?? file.cvm_roots,
+    auditBudget: values['audit-budget'] ?? env.ATTESTD_AUDIT_BUDGET ?? file.audit_budget,
   });
 }
 

@@ -11,6 +11,7 @@ import type { PolicyInForce } from '../policy/holder.js';
 import type { LeaseManager } from '../lease/manager.js';
 
 const State = attestd.lease.v1.GetStatusResponse.State;
+const LogState = attestd.lease.v1.AuditLogUsage.State;
 export type StateName = 'STARTING' | 'TRUSTED' | 'UNTRUSTED';
 
 export interface HostStatusDeps {
@@ -19,6 +20,8 @@ export interface HostStatusDeps {
   signer: Pick<Signer, 'publicKey'>;
   /** The pinned AK as PEM, '' while none is pinned. */
   ak: { pem(): string };
+  /** The audit log against its disk budget (audit/budget.ts). */
+  auditLog?: { usage(): { state: keyof typeof LogState; usedBytes: number; budgetBytes: number } };
 }
 
 export class HostStatus {
@@ -71,7 +74,13 @@ export class HostStatus {
     return {
       state, epoch: e?.epoch ?? 0, reasons, appraisedAtMs: e?.appraisedAtMs ?? 0, validUntilMs: e?.validUntilMs ?? 0,
       sessionPublicKey: this.deps.signer.publicKey(), akPublicPem: this.deps.ak.pem(), policySha256: policy.current?.digest ?? Buffer.alloc(0),
-      activeLeases: leases.activeCount,
+      activeLeases: leases.activeCount, auditLog: this.auditLog(),
     };
+  }
+
+  /** How full the audit log is; a full log leaves the host TRUSTED but grants nothing (AUDIT_BUDGET_EXHAUSTED). */
+  private auditLog(): attestd.lease.v1.AuditLogUsage.$Properties | undefined {
+    const u = this.deps.auditLog?.usage();
+    return u && { state: LogState[u.state], usedBytes: u.usedBytes, budgetBytes: u.budgetBytes };
   }
 }

@@ -50,7 +50,7 @@ export class AuditLog {
    * when a seal fails, cleared once the next segment is open; while it holds, appends fail.
    */
   private linked = false;
-  private readonly listeners: ((size: number) => void)[] = [];
+  private readonly listeners: ((size: number, bytes: number) => void)[] = [];
 
   private constructor(
     private readonly opts: AuditLogOptions,
@@ -124,8 +124,8 @@ export class AuditLog {
     return this.opts.dir;
   }
 
-  /** Called with the new size after every durable batch. */
-  onDurable(listener: (size: number) => void): void {
+  /** Called after every durable batch with the new size in records and the batch's length in bytes. */
+  onDurable(listener: (size: number, bytes: number) => void): void {
     this.listeners.push(listener);
   }
 
@@ -196,7 +196,7 @@ export class AuditLog {
     this.offset += bytes.length;
     for (const payload of payloads) this.tree.append(payload);
     batch.forEach((p, i) => p.resolve(startSize + i));
-    for (const l of this.listeners) l(this.tree.size);
+    for (const l of this.listeners) l(this.tree.size, bytes.length);
   }
 
   /** Seals the open segment (range file, immutable name, read-only) and starts the next. */

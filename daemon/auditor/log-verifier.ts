@@ -46,7 +46,7 @@ export class LogVerifier {
   private readonly sessions: Session[] = [];
   private firstTimeMs = 0;
   private lastTimeMs = 0;
-  private readonly counts = { epochs: 0, passingEpochs: 0, grants: 0, renewals: 0, denials: 0, revocations: 0, checkpoints: 0, recoveries: 0 };
+  private readonly counts = { epochs: 0, passingEpochs: 0, grants: 0, renewals: 0, denials: 0, denialRecords: 0, revocations: 0, checkpoints: 0, recoveries: 0 };
   private lastCheckpointSize = 0;
   private where: Where = { seq: 0 };
 
@@ -275,7 +275,8 @@ export class LogVerifier {
 
   private leaseDecision(d: attestd.audit.v1.LeaseDecision, timeMs: number): void {
     const s = this.session;
-    if (d.kind === Kind.DENY || d.kind === Kind.RENEW_DENIED) this.counts.denials++;
+    if (d.kind === Kind.DENY || d.kind === Kind.RENEW_DENIED) this.denial(d, timeMs);
+    else if (d.repeats) this.fail('record', 'only a refusal may count repeats');
     if (d.kind === Kind.REVOKE) this.counts.revocations++;
     if (d.kind !== Kind.GRANT && d.kind !== Kind.RENEW) return;
     if (d.kind === Kind.GRANT) this.counts.grants++;
@@ -301,6 +302,23 @@ export class LogVerifier {
     if (e.underUpdateWindow !== d.underUpdateWindow) {
       this.fail('lease-validity', `lease ${d.leaseId} is${d.underUpdateWindow ? '' : ' not'} marked as granted under the update window, unlike its epoch`);
     }
+  }
+
+  /**
+   * A refusal: one, or a count of refusals (docs/audit-log.md, "Denials"), which must count at
+   * least one, in a known scope, between times that precede the record.
+   */
+  private denial(d: attestd.audit.v1.LeaseDecision, timeMs: number): void {
+    this.counts.denialRecords++;
+    const r = d.repeats as V1.DenialRepeats | null;
+    if (!r) {
+      this.counts.denials++;
+      return;
+    }
+    if (r.count < 1) this.fail('record', 'a count of refusals counts none');
+    if (!(r.scope in V1.DenialRepeats.Scope) || r.scope === V1.DenialRepeats.Scope.SCOPE_UNSPECIFIED) this.fail('record', `a count of refusals has an unknown scope ${r.scope}`);
+    if (r.firstMs > r.lastMs || r.lastMs > timeMs) this.fail('record', 'a count of refusals spans times out of order with its record');
+    this.counts.denials += r.count;
   }
 
   private checkpoint(c: attestd.audit.v1.Checkpoint): void {

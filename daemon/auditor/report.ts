@@ -25,7 +25,10 @@ export interface Summary {
   passingEpochs: number;
   grants: number;
   renewals: number;
+  /** Refused requests: a record of one counts one, a count of refusals (DenialRepeats) its count. */
   denials: number;
+  /** Records of refusals, whether of one or a count. */
+  denialRecords: number;
   revocations: number;
   checkpoints: number;
   recoveries: number;

@@ -105,6 +105,7 @@ export const ERROR_CODES = {
   LEASE_REVOKED: 'the lease was revoked',
   HOLDER_EXITED: 'the process holding the lease exited, which ended it',
   AUDIT_UNAVAILABLE: 'the decision could not be recorded, so it was not made',
+  AUDIT_BUDGET_EXHAUSTED: 'the audit log is at its disk budget, so nothing more is granted or renewed',
   TOKEN_INVALID: 'the lease token does not verify',
   FRAME_TOO_LARGE: 'a frame exceeded the maximum frame size',
   MALFORMED_REQUEST: 'a frame could not be decoded as a request',

@@ -80,7 +80,7 @@ export async function auditVerify(dir: string | undefined, akPath: string | unde
     const span = summary.records ? `${new Date(summary.firstTimeMs).toISOString()} .. ${new Date(summary.lastTimeMs).toISOString()}` : 'empty';
     process.stdout.write(`verified ${summary.records} records in ${seconds.toFixed(2)} s\n` +
       `sessions ${summary.sessions}, epochs ${summary.epochs} (${summary.passingEpochs} passing), leases granted ${summary.grants}, ` +
-      `renewed ${summary.renewals}, denied ${summary.denials}, revocations ${summary.revocations}, checkpoints ${summary.checkpoints}\n` +
+      `renewed ${summary.renewals}, denied ${summary.denials} (in ${summary.denialRecords} records), revocations ${summary.revocations}, checkpoints ${summary.checkpoints}\n` +
       `time span ${span}\nroot ${summary.root}\n` +
       (summary.uncheckpointedTail ? `${summary.uncheckpointedTail} record(s) after the last checkpoint are not yet signed\n` : ''));
   }

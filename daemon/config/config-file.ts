@@ -8,7 +8,7 @@ import { LineCounter, parseDocument, isMap, isScalar } from 'yaml';
 import { AttestdError } from '../base/errors.js';
 
 export const CONFIG_KEYS = ['socket', 'socket_group', 'tcti', 'policy', 'state_dir', 'log_level', 'metrics', 'nvml', 'tsm_root', 'ek_ca', 'gpu_roots',
-  'cvm_roots'] as const;
+  'cvm_roots', 'audit_budget'] as const;
 export type ConfigFile = Partial<Record<(typeof CONFIG_KEYS)[number], string>>;
 
 export function readConfigFile(path: string): ConfigFile {

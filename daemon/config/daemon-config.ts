@@ -29,6 +29,8 @@ export interface DaemonConfig {
   gpuTrustRoots?: string;
   /** Folder of confidential-VM trust roots (amd/, intel/; cvm-roots.ts); default the pinned vendor keys. */
   cvmTrustRoots?: string;
+  /** Disk budget of the audit folder: bytes, or with a K, M, G or T suffix (powers of 1024); default what the filesystem can take. */
+  auditBudget?: string;
 }
 
 export const DEFAULTS = {
@@ -48,11 +50,23 @@ export function checkConfig(c: DaemonConfig): DaemonConfig {
     throw new AttestdError('INVALID_ARGUMENT', `--log-level must be debug, info, warn or error, not ${c.logLevel}`);
   }
   if (c.metricsListen !== undefined) parseMetricsListen(c.metricsListen);
+  auditBudgetBytes(c);
   return { ...c, socketPath: resolve(c.socketPath), policyPath: resolve(c.policyPath), stateDir: resolve(c.stateDir) };
 }
 
 export function auditDir(c: DaemonConfig): string {
   return join(c.stateDir, 'audit');
+}
+
+/** The audit folder's disk budget in bytes, undefined when none is configured. */
+export function auditBudgetBytes(c: Pick<DaemonConfig, 'auditBudget'>): number | undefined {
+  if (c.auditBudget === undefined) return undefined;
+  const m = /^(\d{1,15})([KMGT]?)$/i.exec(c.auditBudget.trim());
+  const bytes = m ? Number(m[1]) * 1024 ** ' KMGT'.indexOf((m[2] || ' ').toUpperCase()) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+    throw new AttestdError('INVALID_ARGUMENT', `--audit-budget must be a positive number of bytes, optionally with K, M, G or T, not ${c.auditBudget}`);
+  }
+  return bytes;
 }
 
 /** The gid of a group name from /etc/group (Node has no getgrnam). */

@@ -1083,6 +1083,9 @@ export namespace attestd {
                 /** GetStatusResponse activeLeases. */
                 activeLeases: number;
 
+                /** GetStatusResponse auditLog. */
+                auditLog?: (attestd.lease.v1.AuditLogUsage.$Properties|null);
+
                 /**
                  * Creates a new GetStatusResponse instance using the specified properties.
                  * @param [properties] Properties to set
@@ -1149,6 +1152,9 @@ export namespace attestd {
                     /** GetStatusResponse activeLeases */
                     activeLeases?: (number|null);
 
+                    /** GetStatusResponse auditLog */
+                    auditLog?: (attestd.lease.v1.AuditLogUsage.$Properties|null);
+
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
                 }
@@ -1170,6 +1176,106 @@ export namespace attestd {
 
                     /** UNTRUSTED value */
                     UNTRUSTED = 3
+                }
+            }
+
+            /**
+             * Properties of an AuditLogUsage.
+             * @deprecated Use attestd.lease.v1.AuditLogUsage.$Properties instead.
+             */
+            interface IAuditLogUsage extends attestd.lease.v1.AuditLogUsage.$Properties {
+            }
+
+            /** Represents an AuditLogUsage. */
+            class AuditLogUsage {
+
+                /**
+                 * Constructs a new AuditLogUsage.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.lease.v1.AuditLogUsage.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** AuditLogUsage state. */
+                state: attestd.lease.v1.AuditLogUsage.State;
+
+                /** AuditLogUsage usedBytes. */
+                usedBytes: number;
+
+                /** AuditLogUsage budgetBytes. */
+                budgetBytes: number;
+
+                /**
+                 * Creates a new AuditLogUsage instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns AuditLogUsage instance
+                 */
+                static create(properties: attestd.lease.v1.AuditLogUsage.$Shape): attestd.lease.v1.AuditLogUsage & attestd.lease.v1.AuditLogUsage.$Shape;
+                static create(properties?: attestd.lease.v1.AuditLogUsage.$Properties): attestd.lease.v1.AuditLogUsage;
+
+                /**
+                 * Encodes the specified AuditLogUsage message. Does not implicitly {@link attestd.lease.v1.AuditLogUsage.verify|verify} messages.
+                 * @param message AuditLogUsage message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.lease.v1.AuditLogUsage.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an AuditLogUsage message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.AuditLogUsage & attestd.lease.v1.AuditLogUsage.$Shape} AuditLogUsage
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.lease.v1.AuditLogUsage & attestd.lease.v1.AuditLogUsage.$Shape;
+
+                /**
+                 * Gets the type url for AuditLogUsage
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace AuditLogUsage {
+
+                /** Properties of an AuditLogUsage. */
+                interface $Properties {
+
+                    /** AuditLogUsage state */
+                    state?: (attestd.lease.v1.AuditLogUsage.State|null);
+
+                    /** AuditLogUsage usedBytes */
+                    usedBytes?: (number|null);
+
+                    /** AuditLogUsage budgetBytes */
+                    budgetBytes?: (number|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an AuditLogUsage. */
+                type $Shape = attestd.lease.v1.AuditLogUsage.$Properties;
+
+                /** State enum. */
+                enum State {
+
+                    /** STATE_UNSPECIFIED value */
+                    STATE_UNSPECIFIED = 0,
+
+                    /** OK value */
+                    OK = 1,
+
+                    /** LOG_NEARLY_FULL value */
+                    LOG_NEARLY_FULL = 2,
+
+                    /** LOG_FULL value */
+                    LOG_FULL = 3
                 }
             }
 
@@ -3474,6 +3580,9 @@ export namespace attestd {
                 /** LeaseDecision underUpdateWindow. */
                 underUpdateWindow: boolean;
 
+                /** LeaseDecision repeats. */
+                repeats?: (attestd.audit.v1.DenialRepeats.$Properties|null);
+
                 /**
                  * Creates a new LeaseDecision instance using the specified properties.
                  * @param [properties] Properties to set
@@ -3549,6 +3658,9 @@ export namespace attestd {
                     /** LeaseDecision underUpdateWindow */
                     underUpdateWindow?: (boolean|null);
 
+                    /** LeaseDecision repeats */
+                    repeats?: (attestd.audit.v1.DenialRepeats.$Properties|null);
+
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
                 }
@@ -3582,6 +3694,112 @@ export namespace attestd {
 
                     /** EXPIRE value */
                     EXPIRE = 7
+                }
+            }
+
+            /**
+             * Properties of a DenialRepeats.
+             * @deprecated Use attestd.audit.v1.DenialRepeats.$Properties instead.
+             */
+            interface IDenialRepeats extends attestd.audit.v1.DenialRepeats.$Properties {
+            }
+
+            /** Represents a DenialRepeats. */
+            class DenialRepeats {
+
+                /**
+                 * Constructs a new DenialRepeats.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.audit.v1.DenialRepeats.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** DenialRepeats count. */
+                count: number;
+
+                /** DenialRepeats firstMs. */
+                firstMs: number;
+
+                /** DenialRepeats lastMs. */
+                lastMs: number;
+
+                /** DenialRepeats scope. */
+                scope: attestd.audit.v1.DenialRepeats.Scope;
+
+                /**
+                 * Creates a new DenialRepeats instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns DenialRepeats instance
+                 */
+                static create(properties: attestd.audit.v1.DenialRepeats.$Shape): attestd.audit.v1.DenialRepeats & attestd.audit.v1.DenialRepeats.$Shape;
+                static create(properties?: attestd.audit.v1.DenialRepeats.$Properties): attestd.audit.v1.DenialRepeats;
+
+                /**
+                 * Encodes the specified DenialRepeats message. Does not implicitly {@link attestd.audit.v1.DenialRepeats.verify|verify} messages.
+                 * @param message DenialRepeats message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.audit.v1.DenialRepeats.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a DenialRepeats message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.DenialRepeats & attestd.audit.v1.DenialRepeats.$Shape} DenialRepeats
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.audit.v1.DenialRepeats & attestd.audit.v1.DenialRepeats.$Shape;
+
+                /**
+                 * Gets the type url for DenialRepeats
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace DenialRepeats {
+
+                /** Properties of a DenialRepeats. */
+                interface $Properties {
+
+                    /** DenialRepeats count */
+                    count?: (number|null);
+
+                    /** DenialRepeats firstMs */
+                    firstMs?: (number|null);
+
+                    /** DenialRepeats lastMs */
+                    lastMs?: (number|null);
+
+                    /** DenialRepeats scope */
+                    scope?: (attestd.audit.v1.DenialRepeats.Scope|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a DenialRepeats. */
+                type $Shape = attestd.audit.v1.DenialRepeats.$Properties;
+
+                /** Scope enum. */
+                enum Scope {
+
+                    /** SCOPE_UNSPECIFIED value */
+                    SCOPE_UNSPECIFIED = 0,
+
+                    /** IDENTICAL value */
+                    IDENTICAL = 1,
+
+                    /** SAME_UID value */
+                    SAME_UID = 2,
+
+                    /** ANY value */
+                    ANY = 3
                 }
             }
 

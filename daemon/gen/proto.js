@@ -2420,6 +2420,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {string|null} [akPublicPem] GetStatusResponse akPublicPem
                  * @property {Uint8Array|null} [policySha256] GetStatusResponse policySha256
                  * @property {number|null} [activeLeases] GetStatusResponse activeLeases
+                 * @property {attestd.lease.v1.AuditLogUsage.$Properties|null} [auditLog] GetStatusResponse auditLog
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -2525,6 +2526,14 @@ export const attestd = $root.attestd = (() => {
                 GetStatusResponse.prototype.activeLeases = 0;
 
                 /**
+                 * GetStatusResponse auditLog.
+                 * @member {attestd.lease.v1.AuditLogUsage.$Properties|null|undefined} auditLog
+                 * @memberof attestd.lease.v1.GetStatusResponse
+                 * @instance
+                 */
+                GetStatusResponse.prototype.auditLog = null;
+
+                /**
                  * Creates a new GetStatusResponse instance using the specified properties.
                  * @function create
                  * @memberof attestd.lease.v1.GetStatusResponse
@@ -2575,6 +2584,8 @@ export const attestd = $root.attestd = (() => {
                         writer.uint32(/* id 8, wireType 2 =*/66).bytes(message.policySha256);
                     if (message.activeLeases != null && $Object.hasOwnProperty.call(message, "activeLeases") && message.activeLeases !== 0)
                         writer.uint32(/* id 9, wireType 0 =*/72).uint32(message.activeLeases);
+                    if (message.auditLog != null && $Object.hasOwnProperty.call(message, "auditLog"))
+                        $root.attestd.lease.v1.AuditLogUsage.encode(message.auditLog, writer.uint32(/* id 10, wireType 2 =*/82).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -2699,6 +2710,12 @@ export const attestd = $root.attestd = (() => {
                                     delete message.activeLeases;
                                 continue;
                             }
+                        case 10: {
+                                if (wireType !== 2)
+                                    break;
+                                message.auditLog = $root.attestd.lease.v1.AuditLogUsage.decode(reader, reader.size(), $undefined, _depth + 1, message.auditLog);
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -2749,6 +2766,230 @@ export const attestd = $root.attestd = (() => {
                 })();
 
                 return GetStatusResponse;
+            })();
+
+            v1.AuditLogUsage = (function() {
+
+                /**
+                 * Properties of an AuditLogUsage.
+                 * @typedef {Object} attestd.lease.v1.AuditLogUsage.$Properties
+                 * @property {attestd.lease.v1.AuditLogUsage.State|null} [state] AuditLogUsage state
+                 * @property {number|null} [usedBytes] AuditLogUsage usedBytes
+                 * @property {number|null} [budgetBytes] AuditLogUsage budgetBytes
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of an AuditLogUsage.
+                 * @memberof attestd.lease.v1
+                 * @interface IAuditLogUsage
+                 * @augments attestd.lease.v1.AuditLogUsage.$Properties
+                 * @deprecated Use attestd.lease.v1.AuditLogUsage.$Properties instead.
+                 */
+
+                /**
+                 * Shape of an AuditLogUsage.
+                 * @typedef {attestd.lease.v1.AuditLogUsage.$Properties} attestd.lease.v1.AuditLogUsage.$Shape
+                 */
+
+                /**
+                 * Constructs a new AuditLogUsage.
+                 * @memberof attestd.lease.v1
+                 * @classdesc Represents an AuditLogUsage.
+                 * @constructor
+                 * @param {attestd.lease.v1.AuditLogUsage.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const AuditLogUsage = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * AuditLogUsage state.
+                 * @member {attestd.lease.v1.AuditLogUsage.State} state
+                 * @memberof attestd.lease.v1.AuditLogUsage
+                 * @instance
+                 */
+                AuditLogUsage.prototype.state = 0;
+
+                /**
+                 * AuditLogUsage usedBytes.
+                 * @member {number} usedBytes
+                 * @memberof attestd.lease.v1.AuditLogUsage
+                 * @instance
+                 */
+                AuditLogUsage.prototype.usedBytes = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+                /**
+                 * AuditLogUsage budgetBytes.
+                 * @member {number} budgetBytes
+                 * @memberof attestd.lease.v1.AuditLogUsage
+                 * @instance
+                 */
+                AuditLogUsage.prototype.budgetBytes = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+                /**
+                 * Creates a new AuditLogUsage instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.lease.v1.AuditLogUsage
+                 * @static
+                 * @param {attestd.lease.v1.AuditLogUsage.$Properties=} [properties] Properties to set
+                 * @returns {attestd.lease.v1.AuditLogUsage} AuditLogUsage instance
+                 * @type {{
+                 *   (properties: attestd.lease.v1.AuditLogUsage.$Shape): attestd.lease.v1.AuditLogUsage & attestd.lease.v1.AuditLogUsage.$Shape;
+                 *   (properties?: attestd.lease.v1.AuditLogUsage.$Properties): attestd.lease.v1.AuditLogUsage;
+                 * }}
+                 */
+                AuditLogUsage.create = function(properties) {
+                    return new AuditLogUsage(properties);
+                };
+
+                /**
+                 * Encodes the specified AuditLogUsage message. Does not implicitly {@link attestd.lease.v1.AuditLogUsage.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.lease.v1.AuditLogUsage
+                 * @static
+                 * @param {attestd.lease.v1.AuditLogUsage.$Properties} message AuditLogUsage message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                AuditLogUsage.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.state != null && $Object.hasOwnProperty.call(message, "state") && message.state !== 0)
+                        writer.uint32(/* id 1, wireType 0 =*/8).int32(message.state);
+                    if (message.usedBytes != null && $Object.hasOwnProperty.call(message, "usedBytes") && (typeof message.usedBytes === "object" ? message.usedBytes.low || message.usedBytes.high : message.usedBytes !== 0))
+                        writer.uint32(/* id 2, wireType 0 =*/16).uint64(message.usedBytes);
+                    if (message.budgetBytes != null && $Object.hasOwnProperty.call(message, "budgetBytes") && (typeof message.budgetBytes === "object" ? message.budgetBytes.low || message.budgetBytes.high : message.budgetBytes !== 0))
+                        writer.uint32(/* id 3, wireType 0 =*/24).uint64(message.budgetBytes);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes an AuditLogUsage message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.lease.v1.AuditLogUsage
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.AuditLogUsage & attestd.lease.v1.AuditLogUsage.$Shape} AuditLogUsage
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                AuditLogUsage.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.lease.v1.AuditLogUsage();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.int32())
+                                    message.state = value;
+                                else
+                                    delete message.state;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.usedBytes = value;
+                                else
+                                    delete message.usedBytes;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.budgetBytes = value;
+                                else
+                                    delete message.budgetBytes;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for AuditLogUsage
+                 * @function getTypeUrl
+                 * @memberof attestd.lease.v1.AuditLogUsage
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                AuditLogUsage.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.lease.v1.AuditLogUsage";
+                };
+
+                /**
+                 * State enum.
+                 * @name attestd.lease.v1.AuditLogUsage.State
+                 * @enum {number}
+                 * @property {number} STATE_UNSPECIFIED=0 STATE_UNSPECIFIED value
+                 * @property {number} OK=1 OK value
+                 * @property {number} LOG_NEARLY_FULL=2 LOG_NEARLY_FULL value
+                 * @property {number} LOG_FULL=3 LOG_FULL value
+                 */
+                AuditLogUsage.State = (function() {
+                    const valuesById = $Object.create(null), values = $Object.create(valuesById);
+                    values[valuesById[0] = "STATE_UNSPECIFIED"] = 0;
+                    values[valuesById[1] = "OK"] = 1;
+                    values[valuesById[2] = "LOG_NEARLY_FULL"] = 2;
+                    values[valuesById[3] = "LOG_FULL"] = 3;
+                    return values;
+                })();
+
+                return AuditLogUsage;
             })();
 
             v1.VerifyLeaseRequest = (function() {
@@ -8487,6 +8728,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {number|null} [count] LeaseDecision count
                  * @property {Array.<string>|null} [leaseIds] LeaseDecision leaseIds
                  * @property {boolean|null} [underUpdateWindow] LeaseDecision underUpdateWindow
+                 * @property {attestd.audit.v1.DenialRepeats.$Properties|null} [repeats] LeaseDecision repeats
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -8616,6 +8858,14 @@ export const attestd = $root.attestd = (() => {
                 LeaseDecision.prototype.underUpdateWindow = false;
 
                 /**
+                 * LeaseDecision repeats.
+                 * @member {attestd.audit.v1.DenialRepeats.$Properties|null|undefined} repeats
+                 * @memberof attestd.audit.v1.LeaseDecision
+                 * @instance
+                 */
+                LeaseDecision.prototype.repeats = null;
+
+                /**
                  * Creates a new LeaseDecision instance using the specified properties.
                  * @function create
                  * @memberof attestd.audit.v1.LeaseDecision
@@ -8672,6 +8922,8 @@ export const attestd = $root.attestd = (() => {
                             writer.uint32(/* id 11, wireType 2 =*/90).string(message.leaseIds[i]);
                     if (message.underUpdateWindow != null && $Object.hasOwnProperty.call(message, "underUpdateWindow") && message.underUpdateWindow !== false)
                         writer.uint32(/* id 12, wireType 0 =*/96).bool(message.underUpdateWindow);
+                    if (message.repeats != null && $Object.hasOwnProperty.call(message, "repeats"))
+                        $root.attestd.audit.v1.DenialRepeats.encode(message.repeats, writer.uint32(/* id 13, wireType 2 =*/106).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -8817,6 +9069,12 @@ export const attestd = $root.attestd = (() => {
                                     delete message.underUpdateWindow;
                                 continue;
                             }
+                        case 13: {
+                                if (wireType !== 2)
+                                    break;
+                                message.repeats = $root.attestd.audit.v1.DenialRepeats.decode(reader, reader.size(), $undefined, _depth + 1, message.repeats);
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -8875,6 +9133,250 @@ export const attestd = $root.attestd = (() => {
                 })();
 
                 return LeaseDecision;
+            })();
+
+            v1.DenialRepeats = (function() {
+
+                /**
+                 * Properties of a DenialRepeats.
+                 * @typedef {Object} attestd.audit.v1.DenialRepeats.$Properties
+                 * @property {number|null} [count] DenialRepeats count
+                 * @property {number|null} [firstMs] DenialRepeats firstMs
+                 * @property {number|null} [lastMs] DenialRepeats lastMs
+                 * @property {attestd.audit.v1.DenialRepeats.Scope|null} [scope] DenialRepeats scope
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a DenialRepeats.
+                 * @memberof attestd.audit.v1
+                 * @interface IDenialRepeats
+                 * @augments attestd.audit.v1.DenialRepeats.$Properties
+                 * @deprecated Use attestd.audit.v1.DenialRepeats.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a DenialRepeats.
+                 * @typedef {attestd.audit.v1.DenialRepeats.$Properties} attestd.audit.v1.DenialRepeats.$Shape
+                 */
+
+                /**
+                 * Constructs a new DenialRepeats.
+                 * @memberof attestd.audit.v1
+                 * @classdesc Represents a DenialRepeats.
+                 * @constructor
+                 * @param {attestd.audit.v1.DenialRepeats.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const DenialRepeats = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * DenialRepeats count.
+                 * @member {number} count
+                 * @memberof attestd.audit.v1.DenialRepeats
+                 * @instance
+                 */
+                DenialRepeats.prototype.count = 0;
+
+                /**
+                 * DenialRepeats firstMs.
+                 * @member {number} firstMs
+                 * @memberof attestd.audit.v1.DenialRepeats
+                 * @instance
+                 */
+                DenialRepeats.prototype.firstMs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+                /**
+                 * DenialRepeats lastMs.
+                 * @member {number} lastMs
+                 * @memberof attestd.audit.v1.DenialRepeats
+                 * @instance
+                 */
+                DenialRepeats.prototype.lastMs = $util.Long ? $util.Long.fromBits(0,0,true) : 0;
+
+                /**
+                 * DenialRepeats scope.
+                 * @member {attestd.audit.v1.DenialRepeats.Scope} scope
+                 * @memberof attestd.audit.v1.DenialRepeats
+                 * @instance
+                 */
+                DenialRepeats.prototype.scope = 0;
+
+                /**
+                 * Creates a new DenialRepeats instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.audit.v1.DenialRepeats
+                 * @static
+                 * @param {attestd.audit.v1.DenialRepeats.$Properties=} [properties] Properties to set
+                 * @returns {attestd.audit.v1.DenialRepeats} DenialRepeats instance
+                 * @type {{
+                 *   (properties: attestd.audit.v1.DenialRepeats.$Shape): attestd.audit.v1.DenialRepeats & attestd.audit.v1.DenialRepeats.$Shape;
+                 *   (properties?: attestd.audit.v1.DenialRepeats.$Properties): attestd.audit.v1.DenialRepeats;
+                 * }}
+                 */
+                DenialRepeats.create = function(properties) {
+                    return new DenialRepeats(properties);
+                };
+
+                /**
+                 * Encodes the specified DenialRepeats message. Does not implicitly {@link attestd.audit.v1.DenialRepeats.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.audit.v1.DenialRepeats
+                 * @static
+                 * @param {attestd.audit.v1.DenialRepeats.$Properties} message DenialRepeats message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                DenialRepeats.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.count != null && $Object.hasOwnProperty.call(message, "count") && message.count !== 0)
+                        writer.uint32(/* id 1, wireType 0 =*/8).uint32(message.count);
+                    if (message.firstMs != null && $Object.hasOwnProperty.call(message, "firstMs") && (typeof message.firstMs === "object" ? message.firstMs.low || message.firstMs.high : message.firstMs !== 0))
+                        writer.uint32(/* id 2, wireType 0 =*/16).uint64(message.firstMs);
+                    if (message.lastMs != null && $Object.hasOwnProperty.call(message, "lastMs") && (typeof message.lastMs === "object" ? message.lastMs.low || message.lastMs.high : message.lastMs !== 0))
+                        writer.uint32(/* id 3, wireType 0 =*/24).uint64(message.lastMs);
+                    if (message.scope != null && $Object.hasOwnProperty.call(message, "scope") && message.scope !== 0)
+                        writer.uint32(/* id 4, wireType 0 =*/32).int32(message.scope);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes a DenialRepeats message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.audit.v1.DenialRepeats
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.DenialRepeats & attestd.audit.v1.DenialRepeats.$Shape} DenialRepeats
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                DenialRepeats.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.audit.v1.DenialRepeats();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.uint32())
+                                    message.count = value;
+                                else
+                                    delete message.count;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.firstMs = value;
+                                else
+                                    delete message.firstMs;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 0)
+                                    break;
+                                if (typeof (value = reader.uint64()) === "object" ? value.low || value.high : value !== 0)
+                                    message.lastMs = value;
+                                else
+                                    delete message.lastMs;
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.int32())
+                                    message.scope = value;
+                                else
+                                    delete message.scope;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for DenialRepeats
+                 * @function getTypeUrl
+                 * @memberof attestd.audit.v1.DenialRepeats
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                DenialRepeats.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.audit.v1.DenialRepeats";
+                };
+
+                /**
+                 * Scope enum.
+                 * @name attestd.audit.v1.DenialRepeats.Scope
+                 * @enum {number}
+                 * @property {number} SCOPE_UNSPECIFIED=0 SCOPE_UNSPECIFIED value
+                 * @property {number} IDENTICAL=1 IDENTICAL value
+                 * @property {number} SAME_UID=2 SAME_UID value
+                 * @property {number} ANY=3 ANY value
+                 */
+                DenialRepeats.Scope = (function() {
+                    const valuesById = $Object.create(null), values = $Object.create(valuesById);
+                    values[valuesById[0] = "SCOPE_UNSPECIFIED"] = 0;
+                    values[valuesById[1] = "IDENTICAL"] = 1;
+                    values[valuesById[2] = "SAME_UID"] = 2;
+                    values[valuesById[3] = "ANY"] = 3;
+                    return values;
+                })();
+
+                return DenialRepeats;
             })();
 
             v1.LogRecovery = (function() {

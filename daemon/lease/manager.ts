@@ -17,7 +17,7 @@ import type { LeaseEvent, LeaseView } from './types.js';
 import type { EpochState } from '../appraisal/epoch-state.js';
 import { sameWorkload } from './identity.js';
 import { checkTerms, grantGpus, refuseFailedGpus, type Terms } from './checks.js';
-import { Decisions, type AuditFn, type DecisionCounter, type LeaseLogFn } from './decisions.js';
+import { Decisions, type AuditFn, type DecisionCounter, type DenialLimits, type LeaseLogFn } from './decisions.js';
 import { leaseView, newLease, type LiveLease } from './live-lease.js';
 import { denialRecord, issueRecord, Kind, releaseRecord, signLease } from './records.js';
 import { revokeWhere } from './revocation.js';
@@ -43,6 +43,13 @@ export interface LeaseManagerOptions {
    * The daemon answers from /proc; without it, holders are not checked.
    */
   holderAlive?: (who: WorkloadIdentity) => boolean;
+  /**
+   * Whether the audit log is at its disk budget (audit/budget.ts): then nothing is granted or
+   * renewed (AUDIT_BUDGET_EXHAUSTED); refusals, releases and revocations are still recorded.
+   */
+  logFull?: () => boolean | Promise<boolean>;
+  /** Windows and bounds of the counting of repeated refusals (denial-aggregator.ts); defaults otherwise. */
+  denialLimits?: Omit<DenialLimits, 'now'>;
 }
 
 /** The longest a grant or renewal waits for the first epoch under a newly loaded policy. */
@@ -58,7 +65,7 @@ export class LeaseManager {
 
   constructor(private readonly opts: LeaseManagerOptions) {
     this.now = opts.now ?? Date.now;
-    this.decisions = new Decisions(opts.audit, opts.log, opts.onDecision);
+    this.decisions = new Decisions(opts.audit, opts.log, opts.onDecision, { ...opts.denialLimits, now: this.now });
   }
 
   get activeCount(): number {
@@ -103,8 +110,11 @@ export class LeaseManager {
     try {
       const settling = this.policySettled();
       if (settling) await settling;
+      const measuring = this.logFull();
+      const full = measuring ? await measuring : false;
       terms = this.terms(who, ruleName, 'no policy rule matches this workload');
       gpus = grantGpus(terms.rule, terms.epoch, wantGpus);
+      refuseWhenLogFull(full);
     } catch (err) {
       await this.recordDenial(Kind.DENY, '', who, err as AttestdError);
       throw err;
@@ -113,6 +123,7 @@ export class LeaseManager {
     lease.token = signLease(lease, terms.epoch, this.opts.signer);
     // Visible to revokeAll while the grant is being made durable.
     this.table.add(lease);
+    this.decisions.beforeIssue(who);
     try {
       await this.decisions.recordOrFail(issueRecord(Kind.GRANT, lease, terms.epoch), 'lease grant not recorded', { lease_id: lease.id });
     } catch (err) {
@@ -136,12 +147,15 @@ export class LeaseManager {
       // The rule must still exist and still match this workload under the policy in force.
       const settling = this.policySettled();
       if (settling) await settling;
+      const measuring = this.logFull();
+      const full = measuring ? await measuring : false;
       const terms = this.terms(who, lease.rule, 'the lease rule no longer matches');
       epoch = terms.epoch;
       // The rule's GPUs as the policy and the epoch resolve them now: a GPU the rule no longer
       // grants ends the renewal, like one that failed the epoch.
       if (lease.gpus.length > 0) grantGpus(terms.rule, epoch, lease.gpus);
       refuseFailedGpus(lease.gpus, epoch);
+      refuseWhenLogFull(full);
       lease.ttlMs = terms.rule.ttlMs;
       lease.scopes = terms.rule.scopes;
     } catch (err) {
@@ -152,6 +166,7 @@ export class LeaseManager {
     const next = { ...lease, epoch: epoch.epoch, issuedAtMs: now, renewal: lease.renewal + 1,
       expiresAtMs: Math.min(now + lease.ttlMs, epoch.validUntilMs) };
     next.token = signLease(next, epoch, this.opts.signer);
+    this.decisions.beforeIssue(who);
     await this.decisions.recordOrFail(issueRecord(Kind.RENEW, next, epoch), 'lease renewal not recorded', { lease_id: leaseId });
     if (lease.revoked || !this.table.has(leaseId)) {
       throw new AttestdError(lease.revoked?.code ?? 'LEASE_NOT_FOUND', 'lease ended while renewing');
@@ -213,6 +228,7 @@ export class LeaseManager {
   }
 
   sweep(): void {
+    this.decisions.denials.flushDue();
     const now = this.now();
     const e = this.epochState;
     if (e?.pass && now > e.validUntilMs) {
@@ -220,6 +236,11 @@ export class LeaseManager {
     }
     warnExpiring(this.table, this.decisions, now);
     expireDue(this.table, this.decisions, now, e?.epoch ?? 0);
+  }
+
+  /** Writes the counts of refused requests held in memory (at shutdown, before the final checkpoint). */
+  flushDenials(): void {
+    this.decisions.denials.flushAll();
   }
 
   /** Revokes every lease (also those whose grant is still being recorded) and tells watchers. */
@@ -271,10 +292,22 @@ export class LeaseManager {
     return checkTerms({ epoch: this.epochState, now: this.now, policy: this.opts.policy.current, who, ruleName, noRule });
   }
 
-  /** Records a refusal before the caller hears of it; fails with AUDIT_UNAVAILABLE when it cannot. */
+  /**
+   * Records a refusal before the caller hears of it, or counts it with identical ones
+   * (decisions.ts); fails with AUDIT_UNAVAILABLE when it cannot record.
+   */
   private async recordDenial(kind: number, leaseId: string, who: WorkloadIdentity, err: AttestdError): Promise<void> {
     this.decisions.count(kind === Kind.DENY ? 'denied' : 'renew_denied', err.code);
-    await this.decisions.recordOrFail(denialRecord(kind, leaseId, this.epochState?.epoch ?? 0, who, err), 'denial not recorded');
+    await this.decisions.recordDenial(denialRecord(kind, leaseId, this.epochState?.epoch ?? 0, who, err), who);
+  }
+
+  /**
+   * Whether the audit log is at its disk budget. Yields only when it is and is being measured
+   * again; otherwise returns undefined without yielding (see policySettled).
+   */
+  private logFull(): Promise<boolean> | undefined {
+    const full = this.opts.logFull?.() ?? false;
+    return typeof full === 'boolean' ? (full ? Promise.resolve(true) : undefined) : full;
   }
 
   /**
@@ -290,4 +323,9 @@ export class LeaseManager {
     if (this.now() >= lease.expiresAtMs) throw new AttestdError('LEASE_EXPIRED', 'lease expired');
     return lease;
   }
+}
+
+/** At the audit log's disk budget nothing more is granted or renewed: grants are what fills it. */
+function refuseWhenLogFull(full: boolean): void {
+  if (full) throw new AttestdError('AUDIT_BUDGET_EXHAUSTED', 'the audit log is at its disk budget');
 }

@@ -39,12 +39,27 @@ export class Metrics implements MetricsSink {
         const t = src().lastPassMs();
         this.set(t ? (Date.now() - t) / 1000 : -1);
       } });
+    this.auditLogGauges(registers, src);
     this.decisions = new Counter({ name: 'attestd_lease_decisions_total', help: 'Lease decisions by outcome and reason code', labelNames: ['outcome', 'reason'], registers });
     this.appraisal = new Histogram({ name: 'attestd_appraisal_duration_seconds', help: 'Time to collect, verify, appraise and record one epoch', labelNames: ['result'], registers,
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5] });
     this.sourceUp = new Gauge({ name: 'attestd_evidence_source_up', help: 'Whether an evidence source answered in the latest epoch', labelNames: ['source'], registers });
     this.gpuOk = new Gauge({ name: 'attestd_gpu_ok', help: 'Per GPU: 1 when it passed the latest appraisal, 0 when it failed', labelNames: ['uuid'], registers });
     this.collateralAge = new Gauge({ name: 'attestd_cvm_collateral_age_seconds', help: 'Age of the oldest confidential-VM collateral file', registers });
+  }
+
+  /** The audit folder against its disk budget (audit/budget.ts), read at each scrape. */
+  private auditLogGauges(registers: Registry[], src: () => MetricsSources): void {
+    new Gauge({ name: 'attestd_audit_log_bytes', help: 'Bytes of the files in the audit folder', registers,
+      collect() { this.set(src().auditLog?.().usedBytes ?? 0); } });
+    new Gauge({ name: 'attestd_audit_log_budget_bytes', help: 'Disk budget of the audit folder in force', registers,
+      collect() { this.set(src().auditLog?.().budgetBytes ?? 0); } });
+    new Gauge({ name: 'attestd_audit_log_state', help: 'Audit log against its budget: 1 for the current state, 0 for the others',
+      labelNames: ['state'], registers,
+      collect() {
+        const s = src().auditLog?.().state;
+        for (const name of ['OK', 'LOG_NEARLY_FULL', 'LOG_FULL']) this.set({ state: name }, s === name ? 1 : 0);
+      } });
   }
 
   /** Where the state gauges read from, from now on. */

@@ -14,10 +14,19 @@ export interface MetricsSink {
 
 export const NO_METRICS: MetricsSink = { decision() {}, appraised() {}, source() {}, gpus() {}, collateral() {} };
 
+/** The audit log's disk budget as audit/budget.ts measures it. */
+export interface LogUsageSource {
+  state: 'OK' | 'LOG_NEARLY_FULL' | 'LOG_FULL';
+  usedBytes: number;
+  budgetBytes: number;
+}
+
 export interface MetricsSources {
   state(): 'STARTING' | 'TRUSTED' | 'UNTRUSTED';
   epoch(): number;
   activeLeases(): number;
   /** Unix ms of the latest passing appraisal, 0 if none. */
   lastPassMs(): number;
+  /** The audit log's usage against its budget; absent before the log is open. */
+  auditLog?(): LogUsageSource;
 }

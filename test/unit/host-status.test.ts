@@ -55,4 +55,18 @@ describe('host status', () => {
     vi.setSystemTime(1_000_000 + 6001); // max(max_age 6 s, 3 intervals of 2 s)
     expect(status.loopIsFresh()).toBe(false);
   });
+
+  it('reports the audit log against its budget; a full log leaves the host TRUSTED', () => {
+    const leases = { epoch: passing(1, Date.now()), activeCount: 0 };
+    let usage: { state: 'OK' | 'LOG_NEARLY_FULL' | 'LOG_FULL'; usedBytes: number; budgetBytes: number } =
+      { state: 'LOG_NEARLY_FULL', usedBytes: 950, budgetBytes: 1000 };
+    const status = new HostStatus({ leases, policy: new PolicyHolder(policy), signer: { publicKey: () => Buffer.alloc(32, 1) },
+      ak: { pem: () => 'PEM' }, auditLog: { usage: () => usage } });
+    const LogState = attestd.lease.v1.AuditLogUsage.State;
+    expect(status.report()).toMatchObject({ state: State.TRUSTED, reasons: [],
+      auditLog: { state: LogState.LOG_NEARLY_FULL, usedBytes: 950, budgetBytes: 1000 } });
+    usage = { state: 'LOG_FULL', usedBytes: 1000, budgetBytes: 1000 };
+    expect(status.report()).toMatchObject({ state: State.TRUSTED, auditLog: { state: LogState.LOG_FULL, usedBytes: 1000 } });
+    expect(setup().status.report().auditLog).toBeUndefined();
+  });
 });

@@ -239,3 +239,57 @@ describe('lease manager', () => {
     await expect(m.release(alice, lease.leaseId)).rejects.toMatchObject({ code: 'LEASE_NOT_FOUND' });
   });
 });
+
+describe('repeated refusals and the audit log budget', () => {
+  it('records the first of identical refusals and counts the rest into one record; every caller hears the code at once', async () => {
+    m.applyEpoch(passing(1, now));
+    const bob = { ...alice, uid: 5 };
+    for (let i = 0; i < 1000; i++) await expect(m.acquire(bob)).rejects.toMatchObject({ code: 'NO_MATCHING_RULE' });
+    expect(records).toHaveLength(1);
+    expect(records[0]!.leaseDecision).toMatchObject({ kind: 2, reasonCode: 'NO_MATCHING_RULE', workload: { uid: 5 } });
+    expect(records[0]!.leaseDecision!.repeats).toBeUndefined();
+    now += 1000;
+    m.sweep();
+    await new Promise((r) => setImmediate(r));
+    expect(records).toHaveLength(2);
+    expect(records[1]!.leaseDecision).toMatchObject({ kind: 2, reasonCode: 'NO_MATCHING_RULE', repeats: { count: 999 } });
+  });
+
+  it('writes a workload\'s counted refusals before its grant, and the rest at shutdown', async () => {
+    m.applyEpoch(passing(1, now));
+    for (let i = 0; i < 3; i++) await expect(m.acquire(alice, 'root')).rejects.toMatchObject({ code: 'NO_MATCHING_RULE' });
+    const carol = { ...alice, pid: 9 };
+    for (let i = 0; i < 4; i++) await expect(m.acquire(carol, 'root')).rejects.toMatchObject({ code: 'NO_MATCHING_RULE' });
+    await m.acquire(alice);
+    expect(records.map((r) => [r.leaseDecision!.kind, r.leaseDecision!.workload!.pid, r.leaseDecision!.repeats?.count]))
+      .toEqual([[2, 4242, undefined], [2, 9, undefined], [2, 4242, 2], [1, 4242, undefined]]);
+    m.flushDenials();
+    await new Promise((r) => setImmediate(r));
+    expect(records.at(-1)!.leaseDecision).toMatchObject({ kind: 2, workload: { pid: 9 }, repeats: { count: 3 } });
+  });
+
+  it('at the budget grants and renews nothing (AUDIT_BUDGET_EXHAUSTED); releases and revocations are still recorded', async () => {
+    let full = false;
+    // As the daemon's budget answers: false at once, or (full) a measurement to wait for.
+    const h = new LeaseManager({ signer, now: () => now, policy: policies, logFull: () => full && Promise.resolve(true),
+      audit: async (b) => {
+        records.push(b);
+        return records.length - 1;
+      } });
+    h.applyEpoch(passing(1, now));
+    const a = await h.acquire(alice);
+    const b = await h.acquire({ ...alice, pid: 4343 });
+    full = true;
+    await expect(h.acquire(alice)).rejects.toMatchObject({ code: 'AUDIT_BUDGET_EXHAUSTED' });
+    await expect(h.renew(alice, a.leaseId)).rejects.toMatchObject({ code: 'AUDIT_BUDGET_EXHAUSTED' });
+    expect(records.filter((r) => r.leaseDecision!.reasonCode === 'AUDIT_BUDGET_EXHAUSTED').map((r) => r.leaseDecision!.kind)).toEqual([2, 4]);
+    await h.release({ ...alice, pid: 4343 }, b.leaseId);
+    expect(records.at(-1)!.leaseDecision).toMatchObject({ kind: 5, leaseId: b.leaseId });
+    h.applyEpoch({ epoch: 2, pass: false, reasons: [{ code: 'PCR_MISMATCH', message: 'drift' }], appraisedAtMs: now, validUntilMs: 0, policyDigest: policy.digest });
+    await new Promise((r) => setImmediate(r));
+    expect(records.at(-1)!.leaseDecision).toMatchObject({ kind: 6, leaseIds: [a.leaseId] });
+    full = false;
+    h.applyEpoch(passing(3, now));
+    expect((await h.acquire(alice)).leaseId).toMatch(/^[0-9a-f]{32}$/);
+  });
+});
