@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   TPM_TCTI_INVALID: 'the TCTI configuration string is not valid',
   TPM_UNAVAILABLE: 'the TPM could not be reached',
   TPM_COMMAND_FAILED: 'a TPM command returned an error response code',
+  ENROLL_INVALID: 'an enrollment challenge, response or state file is malformed or does not match',
   AK_STORE_UNUSABLE: 'the stored attestation key cannot be read or written, or is not an attestd attestation key',
   TPM_RESET: 'the TPM was reset (a reboot) since the previous quote; earlier leases are over',
   TPM_RESTART: 'the TPM was restarted since the previous quote; earlier leases are over',

@@ -2,11 +2,13 @@
  * Boot continuity from quotes of a real software TPM: two quotes in one boot are the same
  * boot; a swtpm stopped and started again (Startup(CLEAR) with no orderly shutdown: a TPM
  * Reset) shows a higher resetCount; an orderly Shutdown(STATE) before the restart makes it a
- * TPM Restart instead. The AK is a primary key from a fixed template, so it is the same key
- * after every restart and the quotes verify with it.
+ * TPM Restart instead. Every session loads the same stored AK, so the quotes of every boot
+ * verify with it.
  */
 import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fileAkStore } from '../../daemon/evidence/tpm/ak-store.js';
 import { Tpm } from '../../daemon/evidence/tpm/tpm.js';
 import { compareClock } from '../../daemon/verify/clock.js';
 import { verifyQuote } from '../../daemon/verify/quote.js';
@@ -21,7 +23,7 @@ describe('TPM clock and reset counters on swtpm', () => {
 
   /** A verified quote's clock info, on a fresh session when the TPM was restarted. */
   async function clockNow(): Promise<ClockInfo> {
-    tpm ??= await Tpm.open(sw.tcti);
+    tpm ??= await Tpm.open(sw.tcti, fileAkStore(join(sw.dir, 'ak.key')));
     const nonce = randomBytes(16);
     const q = await tpm.quote(nonce, [{ alg: 'sha256', pcrs: [0, 1, 2] }]);
     const ak = parseTpmtPublic(akPublic);
@@ -41,7 +43,7 @@ describe('TPM clock and reset counters on swtpm', () => {
 
   beforeAll(async () => {
     sw = await startSwtpm();
-    tpm = await Tpm.open(sw.tcti);
+    tpm = await Tpm.open(sw.tcti, fileAkStore(join(sw.dir, 'ak.key')));
     akPublic = await tpm.attestationKeyPublic();
   });
 
