@@ -28,6 +28,8 @@ const LAYERS = {
   api: { path: '^daemon/api/', may: ['base', 'gen', 'verify', 'policy', 'appraisal', 'lease', 'native'] },
   // The client library speaks the wire format only; it never loads the server.
   client: { path: '^daemon/client/', may: ['base', 'gen'], extra: '^daemon/api/framing\\.ts$' },
+  // Pure: enrollment's files and the AK certificate an enrolling party issues.
+  enroll: { path: '^daemon/enroll/', may: ['base', 'verify'], pure: true },
   // The offline verifier: the pure appraisal the daemon runs, over a log read from files.
   auditor: { path: '^daemon/auditor/', may: ['base', 'gen', 'verify', 'policy', 'appraisal', 'audit'] },
 };

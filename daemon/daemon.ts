@@ -225,6 +225,7 @@ async function assemble(config: DaemonConfig, log: LogFn, key: SessionKey, audit
     leases,
     status,
     verifyToken: (token, sig) => verifyLeaseToken(token, sig, sessionKeyObject, key.publicKey()),
+    enroll: { activateCredential: (kind, name, blob, secret) => tpm.activateCredential(kind, name, blob, secret) },
   });
   const checkpoints = new Checkpointer({ log: audit, signer: key, origin: logOrigin(),
     onError: (err) => log('error', 'checkpoint not written', { err: String(err) }) });

@@ -8,6 +8,8 @@ export interface ApiContext {
   leases: LeaseManager;
   status: Pick<HostStatus, 'report'>;
   verifyToken(token: Uint8Array, signature: Uint8Array): VerifiedClaims | undefined;
+  /** Enrollment: TPM2_ActivateCredential with the daemon's AK, for a credential made for `akName`. */
+  enroll: { activateCredential(ekKind: 'rsa' | 'ecc', akName: Buffer, credentialBlob: Buffer, secret: Buffer): Promise<Buffer> };
 }
 
 export type Handler<Req> = (conn: Connection, req: Req, ctx: ApiContext, requestId: number) => Promise<Omit<ResponseProps, 'id'>>;

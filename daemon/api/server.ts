@@ -22,6 +22,7 @@ import { releaseLease } from './handlers/release.js';
 import { watchLease } from './handlers/watch.js';
 import { getStatus } from './handlers/status.js';
 import { verifyLease } from './handlers/verify.js';
+import { activateCredential } from './handlers/activate-credential.js';
 
 export interface ServerOptions {
   socketPath: string;
@@ -53,7 +54,7 @@ export const IDLE_TIMEOUT_MS = 5 * 60_000;
 type Call = NonNullable<attestd.lease.v1.Request['call']>;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const HANDLERS: Record<Call, Handler<any>> = {
-  acquireLease, renewLease, releaseLease, watchLease, getStatus, verifyLease,
+  acquireLease, renewLease, releaseLease, watchLease, getStatus, verifyLease, activateCredential,
 };
 
 export class ApiServer {

@@ -13,6 +13,7 @@ import { audit, AUDIT_HELP } from './audit.js';
 import { cvm, CVM_HELP } from './cvm.js';
 import { tpm, TPM_HELP } from './tpm.js';
 import { gpu, GPU_HELP } from './gpu.js';
+import { enroll, ENROLL_HELP } from './enroll.js';
 
 const HELP = `Usage: attestctl [--socket PATH] [--json] <command> ...
 
@@ -26,11 +27,13 @@ Commands:
   cvm verify-snp|verify-tdx ...                   offline confidential-VM report checks
   tpm eventlog FILE                               parse a TCG event log, replay its PCRs
   gpu inspect|parse-smi|verify-report ...         GPU measurement and attestation reports
+  enroll challenge|respond|complete ...           enroll the attestation key by credential activation
 
 The socket is --socket, else $ATTESTD_SOCKET, else /run/attestd/attestd.sock.
 Exit codes: 0 ok, 1 failure, 2 usage, 3 daemon unreachable, 4 refused by the daemon,
 5 policy invalid, 6 token invalid or lease not live, 7 host not trusted, 8 audit log, proof or
-report does not verify, 88 run: lease lost.
+report does not verify, 9 enroll: challenge, response or certificate does not match,
+88 run: lease lost.
 
 ${STATUS_HELP}
 
@@ -49,6 +52,8 @@ ${CVM_HELP}
 ${TPM_HELP}
 
 ${GPU_HELP}
+
+${ENROLL_HELP}
 `;
 
 /** Every option of every subcommand: parsed once here, handed to the subcommand that takes it. */
@@ -57,7 +62,8 @@ const OPTIONS = {
   grace: { type: 'string' }, help: { type: 'boolean', short: 'h' }, ak: { type: 'string' }, dir: { type: 'string' },
   size: { type: 'string' }, 'leaf-hash': { type: 'string' }, index: { type: 'string' }, root: { type: 'string' }, proof: { type: 'string' },
   cert: { type: 'string' }, chain: { type: 'string' }, at: { type: 'string' }, collateral: { type: 'string' }, 'gpu-roots': { type: 'string' },
-  'cvm-roots': { type: 'string' },
+  'cvm-roots': { type: 'string' }, 'ek-cert': { type: 'string' }, 'ek-ca': { type: 'string' }, state: { type: 'string' },
+  'ca-cert': { type: 'string' }, 'ca-key': { type: 'string' }, days: { type: 'string' },
   nonce: { type: 'string' }, rim: { type: 'string', multiple: true }, gpus: { type: 'string' },
   tcti: { type: 'string' }, 'event-log': { type: 'string' }, ima: { type: 'string' }, nvml: { type: 'string' }, output: { type: 'string' },
 } as const;
@@ -116,6 +122,9 @@ async function dispatch(cmd: string | undefined, rest: string[], values: Values,
       return tpm(rest, json);
     case 'policy':
       return policyCommand(rest, values, json);
+    case 'enroll':
+      return enroll(rest, { json, socket, ekCert: values['ek-cert'], ak: values.ak, ekCa: values['ek-ca'], output: values.output,
+        state: values.state, caCert: values['ca-cert'], caKey: values['ca-key'], days: values.days });
     default:
       process.stderr.write(`attestctl: unknown command: ${cmd}\n\n${HELP}`);
       return EXIT.USAGE;

@@ -12,5 +12,6 @@ export const EXIT = {
   TOKEN_INVALID: 6,      // lease verify: the token does not verify or the lease is not live
   NOT_TRUSTED: 7,        // status: the host is not TRUSTED
   AUDIT_FAILED: 8,       // audit verify, check-inclusion, cvm verify-*: the log, proof or report does not verify
+  ENROLL_FAILED: 9,      // enroll: a challenge, response or certificate does not verify or match
   LEASE_LOST: 88,        // run: the child was stopped because its lease was revoked, expired or could not be renewed
 } as const;

@@ -51,8 +51,11 @@ export namespace attestd {
                 /** Request verifyLease. */
                 verifyLease?: (attestd.lease.v1.VerifyLeaseRequest.$Properties|null);
 
+                /** Request activateCredential. */
+                activateCredential?: (attestd.lease.v1.ActivateCredentialRequest.$Properties|null);
+
                 /** Request call. */
-                call?: ("acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease");
+                call?: ("acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential");
 
                 /**
                  * Creates a new Request instance using the specified properties.
@@ -114,8 +117,11 @@ export namespace attestd {
                     /** Request verifyLease */
                     verifyLease?: (attestd.lease.v1.VerifyLeaseRequest.$Properties|null);
 
+                    /** Request activateCredential */
+                    activateCredential?: (attestd.lease.v1.ActivateCredentialRequest.$Properties|null);
+
                     /** Request call */
-                    call?: ("acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease");
+                    call?: ("acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential");
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
@@ -130,9 +136,10 @@ export namespace attestd {
                   watchLease?: attestd.lease.v1.WatchLeaseRequest.$Shape|null;
                   getStatus?: attestd.lease.v1.GetStatusRequest.$Shape|null;
                   verifyLease?: attestd.lease.v1.VerifyLeaseRequest.$Shape|null;
+                  activateCredential?: attestd.lease.v1.ActivateCredentialRequest.$Shape|null;
                   $unknowns?: Uint8Array[];
                 } & (
-                  ({ call?: undefined; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null }|{ call?: "acquireLease"; acquireLease: attestd.lease.v1.AcquireLeaseRequest.$Shape; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null }|{ call?: "renewLease"; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseRequest.$Shape; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null }|{ call?: "releaseLease"; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseRequest.$Shape; watchLease?: null; getStatus?: null; verifyLease?: null }|{ call?: "watchLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease: attestd.lease.v1.WatchLeaseRequest.$Shape; getStatus?: null; verifyLease?: null }|{ call?: "getStatus"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus: attestd.lease.v1.GetStatusRequest.$Shape; verifyLease?: null }|{ call?: "verifyLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseRequest.$Shape })
+                  ({ call?: undefined; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "acquireLease"; acquireLease: attestd.lease.v1.AcquireLeaseRequest.$Shape; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "renewLease"; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseRequest.$Shape; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "releaseLease"; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseRequest.$Shape; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "watchLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease: attestd.lease.v1.WatchLeaseRequest.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "getStatus"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus: attestd.lease.v1.GetStatusRequest.$Shape; verifyLease?: null; activateCredential?: null }|{ call?: "verifyLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseRequest.$Shape; activateCredential?: null }|{ call?: "activateCredential"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialRequest.$Shape })
                 );
             }
 
@@ -179,8 +186,11 @@ export namespace attestd {
                 /** Response verifyLease. */
                 verifyLease?: (attestd.lease.v1.VerifyLeaseResponse.$Properties|null);
 
+                /** Response activateCredential. */
+                activateCredential?: (attestd.lease.v1.ActivateCredentialResponse.$Properties|null);
+
                 /** Response result. */
-                result?: ("error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease");
+                result?: ("error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential");
 
                 /**
                  * Creates a new Response instance using the specified properties.
@@ -245,8 +255,11 @@ export namespace attestd {
                     /** Response verifyLease */
                     verifyLease?: (attestd.lease.v1.VerifyLeaseResponse.$Properties|null);
 
+                    /** Response activateCredential */
+                    activateCredential?: (attestd.lease.v1.ActivateCredentialResponse.$Properties|null);
+
                     /** Response result */
-                    result?: ("error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease");
+                    result?: ("error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential");
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
@@ -262,9 +275,10 @@ export namespace attestd {
                   leaseEvent?: attestd.lease.v1.LeaseEvent.$Shape|null;
                   getStatus?: attestd.lease.v1.GetStatusResponse.$Shape|null;
                   verifyLease?: attestd.lease.v1.VerifyLeaseResponse.$Shape|null;
+                  activateCredential?: attestd.lease.v1.ActivateCredentialResponse.$Shape|null;
                   $unknowns?: Uint8Array[];
                 } & (
-                  ({ result?: undefined; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null }|{ result?: "error"; error: attestd.lease.v1.Error.$Shape; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null }|{ result?: "acquireLease"; error?: null; acquireLease: attestd.lease.v1.AcquireLeaseResponse.$Shape; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null }|{ result?: "renewLease"; error?: null; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseResponse.$Shape; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null }|{ result?: "releaseLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseResponse.$Shape; leaseEvent?: null; getStatus?: null; verifyLease?: null }|{ result?: "leaseEvent"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent: attestd.lease.v1.LeaseEvent.$Shape; getStatus?: null; verifyLease?: null }|{ result?: "getStatus"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus: attestd.lease.v1.GetStatusResponse.$Shape; verifyLease?: null }|{ result?: "verifyLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseResponse.$Shape })
+                  ({ result?: undefined; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "error"; error: attestd.lease.v1.Error.$Shape; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "acquireLease"; error?: null; acquireLease: attestd.lease.v1.AcquireLeaseResponse.$Shape; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "renewLease"; error?: null; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseResponse.$Shape; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "releaseLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseResponse.$Shape; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "leaseEvent"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent: attestd.lease.v1.LeaseEvent.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "getStatus"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus: attestd.lease.v1.GetStatusResponse.$Shape; verifyLease?: null; activateCredential?: null }|{ result?: "verifyLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseResponse.$Shape; activateCredential?: null }|{ result?: "activateCredential"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialResponse.$Shape })
                 );
             }
 
@@ -1433,6 +1447,168 @@ export namespace attestd {
 
                 /** Shape of a VerifyLeaseResponse. */
                 type $Shape = attestd.lease.v1.VerifyLeaseResponse.$Properties;
+            }
+
+            /**
+             * Properties of an ActivateCredentialRequest.
+             * @deprecated Use attestd.lease.v1.ActivateCredentialRequest.$Properties instead.
+             */
+            interface IActivateCredentialRequest extends attestd.lease.v1.ActivateCredentialRequest.$Properties {
+            }
+
+            /** Represents an ActivateCredentialRequest. */
+            class ActivateCredentialRequest {
+
+                /**
+                 * Constructs a new ActivateCredentialRequest.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.lease.v1.ActivateCredentialRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ActivateCredentialRequest ekKind. */
+                ekKind: string;
+
+                /** ActivateCredentialRequest akName. */
+                akName: Uint8Array;
+
+                /** ActivateCredentialRequest credentialBlob. */
+                credentialBlob: Uint8Array;
+
+                /** ActivateCredentialRequest secret. */
+                secret: Uint8Array;
+
+                /**
+                 * Creates a new ActivateCredentialRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ActivateCredentialRequest instance
+                 */
+                static create(properties: attestd.lease.v1.ActivateCredentialRequest.$Shape): attestd.lease.v1.ActivateCredentialRequest & attestd.lease.v1.ActivateCredentialRequest.$Shape;
+                static create(properties?: attestd.lease.v1.ActivateCredentialRequest.$Properties): attestd.lease.v1.ActivateCredentialRequest;
+
+                /**
+                 * Encodes the specified ActivateCredentialRequest message. Does not implicitly {@link attestd.lease.v1.ActivateCredentialRequest.verify|verify} messages.
+                 * @param message ActivateCredentialRequest message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.lease.v1.ActivateCredentialRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an ActivateCredentialRequest message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.ActivateCredentialRequest & attestd.lease.v1.ActivateCredentialRequest.$Shape} ActivateCredentialRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.lease.v1.ActivateCredentialRequest & attestd.lease.v1.ActivateCredentialRequest.$Shape;
+
+                /**
+                 * Gets the type url for ActivateCredentialRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ActivateCredentialRequest {
+
+                /** Properties of an ActivateCredentialRequest. */
+                interface $Properties {
+
+                    /** ActivateCredentialRequest ekKind */
+                    ekKind?: (string|null);
+
+                    /** ActivateCredentialRequest akName */
+                    akName?: (Uint8Array|null);
+
+                    /** ActivateCredentialRequest credentialBlob */
+                    credentialBlob?: (Uint8Array|null);
+
+                    /** ActivateCredentialRequest secret */
+                    secret?: (Uint8Array|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an ActivateCredentialRequest. */
+                type $Shape = attestd.lease.v1.ActivateCredentialRequest.$Properties;
+            }
+
+            /**
+             * Properties of an ActivateCredentialResponse.
+             * @deprecated Use attestd.lease.v1.ActivateCredentialResponse.$Properties instead.
+             */
+            interface IActivateCredentialResponse extends attestd.lease.v1.ActivateCredentialResponse.$Properties {
+            }
+
+            /** Represents an ActivateCredentialResponse. */
+            class ActivateCredentialResponse {
+
+                /**
+                 * Constructs a new ActivateCredentialResponse.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.lease.v1.ActivateCredentialResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ActivateCredentialResponse credential. */
+                credential: Uint8Array;
+
+                /**
+                 * Creates a new ActivateCredentialResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ActivateCredentialResponse instance
+                 */
+                static create(properties: attestd.lease.v1.ActivateCredentialResponse.$Shape): attestd.lease.v1.ActivateCredentialResponse & attestd.lease.v1.ActivateCredentialResponse.$Shape;
+                static create(properties?: attestd.lease.v1.ActivateCredentialResponse.$Properties): attestd.lease.v1.ActivateCredentialResponse;
+
+                /**
+                 * Encodes the specified ActivateCredentialResponse message. Does not implicitly {@link attestd.lease.v1.ActivateCredentialResponse.verify|verify} messages.
+                 * @param message ActivateCredentialResponse message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.lease.v1.ActivateCredentialResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an ActivateCredentialResponse message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.ActivateCredentialResponse & attestd.lease.v1.ActivateCredentialResponse.$Shape} ActivateCredentialResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.lease.v1.ActivateCredentialResponse & attestd.lease.v1.ActivateCredentialResponse.$Shape;
+
+                /**
+                 * Gets the type url for ActivateCredentialResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ActivateCredentialResponse {
+
+                /** Properties of an ActivateCredentialResponse. */
+                interface $Properties {
+
+                    /** ActivateCredentialResponse credential */
+                    credential?: (Uint8Array|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an ActivateCredentialResponse. */
+                type $Shape = attestd.lease.v1.ActivateCredentialResponse.$Properties;
             }
 
             /**

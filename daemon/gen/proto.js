@@ -49,7 +49,8 @@ export const attestd = $root.attestd = (() => {
                  * @property {attestd.lease.v1.WatchLeaseRequest.$Properties|null} [watchLease] Request watchLease
                  * @property {attestd.lease.v1.GetStatusRequest.$Properties|null} [getStatus] Request getStatus
                  * @property {attestd.lease.v1.VerifyLeaseRequest.$Properties|null} [verifyLease] Request verifyLease
-                 * @property {"acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"} [call] Request call
+                 * @property {attestd.lease.v1.ActivateCredentialRequest.$Properties|null} [activateCredential] Request activateCredential
+                 * @property {"acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential"} [call] Request call
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -71,9 +72,10 @@ export const attestd = $root.attestd = (() => {
                  *   watchLease?: attestd.lease.v1.WatchLeaseRequest.$Shape|null;
                  *   getStatus?: attestd.lease.v1.GetStatusRequest.$Shape|null;
                  *   verifyLease?: attestd.lease.v1.VerifyLeaseRequest.$Shape|null;
+                 *   activateCredential?: attestd.lease.v1.ActivateCredentialRequest.$Shape|null;
                  *   $unknowns?: Array.<Uint8Array>;
                  * } & (
-                 *   ({ call?: undefined; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null }|{ call?: "acquireLease"; acquireLease: attestd.lease.v1.AcquireLeaseRequest.$Shape; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null }|{ call?: "renewLease"; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseRequest.$Shape; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null }|{ call?: "releaseLease"; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseRequest.$Shape; watchLease?: null; getStatus?: null; verifyLease?: null }|{ call?: "watchLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease: attestd.lease.v1.WatchLeaseRequest.$Shape; getStatus?: null; verifyLease?: null }|{ call?: "getStatus"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus: attestd.lease.v1.GetStatusRequest.$Shape; verifyLease?: null }|{ call?: "verifyLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseRequest.$Shape })
+                 *   ({ call?: undefined; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "acquireLease"; acquireLease: attestd.lease.v1.AcquireLeaseRequest.$Shape; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "renewLease"; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseRequest.$Shape; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "releaseLease"; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseRequest.$Shape; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "watchLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease: attestd.lease.v1.WatchLeaseRequest.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "getStatus"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus: attestd.lease.v1.GetStatusRequest.$Shape; verifyLease?: null; activateCredential?: null }|{ call?: "verifyLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseRequest.$Shape; activateCredential?: null }|{ call?: "activateCredential"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialRequest.$Shape })
                  * )} attestd.lease.v1.Request.$Shape
                  */
 
@@ -148,17 +150,25 @@ export const attestd = $root.attestd = (() => {
                  */
                 Request.prototype.verifyLease = null;
 
+                /**
+                 * Request activateCredential.
+                 * @member {attestd.lease.v1.ActivateCredentialRequest.$Properties|null|undefined} activateCredential
+                 * @memberof attestd.lease.v1.Request
+                 * @instance
+                 */
+                Request.prototype.activateCredential = null;
+
                 // OneOf field names bound to virtual getters and setters
                 let $oneOfFields;
 
                 /**
                  * Request call.
-                 * @member {"acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|undefined} call
+                 * @member {"acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential"|undefined} call
                  * @memberof attestd.lease.v1.Request
                  * @instance
                  */
                 $Object.defineProperty(Request.prototype, "call", {
-                    get: $util.oneOfGetter($oneOfFields = ["acquireLease", "renewLease", "releaseLease", "watchLease", "getStatus", "verifyLease"]),
+                    get: $util.oneOfGetter($oneOfFields = ["acquireLease", "renewLease", "releaseLease", "watchLease", "getStatus", "verifyLease", "activateCredential"]),
                     set: $util.oneOfSetter($oneOfFields)
                 });
 
@@ -208,6 +218,8 @@ export const attestd = $root.attestd = (() => {
                         $root.attestd.lease.v1.GetStatusRequest.encode(message.getStatus, writer.uint32(/* id 6, wireType 2 =*/50).fork(), _depth + 1).ldelim();
                     if (message.verifyLease != null && $Object.hasOwnProperty.call(message, "verifyLease"))
                         $root.attestd.lease.v1.VerifyLeaseRequest.encode(message.verifyLease, writer.uint32(/* id 7, wireType 2 =*/58).fork(), _depth + 1).ldelim();
+                    if (message.activateCredential != null && $Object.hasOwnProperty.call(message, "activateCredential"))
+                        $root.attestd.lease.v1.ActivateCredentialRequest.encode(message.activateCredential, writer.uint32(/* id 8, wireType 2 =*/66).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -303,6 +315,13 @@ export const attestd = $root.attestd = (() => {
                                 message.call = "verifyLease";
                                 continue;
                             }
+                        case 8: {
+                                if (wireType !== 2)
+                                    break;
+                                message.activateCredential = $root.attestd.lease.v1.ActivateCredentialRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.activateCredential);
+                                message.call = "activateCredential";
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -350,7 +369,8 @@ export const attestd = $root.attestd = (() => {
                  * @property {attestd.lease.v1.LeaseEvent.$Properties|null} [leaseEvent] Response leaseEvent
                  * @property {attestd.lease.v1.GetStatusResponse.$Properties|null} [getStatus] Response getStatus
                  * @property {attestd.lease.v1.VerifyLeaseResponse.$Properties|null} [verifyLease] Response verifyLease
-                 * @property {"error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"} [result] Response result
+                 * @property {attestd.lease.v1.ActivateCredentialResponse.$Properties|null} [activateCredential] Response activateCredential
+                 * @property {"error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential"} [result] Response result
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -373,9 +393,10 @@ export const attestd = $root.attestd = (() => {
                  *   leaseEvent?: attestd.lease.v1.LeaseEvent.$Shape|null;
                  *   getStatus?: attestd.lease.v1.GetStatusResponse.$Shape|null;
                  *   verifyLease?: attestd.lease.v1.VerifyLeaseResponse.$Shape|null;
+                 *   activateCredential?: attestd.lease.v1.ActivateCredentialResponse.$Shape|null;
                  *   $unknowns?: Array.<Uint8Array>;
                  * } & (
-                 *   ({ result?: undefined; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null }|{ result?: "error"; error: attestd.lease.v1.Error.$Shape; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null }|{ result?: "acquireLease"; error?: null; acquireLease: attestd.lease.v1.AcquireLeaseResponse.$Shape; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null }|{ result?: "renewLease"; error?: null; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseResponse.$Shape; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null }|{ result?: "releaseLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseResponse.$Shape; leaseEvent?: null; getStatus?: null; verifyLease?: null }|{ result?: "leaseEvent"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent: attestd.lease.v1.LeaseEvent.$Shape; getStatus?: null; verifyLease?: null }|{ result?: "getStatus"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus: attestd.lease.v1.GetStatusResponse.$Shape; verifyLease?: null }|{ result?: "verifyLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseResponse.$Shape })
+                 *   ({ result?: undefined; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "error"; error: attestd.lease.v1.Error.$Shape; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "acquireLease"; error?: null; acquireLease: attestd.lease.v1.AcquireLeaseResponse.$Shape; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "renewLease"; error?: null; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseResponse.$Shape; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "releaseLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseResponse.$Shape; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "leaseEvent"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent: attestd.lease.v1.LeaseEvent.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "getStatus"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus: attestd.lease.v1.GetStatusResponse.$Shape; verifyLease?: null; activateCredential?: null }|{ result?: "verifyLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseResponse.$Shape; activateCredential?: null }|{ result?: "activateCredential"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialResponse.$Shape })
                  * )} attestd.lease.v1.Response.$Shape
                  */
 
@@ -458,17 +479,25 @@ export const attestd = $root.attestd = (() => {
                  */
                 Response.prototype.verifyLease = null;
 
+                /**
+                 * Response activateCredential.
+                 * @member {attestd.lease.v1.ActivateCredentialResponse.$Properties|null|undefined} activateCredential
+                 * @memberof attestd.lease.v1.Response
+                 * @instance
+                 */
+                Response.prototype.activateCredential = null;
+
                 // OneOf field names bound to virtual getters and setters
                 let $oneOfFields;
 
                 /**
                  * Response result.
-                 * @member {"error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|undefined} result
+                 * @member {"error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential"|undefined} result
                  * @memberof attestd.lease.v1.Response
                  * @instance
                  */
                 $Object.defineProperty(Response.prototype, "result", {
-                    get: $util.oneOfGetter($oneOfFields = ["error", "acquireLease", "renewLease", "releaseLease", "leaseEvent", "getStatus", "verifyLease"]),
+                    get: $util.oneOfGetter($oneOfFields = ["error", "acquireLease", "renewLease", "releaseLease", "leaseEvent", "getStatus", "verifyLease", "activateCredential"]),
                     set: $util.oneOfSetter($oneOfFields)
                 });
 
@@ -520,6 +549,8 @@ export const attestd = $root.attestd = (() => {
                         $root.attestd.lease.v1.GetStatusResponse.encode(message.getStatus, writer.uint32(/* id 7, wireType 2 =*/58).fork(), _depth + 1).ldelim();
                     if (message.verifyLease != null && $Object.hasOwnProperty.call(message, "verifyLease"))
                         $root.attestd.lease.v1.VerifyLeaseResponse.encode(message.verifyLease, writer.uint32(/* id 8, wireType 2 =*/66).fork(), _depth + 1).ldelim();
+                    if (message.activateCredential != null && $Object.hasOwnProperty.call(message, "activateCredential"))
+                        $root.attestd.lease.v1.ActivateCredentialResponse.encode(message.activateCredential, writer.uint32(/* id 9, wireType 2 =*/74).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -620,6 +651,13 @@ export const attestd = $root.attestd = (() => {
                                     break;
                                 message.verifyLease = $root.attestd.lease.v1.VerifyLeaseResponse.decode(reader, reader.size(), $undefined, _depth + 1, message.verifyLease);
                                 message.result = "verifyLease";
+                                continue;
+                            }
+                        case 9: {
+                                if (wireType !== 2)
+                                    break;
+                                message.activateCredential = $root.attestd.lease.v1.ActivateCredentialResponse.decode(reader, reader.size(), $undefined, _depth + 1, message.activateCredential);
+                                message.result = "activateCredential";
                                 continue;
                             }
                         }
@@ -3356,6 +3394,398 @@ export const attestd = $root.attestd = (() => {
                 };
 
                 return VerifyLeaseResponse;
+            })();
+
+            v1.ActivateCredentialRequest = (function() {
+
+                /**
+                 * Properties of an ActivateCredentialRequest.
+                 * @typedef {Object} attestd.lease.v1.ActivateCredentialRequest.$Properties
+                 * @property {string|null} [ekKind] ActivateCredentialRequest ekKind
+                 * @property {Uint8Array|null} [akName] ActivateCredentialRequest akName
+                 * @property {Uint8Array|null} [credentialBlob] ActivateCredentialRequest credentialBlob
+                 * @property {Uint8Array|null} [secret] ActivateCredentialRequest secret
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of an ActivateCredentialRequest.
+                 * @memberof attestd.lease.v1
+                 * @interface IActivateCredentialRequest
+                 * @augments attestd.lease.v1.ActivateCredentialRequest.$Properties
+                 * @deprecated Use attestd.lease.v1.ActivateCredentialRequest.$Properties instead.
+                 */
+
+                /**
+                 * Shape of an ActivateCredentialRequest.
+                 * @typedef {attestd.lease.v1.ActivateCredentialRequest.$Properties} attestd.lease.v1.ActivateCredentialRequest.$Shape
+                 */
+
+                /**
+                 * Constructs a new ActivateCredentialRequest.
+                 * @memberof attestd.lease.v1
+                 * @classdesc Represents an ActivateCredentialRequest.
+                 * @constructor
+                 * @param {attestd.lease.v1.ActivateCredentialRequest.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const ActivateCredentialRequest = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * ActivateCredentialRequest ekKind.
+                 * @member {string} ekKind
+                 * @memberof attestd.lease.v1.ActivateCredentialRequest
+                 * @instance
+                 */
+                ActivateCredentialRequest.prototype.ekKind = "";
+
+                /**
+                 * ActivateCredentialRequest akName.
+                 * @member {Uint8Array} akName
+                 * @memberof attestd.lease.v1.ActivateCredentialRequest
+                 * @instance
+                 */
+                ActivateCredentialRequest.prototype.akName = $util.newBuffer([]);
+
+                /**
+                 * ActivateCredentialRequest credentialBlob.
+                 * @member {Uint8Array} credentialBlob
+                 * @memberof attestd.lease.v1.ActivateCredentialRequest
+                 * @instance
+                 */
+                ActivateCredentialRequest.prototype.credentialBlob = $util.newBuffer([]);
+
+                /**
+                 * ActivateCredentialRequest secret.
+                 * @member {Uint8Array} secret
+                 * @memberof attestd.lease.v1.ActivateCredentialRequest
+                 * @instance
+                 */
+                ActivateCredentialRequest.prototype.secret = $util.newBuffer([]);
+
+                /**
+                 * Creates a new ActivateCredentialRequest instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.lease.v1.ActivateCredentialRequest
+                 * @static
+                 * @param {attestd.lease.v1.ActivateCredentialRequest.$Properties=} [properties] Properties to set
+                 * @returns {attestd.lease.v1.ActivateCredentialRequest} ActivateCredentialRequest instance
+                 * @type {{
+                 *   (properties: attestd.lease.v1.ActivateCredentialRequest.$Shape): attestd.lease.v1.ActivateCredentialRequest & attestd.lease.v1.ActivateCredentialRequest.$Shape;
+                 *   (properties?: attestd.lease.v1.ActivateCredentialRequest.$Properties): attestd.lease.v1.ActivateCredentialRequest;
+                 * }}
+                 */
+                ActivateCredentialRequest.create = function(properties) {
+                    return new ActivateCredentialRequest(properties);
+                };
+
+                /**
+                 * Encodes the specified ActivateCredentialRequest message. Does not implicitly {@link attestd.lease.v1.ActivateCredentialRequest.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.lease.v1.ActivateCredentialRequest
+                 * @static
+                 * @param {attestd.lease.v1.ActivateCredentialRequest.$Properties} message ActivateCredentialRequest message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                ActivateCredentialRequest.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.ekKind != null && $Object.hasOwnProperty.call(message, "ekKind") && message.ekKind !== "")
+                        writer.uint32(/* id 1, wireType 2 =*/10).string(message.ekKind);
+                    if (message.akName != null && $Object.hasOwnProperty.call(message, "akName") && message.akName.length)
+                        writer.uint32(/* id 2, wireType 2 =*/18).bytes(message.akName);
+                    if (message.credentialBlob != null && $Object.hasOwnProperty.call(message, "credentialBlob") && message.credentialBlob.length)
+                        writer.uint32(/* id 3, wireType 2 =*/26).bytes(message.credentialBlob);
+                    if (message.secret != null && $Object.hasOwnProperty.call(message, "secret") && message.secret.length)
+                        writer.uint32(/* id 4, wireType 2 =*/34).bytes(message.secret);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes an ActivateCredentialRequest message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.lease.v1.ActivateCredentialRequest
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.ActivateCredentialRequest & attestd.lease.v1.ActivateCredentialRequest.$Shape} ActivateCredentialRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                ActivateCredentialRequest.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.lease.v1.ActivateCredentialRequest();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.ekKind = value;
+                                else
+                                    delete message.ekKind;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.akName = value;
+                                else
+                                    delete message.akName;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.credentialBlob = value;
+                                else
+                                    delete message.credentialBlob;
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.secret = value;
+                                else
+                                    delete message.secret;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for ActivateCredentialRequest
+                 * @function getTypeUrl
+                 * @memberof attestd.lease.v1.ActivateCredentialRequest
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                ActivateCredentialRequest.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.lease.v1.ActivateCredentialRequest";
+                };
+
+                return ActivateCredentialRequest;
+            })();
+
+            v1.ActivateCredentialResponse = (function() {
+
+                /**
+                 * Properties of an ActivateCredentialResponse.
+                 * @typedef {Object} attestd.lease.v1.ActivateCredentialResponse.$Properties
+                 * @property {Uint8Array|null} [credential] ActivateCredentialResponse credential
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of an ActivateCredentialResponse.
+                 * @memberof attestd.lease.v1
+                 * @interface IActivateCredentialResponse
+                 * @augments attestd.lease.v1.ActivateCredentialResponse.$Properties
+                 * @deprecated Use attestd.lease.v1.ActivateCredentialResponse.$Properties instead.
+                 */
+
+                /**
+                 * Shape of an ActivateCredentialResponse.
+                 * @typedef {attestd.lease.v1.ActivateCredentialResponse.$Properties} attestd.lease.v1.ActivateCredentialResponse.$Shape
+                 */
+
+                /**
+                 * Constructs a new ActivateCredentialResponse.
+                 * @memberof attestd.lease.v1
+                 * @classdesc Represents an ActivateCredentialResponse.
+                 * @constructor
+                 * @param {attestd.lease.v1.ActivateCredentialResponse.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const ActivateCredentialResponse = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * ActivateCredentialResponse credential.
+                 * @member {Uint8Array} credential
+                 * @memberof attestd.lease.v1.ActivateCredentialResponse
+                 * @instance
+                 */
+                ActivateCredentialResponse.prototype.credential = $util.newBuffer([]);
+
+                /**
+                 * Creates a new ActivateCredentialResponse instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.lease.v1.ActivateCredentialResponse
+                 * @static
+                 * @param {attestd.lease.v1.ActivateCredentialResponse.$Properties=} [properties] Properties to set
+                 * @returns {attestd.lease.v1.ActivateCredentialResponse} ActivateCredentialResponse instance
+                 * @type {{
+                 *   (properties: attestd.lease.v1.ActivateCredentialResponse.$Shape): attestd.lease.v1.ActivateCredentialResponse & attestd.lease.v1.ActivateCredentialResponse.$Shape;
+                 *   (properties?: attestd.lease.v1.ActivateCredentialResponse.$Properties): attestd.lease.v1.ActivateCredentialResponse;
+                 * }}
+                 */
+                ActivateCredentialResponse.create = function(properties) {
+                    return new ActivateCredentialResponse(properties);
+                };
+
+                /**
+                 * Encodes the specified ActivateCredentialResponse message. Does not implicitly {@link attestd.lease.v1.ActivateCredentialResponse.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.lease.v1.ActivateCredentialResponse
+                 * @static
+                 * @param {attestd.lease.v1.ActivateCredentialResponse.$Properties} message ActivateCredentialResponse message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                ActivateCredentialResponse.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.credential != null && $Object.hasOwnProperty.call(message, "credential") && message.credential.length)
+                        writer.uint32(/* id 1, wireType 2 =*/10).bytes(message.credential);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes an ActivateCredentialResponse message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.lease.v1.ActivateCredentialResponse
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.ActivateCredentialResponse & attestd.lease.v1.ActivateCredentialResponse.$Shape} ActivateCredentialResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                ActivateCredentialResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.lease.v1.ActivateCredentialResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.credential = value;
+                                else
+                                    delete message.credential;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for ActivateCredentialResponse
+                 * @function getTypeUrl
+                 * @memberof attestd.lease.v1.ActivateCredentialResponse
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                ActivateCredentialResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.lease.v1.ActivateCredentialResponse";
+                };
+
+                return ActivateCredentialResponse;
             })();
 
             v1.Lease = (function() {

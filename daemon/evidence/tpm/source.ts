@@ -3,7 +3,8 @@
  * any failure drops the connection so the next epoch reconnects (a TPM that comes back
  * recovers without a restart). Never used on the lease path.
  */
-import { asAttestdError } from '../../base/errors.js';
+import { asAttestdError, AttestdError } from '../../base/errors.js';
+import type { EkKind } from './ek-template.js';
 import type { AkStore } from './ak-store.js';
 import { Tpm, type EkCertificates, type QuoteResult } from './tpm.js';
 import { parseTpmtPublic, type TpmPublicKey } from '../../verify/tpm-public.js';
@@ -63,6 +64,25 @@ export class TpmSource {
   /** EK certificates from NV, unverified (see Tpm.ekCertificates); throws AttestdError (TPM_*). */
   ekCertificates(): Promise<EkCertificates> {
     return this.withTpm((tpm) => tpm.ekCertificates());
+  }
+
+  /**
+   * TPM2_ActivateCredential (see Tpm.activateCredential) for a credential made for `akName`,
+   * refused with ENROLL_INVALID before the TPM is asked when that is not this TPM's AK.
+   */
+  activateCredential(ek: EkKind, akName: Buffer, credentialBlob: Buffer, secret: Buffer): Promise<Buffer> {
+    return (async () => {
+      try {
+        this.tpm ??= await Tpm.open(this.tcti, this.akStore);
+        const ak = parseTpmtPublic(await this.tpm.attestationKeyPublic());
+        if (!ak.name.equals(akName)) throw new AttestdError('ENROLL_INVALID', 'the challenge was made for another attestation key than this daemon\'s');
+        return await this.tpm.activateCredential(ek, credentialBlob, secret);
+      } catch (err) {
+        // A refused credential is the enrolling party's problem, not the session's: keep it.
+        if (asAttestdError(err).code === 'TPM_UNAVAILABLE') await this.drop();
+        throw asAttestdError(err);
+      }
+    })();
   }
 
   private async withTpm<T>(job: (tpm: Tpm) => Promise<T>): Promise<T> {
