@@ -16,6 +16,8 @@ import { Checkpointer } from './audit/checkpointer.js';
 import { adoptProcOpener, createSessionKey, setNotDumpable, type SessionKey } from './native.js';
 import { AttestdError } from './base/errors.js';
 import { AK_KEY_FILE, fileAkStore } from './evidence/tpm/ak-store.js';
+import { AK_CERT_FILE, certifiesAk } from './verify/ak-certificate.js';
+import { parseTpmtPublic } from './verify/tpm-public.js';
 import { AuditBudget, type LogUsage } from './audit/budget.js';
 import { TpmSource } from './evidence/tpm/source.js';
 import { readGpuTrustRoots } from './config/gpu-roots.js';
@@ -115,6 +117,7 @@ export class Daemon {
       sessionPublicKey: key.publicKey(), akPublic: ak.publicArea ?? Buffer.alloc(0), akPublicPem: ak.pem(),
       tcti: config.tcti, version: VERSION, pid: process.pid, ekCertificates: ek.certs, ekVerification: ek.verification,
       cvmTrustRoots: rootsInForce(cvmRoots).map((r) => ({ vendor: r.vendor, spkiSha256: Buffer.from(r.spkiSha256, 'hex'), certificate: r.certificate ?? null })),
+      akCertificate: await installedAkCertificate(config.stateDir, ak.publicArea, log),
     } });
     await this.recordPolicy(policyInForceRecord(loaded));
     await server.listen();
@@ -310,6 +313,28 @@ async function ekEvidence(tpm: TpmSource, caDir: string | undefined, log: LogFn)
   }
   log('info', 'EK certificates verified', { ek_chains: line(results) });
   return { certs, verification: `verified: ${line(results)}` };
+}
+
+/**
+ * The AK certificate installed in the state folder (`attestctl enroll install`), DER, when
+ * there is one and it certifies the pinned AK; one that does not is logged and left out.
+ */
+async function installedAkCertificate(stateDir: string, akPublic: Buffer | undefined, log: LogFn): Promise<Buffer> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(join(stateDir, AK_CERT_FILE));
+  } catch {
+    return Buffer.alloc(0);
+  }
+  try {
+    if (!akPublic) throw new AttestdError('AK_CERT_INVALID', 'no attestation key is pinned yet');
+    const der = certifiesAk(bytes, parseTpmtPublic(akPublic)).der;
+    log('info', 'AK certificate recorded', { ak_certificate: join(stateDir, AK_CERT_FILE) });
+    return der;
+  } catch (err) {
+    log('error', 'the installed AK certificate is not for this attestation key; not recorded', { err: String(err) });
+    return Buffer.alloc(0);
+  }
 }
 
 /** The log's origin line and checkpoint key name: this host's name, then attestd. */

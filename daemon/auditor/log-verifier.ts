@@ -20,7 +20,9 @@
  */
 import { createHash, verify, type KeyObject } from 'node:crypto';
 import { attestd } from '../gen/proto.js';
-import { asAttestdError } from '../base/errors.js';
+import { asAttestdError, AttestdError } from '../base/errors.js';
+import { verifyAkCertificate } from '../verify/ak-certificate.js';
+import type { Certificate } from '../verify/x509/certificate.js';
 import { bindingDigest } from '../verify/binding.js';
 import { EPOCH_RESULT_CONTEXT } from '../verify/epoch-result.js';
 import { verifyLeaseToken } from '../verify/lease-token.js';
@@ -51,9 +53,13 @@ export class LogVerifier {
   private where: Where = { seq: 0 };
 
   private ak: TpmPublicKey | undefined;
+  /** With enrolling CAs: where the current AK was first used while no AK certificate vouched for it yet. */
+  private uncertified: number | undefined;
 
   /**
-   * `trustedKey`: the attestation key's public key, as `attestctl status --json` shows it.
+   * `trustedKey`: the attestation key's public key, as `attestctl status --json` shows it; or,
+   * undefined, `trust.akCas`: the enrolling CA certificates, and each session's AK is trusted
+   * through the AK certificate its start records (docs/enrollment.md).
    * `collateral`: files the auditor supplies for confidential-VM reports whose certificates
    * are not in the log (TDX collateral; SEV-SNP certificates when the host gave no table).
    * `trust`: the auditor's own roots, never the log's: `cvmRoots`, the confidential-VM roots to
@@ -61,13 +67,16 @@ export class LogVerifier {
    * among them), and `gpu`, the roots for GPU reports and RIMs (the daemon's `--gpu-roots`;
    * default the pinned NVIDIA roots).
    */
-  constructor(private readonly trustedKey: KeyObject, private readonly collateral: readonly CollateralFile[] = [],
-    trust: { cvmRoots?: CvmTrustRoots | undefined; gpu?: GpuTrust | undefined } = {}) {
+  constructor(private readonly trustedKey: KeyObject | undefined, private readonly collateral: readonly CollateralFile[] = [],
+    trust: { cvmRoots?: CvmTrustRoots | undefined; gpu?: GpuTrust | undefined; akCas?: readonly Certificate[] | undefined } = {}) {
+    if (trustedKey === undefined && !trust.akCas?.length) throw new AttestdError('INVALID_ARGUMENT', 'an attestation key or enrolling CA certificates to trust');
+    this.akCas = trust.akCas ?? [];
     this.cvmRoots = trust.cvmRoots;
     this.gpuTrust = trust.gpu;
     this.acceptedRoots = new Set(rootsInForce(trust.cvmRoots).map((r) => `${r.vendor}:${r.spkiSha256}`));
   }
 
+  private readonly akCas: readonly Certificate[];
   private readonly cvmRoots: CvmTrustRoots | undefined;
   private readonly gpuTrust: GpuTrust | undefined;
   private readonly acceptedRoots: ReadonlySet<string>;
@@ -77,9 +86,10 @@ export class LogVerifier {
    * key and it is a restricted signing key (so it only signs what the TPM itself produced).
    */
   private adoptAk(publicArea: Uint8Array): TpmPublicKey {
-    if (this.ak) {
-      if (!this.ak.publicArea.equals(Buffer.from(publicArea))) this.fail('session-chain', 'the log names another attestation key than the trusted one');
-      return this.ak;
+    if (this.ak?.publicArea.equals(Buffer.from(publicArea))) return this.ak;
+    if (this.ak && (this.trustedKey || this.uncertified !== undefined)) {
+      this.fail('session-chain', this.trustedKey ? 'the log names another attestation key than the trusted one'
+        : 'the log names another attestation key before the previous one was certified');
     }
     let ak: TpmPublicKey;
     try {
@@ -88,10 +98,34 @@ export class LogVerifier {
       this.fail('session-chain', `recorded attestation key does not parse: ${asAttestdError(err).message}`);
     }
     const spki = (k: KeyObject) => k.export({ type: 'spki', format: 'der' });
-    if (!spki(ak.key).equals(spki(this.trustedKey))) this.fail('session-chain', 'the log names another attestation key than the trusted one');
+    if (this.trustedKey && !spki(ak.key).equals(spki(this.trustedKey))) this.fail('session-chain', 'the log names another attestation key than the trusted one');
     if (!ak.restricted || !ak.sign) this.fail('session-chain', 'the recorded attestation key is not a restricted signing key');
+    // Anchored on enrolling CAs: the key is taken for now and must be certified by the end.
+    if (!this.trustedKey) this.uncertified = this.tree.size;
     this.ak = ak;
     return ak;
+  }
+
+  /**
+   * With enrolling CAs to trust: the session's AK, if the AK certificate its start records
+   * chains to one of them at that time and certifies exactly that AK. The certificate vouches
+   * for the key (made in that TPM, never leaving it), so it covers the key's earlier records in
+   * the log too. A later session may bring another AK with its own certificate (a rotated key).
+   */
+  private adoptCertifiedAk(s: attestd.audit.v1.SessionStart, timeMs: number): void {
+    try {
+      const ak = parseTpmtPublic(s.akPublic);
+      verifyAkCertificate(s.akCertificate, this.akCas, [], ak, new Date(timeMs));
+      if (!ak.restricted || !ak.sign) this.fail('session-chain', 'the recorded attestation key is not a restricted signing key');
+      if (this.ak && !this.ak.publicArea.equals(ak.publicArea) && this.uncertified !== undefined) {
+        this.fail('ak-certificate', 'the log names another attestation key before the previous one was certified', { seq: this.uncertified });
+      }
+      this.ak = ak;
+      this.uncertified = undefined;
+    } catch (err) {
+      if (err instanceof AuditFailure) throw err;
+      this.fail('ak-certificate', asAttestdError(err).message);
+    }
   }
 
   /** Reports damage the reader found (framing, CRC); always a failure. */
@@ -118,7 +152,7 @@ export class LogVerifier {
     }
     switch (body) {
       // Decoded sub-messages carry every field (with defaults); the generated types do not say so.
-      case 'sessionStart': this.sessionStart(rec.sessionStart as V1.SessionStart); break;
+      case 'sessionStart': this.sessionStart(rec.sessionStart as V1.SessionStart, Number(rec.timeMs)); break;
       case 'policyLoad': this.policyLoad(rec.policyLoad as V1.PolicyLoad); break;
       case 'epoch': this.epoch(rec.epoch as V1.Epoch); break;
       case 'leaseDecision': this.leaseDecision(rec.leaseDecision as V1.LeaseDecision, rec.timeMs); break;
@@ -140,6 +174,9 @@ export class LogVerifier {
         this.fail('session-chain', `session ${s.index} signed record ${s.firstSigned} but its key was never bound to the attestation key by a quote`, { seq: s.firstSigned });
       }
     }
+    if (this.uncertified !== undefined) {
+      this.fail('ak-certificate', 'no AK certificate from the enrolling CA certifies the attestation key used here', { seq: this.uncertified });
+    }
     if (publishedCheckpoint !== undefined) this.published(publishedCheckpoint);
     return {
       records: this.tree.size, sessions: this.sessions.length, ...this.counts,
@@ -152,8 +189,9 @@ export class LogVerifier {
     return this.sessions[this.sessions.length - 1]!;
   }
 
-  private sessionStart(s: attestd.audit.v1.SessionStart): void {
+  private sessionStart(s: attestd.audit.v1.SessionStart, timeMs: number): void {
     if (s.sessionPublicKey.length !== 32) this.fail('session-chain', 'session key is not 32 bytes');
+    if (!this.trustedKey && s.akPublic.length > 0 && s.akCertificate.length > 0) this.adoptCertifiedAk(s, timeMs);
     if (s.akPublic.length > 0) this.adoptAk(s.akPublic);
     this.checkCvmRoots(s);
     this.sessions.push(new Session(this.sessions.length, Buffer.from(s.sessionPublicKey), this.tree.size));

@@ -27,7 +27,7 @@ Commands:
   cvm verify-snp|verify-tdx ...                   offline confidential-VM report checks
   tpm eventlog FILE                               parse a TCG event log, replay its PCRs
   gpu inspect|parse-smi|verify-report ...         GPU measurement and attestation reports
-  enroll challenge|respond|complete ...           enroll the attestation key by credential activation
+  enroll challenge|respond|complete|install ...   enroll the attestation key by credential activation
 
 The socket is --socket, else $ATTESTD_SOCKET, else /run/attestd/attestd.sock.
 Exit codes: 0 ok, 1 failure, 2 usage, 3 daemon unreachable, 4 refused by the daemon,
@@ -63,7 +63,7 @@ const OPTIONS = {
   size: { type: 'string' }, 'leaf-hash': { type: 'string' }, index: { type: 'string' }, root: { type: 'string' }, proof: { type: 'string' },
   cert: { type: 'string' }, chain: { type: 'string' }, at: { type: 'string' }, collateral: { type: 'string' }, 'gpu-roots': { type: 'string' },
   'cvm-roots': { type: 'string' }, 'ek-cert': { type: 'string' }, 'ek-ca': { type: 'string' }, state: { type: 'string' },
-  'ca-cert': { type: 'string' }, 'ca-key': { type: 'string' }, days: { type: 'string' },
+  'ca-cert': { type: 'string' }, 'ca-key': { type: 'string' }, days: { type: 'string' }, ca: { type: 'string' },
   nonce: { type: 'string' }, rim: { type: 'string', multiple: true }, gpus: { type: 'string' },
   tcti: { type: 'string' }, 'event-log': { type: 'string' }, ima: { type: 'string' }, nvml: { type: 'string' }, output: { type: 'string' },
 } as const;
@@ -113,7 +113,7 @@ async function dispatch(cmd: string | undefined, rest: string[], values: Values,
     case 'audit':
       return audit(rest, { json, ak: values.ak, dir: values.dir, size: values.size, leafHash: values['leaf-hash'],
         index: values.index, root: values.root, proof: values.proof, collateral: values.collateral,
-        gpuRoots: values['gpu-roots'], cvmRoots: values['cvm-roots'] });
+        gpuRoots: values['gpu-roots'], cvmRoots: values['cvm-roots'], ca: values.ca });
     case 'cvm':
       return cvm(rest, { json, cert: values.cert, chain: values.chain, at: values.at, collateral: values.collateral });
     case 'gpu':
@@ -124,7 +124,7 @@ async function dispatch(cmd: string | undefined, rest: string[], values: Values,
       return policyCommand(rest, values, json);
     case 'enroll':
       return enroll(rest, { json, socket, ekCert: values['ek-cert'], ak: values.ak, ekCa: values['ek-ca'], output: values.output,
-        state: values.state, caCert: values['ca-cert'], caKey: values['ca-key'], days: values.days });
+        state: values.state, caCert: values['ca-cert'], caKey: values['ca-key'], days: values.days, dir: values.dir });
     default:
       process.stderr.write(`attestctl: unknown command: ${cmd}\n\n${HELP}`);
       return EXIT.USAGE;

@@ -1,5 +1,7 @@
 /** attestctl audit verify DIR --ak AK.pem: the offline verifier over a copied log folder. */
 import { createPublicKey, type KeyObject } from 'node:crypto';
+import { certificatesOf } from '../verify/ak-certificate.js';
+import type { Certificate } from '../verify/x509/certificate.js';
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { AuditFailure, type Summary } from '../auditor/report.js';
@@ -11,7 +13,8 @@ import { readGpuTrustRoots } from '../config/gpu-roots.js';
 import type { GpuTrust } from '../appraisal/gpu-reports.js';
 import { printJson } from './output.js';
 
-export const AUDIT_VERIFY_HELP = `Usage: attestctl audit verify DIR --ak AK.pem [--collateral DIR] [--gpu-roots DIR] [--cvm-roots DIR] [--json]
+export const AUDIT_VERIFY_HELP = `Usage: attestctl audit verify DIR (--ak AK.pem | --ca ENROLL-CA.pem) [--collateral DIR] [--gpu-roots DIR]
+         [--cvm-roots DIR] [--json]
 
 Checks a copy of an attestd audit log folder (STATE_DIR/audit) with nothing but the TPM
 attestation key's public key (PEM, as \`attestctl status --json\` shows it): record framing
@@ -21,6 +24,9 @@ quotes that bound it, every quote and PCR digest, every epoch result and lease t
 signature; then it re-runs each appraisal on the recorded evidence under the recorded policy
 and confirms every grant and renewal happened under a passing, fresh epoch. --collateral names
 the confidential-VM collateral (TDX certificates, CRLs, TCB info, QE identity) the host used.
+--ca, instead of --ak, anchors on the enrolling CA (docs/enrollment.md): each session's
+attestation key is trusted through the AK certificate its start records, which must chain to a
+certificate in ENROLL-CA.pem and certify exactly that key (the ak-certificate check).
 --gpu-roots names the roots GPU reports (DIR/device) and RIMs (DIR/rim) are judged by, as the
 daemon's --gpu-roots; without it, the pinned NVIDIA roots.
 --cvm-roots names the confidential-VM trust roots to re-appraise with, laid out as for the
@@ -31,16 +37,18 @@ Exit codes: 0 verified, 8 verification failed (the first failing record is print
 2 usage, 1 the folder or key could not be read.`;
 
 export async function auditVerify(dir: string | undefined, akPath: string | undefined, json: boolean, collateralDir?: string,
-  gpuRootsDir?: string, cvmRootsDir?: string): Promise<number> {
-  if (!dir || !akPath) {
-    process.stderr.write(`attestctl: audit verify needs DIR and --ak AK.pem\n\n${AUDIT_VERIFY_HELP}\n`);
+  gpuRootsDir?: string, cvmRootsDir?: string, caPath?: string): Promise<number> {
+  if (!dir || (akPath === undefined) === (caPath === undefined)) {
+    process.stderr.write(`attestctl: audit verify needs DIR and one of --ak AK.pem or --ca ENROLL-CA.pem\n\n${AUDIT_VERIFY_HELP}\n`);
     return EXIT.USAGE;
   }
-  let key: KeyObject;
+  let key: KeyObject | undefined;
+  let akCas: Certificate[] | undefined;
   try {
-    key = createPublicKey(await readFile(akPath));
+    if (akPath !== undefined) key = createPublicKey(await readFile(akPath));
+    else akCas = certificatesOf(await readFile(caPath!));
   } catch (err) {
-    process.stderr.write(`attestctl: cannot read the attestation key ${akPath}: ${(err as Error).message}\n`);
+    process.stderr.write(`attestctl: cannot read ${akPath ?? caPath!}: ${(err as Error).message}\n`);
     return EXIT.FAILURE;
   }
   let gpuTrust: GpuTrust | undefined;
@@ -61,7 +69,7 @@ export async function auditVerify(dir: string | undefined, akPath: string | unde
   let summary: Summary;
   try {
     const collateral = collateralDir ? await Promise.all((await readdir(collateralDir)).map(async (name) => ({ name, bytes: await readFile(join(collateralDir, name)) }))) : [];
-    summary = await verifyLogDir(dir, key, collateral, { gpu: gpuTrust, cvmRoots: roots });
+    summary = await verifyLogDir(dir, key, collateral, { gpu: gpuTrust, cvmRoots: roots, akCas });
   } catch (err) {
     if (err instanceof AuditFailure) {
       if (json) printJson({ verified: false, check: err.check, message: err.message, ...err.where });

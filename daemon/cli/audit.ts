@@ -19,6 +19,8 @@ export interface AuditOptions {
   collateral?: string;
   gpuRoots?: string;
   cvmRoots?: string;
+  /** audit verify: the enrolling CA to anchor on instead of --ak. */
+  ca?: string | undefined;
 }
 
 export async function audit(args: string[], o: AuditOptions): Promise<number> {
@@ -26,7 +28,7 @@ export async function audit(args: string[], o: AuditOptions): Promise<number> {
   const dir = o.dir ?? process.env.ATTESTD_AUDIT_DIR ?? DEFAULT_AUDIT_DIR;
   switch (sub) {
     case 'verify':
-      return auditVerify(rest[0], o.ak, o.json, o.collateral, o.gpuRoots, o.cvmRoots);
+      return auditVerify(rest[0], o.ak, o.json, o.collateral, o.gpuRoots, o.cvmRoots, o.ca);
     case 'prove':
       return auditProve(rest, { dir, size: o.size, json: o.json });
     case 'check-inclusion':

@@ -18,6 +18,8 @@ import { issueAkCertificate } from '../enroll/ak-certificate.js';
 import {
   decodeChallenge, decodeResponse, decodeState, encodeChallenge, encodeResponse, encodeState, enrollProof, proofMatches,
 } from '../enroll/files.js';
+import { AK_PIN_FILE } from '../attestation/ak-pin.js';
+import { AK_CERT_FILE, certifiesAk } from '../verify/ak-certificate.js';
 import { makeCredential } from '../verify/credential/make-credential.js';
 import { verifyEkCertificate } from '../verify/ek-cert.js';
 import { parseTpmtPublic, TPMA_OBJECT, type TpmPublicKey } from '../verify/tpm-public.js';
@@ -30,6 +32,7 @@ export const ENROLL_HELP = `Usage:
   attestctl enroll challenge --ek-cert EK.der --ak AK.pub --ek-ca DIR --output CHALLENGE --state STATE
   attestctl enroll respond CHALLENGE --output RESPONSE
   attestctl enroll complete RESPONSE --state STATE --ca-cert CA.pem --ca-key CA.key --output AK.crt [--days N]
+  attestctl enroll install AK.crt [--dir STATE_DIR]
 
 challenge runs where the enrolling CA is (no TPM, no daemon): EK.der is the host's EK
 certificate (DER or PEM; RSA 2048 or ECC P-256, checked against the TPM vendor CAs in DIR),
@@ -39,6 +42,10 @@ respond runs on the host as root: the daemon has its TPM activate the credential
 TPM with that EK, holding that AK, can. RESPONSE carries a proof of it, not the secret.
 complete checks RESPONSE against STATE and writes the AK certificate (PEM), valid N days
 (default 365), signed by CA.key; STATE is marked used.
+install runs on the host as root: it checks that AK.crt certifies the AK pinned in STATE_DIR
+(default /var/lib/attestd) and keeps it there as ak.crt; from the next start the daemon records
+it in every session start, and auditors can verify the log with the enrolling CA
+(attestctl audit verify --ca).
 Exit codes: 0 done, 1 failure, 2 usage, 3 daemon unreachable, 4 refused by the daemon,
 9 the challenge, response or certificate does not verify or match.`;
 
@@ -53,6 +60,7 @@ export interface EnrollOptions {
   caCert?: string | undefined;
   caKey?: string | undefined;
   days?: string | undefined;
+  dir?: string | undefined;
 }
 
 /** A challenge or response older than this is refused by complete. */
@@ -157,6 +165,16 @@ async function complete(file: string, o: EnrollOptions): Promise<number> {
   return EXIT.OK;
 }
 
+async function install(file: string, o: EnrollOptions): Promise<number> {
+  const dir = o.dir ?? '/var/lib/attestd';
+  const ak = parseTpmtPublic(await readFile(join(dir, AK_PIN_FILE)));
+  const leaf = certifiesAk(await readFile(file), ak);
+  await writeFile(join(dir, AK_CERT_FILE), leaf.der, { mode: 0o644 });
+  if (o.json) printJson({ installed: join(dir, AK_CERT_FILE), ak_name: ak.name.toString('hex') });
+  else process.stdout.write(`AK certificate installed as ${join(dir, AK_CERT_FILE)}; attestd records it from its next start\n`);
+  return EXIT.OK;
+}
+
 export async function enroll(args: string[], o: EnrollOptions): Promise<number> {
   const [sub, file] = args;
   const usage = (why: string) => {
@@ -166,11 +184,13 @@ export async function enroll(args: string[], o: EnrollOptions): Promise<number> 
   const missing = sub === 'challenge' ? need(o, ['ekCert', 'ak', 'ekCa', 'output', 'state'])
     : sub === 'respond' ? (file === undefined ? 'respond needs CHALLENGE' : need(o, ['output']))
       : sub === 'complete' ? (file === undefined ? 'complete needs RESPONSE' : need(o, ['state', 'caCert', 'caKey', 'output']))
-        : `unknown enroll command: ${sub ?? '(none)'}`;
+        : sub === 'install' ? (file === undefined ? 'install needs AK.crt' : undefined)
+          : `unknown enroll command: ${sub ?? '(none)'}`;
   if (missing !== undefined) return usage(missing);
   try {
     if (sub === 'challenge') return await challenge(o);
     if (sub === 'respond') return await respond(file!, o);
+    if (sub === 'install') return await install(file!, o);
     return await complete(file!, o);
   } catch (err) {
     if (err instanceof RemoteError || err instanceof ConnectionError) return reportError(err, o.json);
@@ -179,7 +199,7 @@ export async function enroll(args: string[], o: EnrollOptions): Promise<number> 
       process.stderr.write(`attestctl: ${(err as Error).message}\n`);
       return EXIT.FAILURE;
     }
-    if (e.code === 'ENROLL_INVALID' || e.code === 'EK_CERT_INVALID' || e.code === 'QUOTE_MALFORMED' || e.code === 'QUOTE_UNSUPPORTED_ALGORITHM') {
+    if (e.code === 'ENROLL_INVALID' || e.code === 'EK_CERT_INVALID' || e.code === 'AK_CERT_INVALID' || e.code === 'QUOTE_MALFORMED' || e.code === 'QUOTE_UNSUPPORTED_ALGORITHM') {
       process.stderr.write(`attestctl: ${e.code}: ${e.message}\n`);
       return EXIT.ENROLL_FAILED;
     }

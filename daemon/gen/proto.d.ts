@@ -2295,6 +2295,9 @@ export namespace attestd {
                 /** SessionStart cvmTrustRoots. */
                 cvmTrustRoots: attestd.audit.v1.CvmTrustRoot.$Properties[];
 
+                /** SessionStart akCertificate. */
+                akCertificate: Uint8Array;
+
                 /**
                  * Creates a new SessionStart instance using the specified properties.
                  * @param [properties] Properties to set
@@ -2360,6 +2363,9 @@ export namespace attestd {
 
                     /** SessionStart cvmTrustRoots */
                     cvmTrustRoots?: (attestd.audit.v1.CvmTrustRoot.$Properties[]|null);
+
+                    /** SessionStart akCertificate */
+                    akCertificate?: (Uint8Array|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];

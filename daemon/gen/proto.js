@@ -5435,6 +5435,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {Array.<Uint8Array>|null} [ekCertificates] SessionStart ekCertificates
                  * @property {string|null} [ekVerification] SessionStart ekVerification
                  * @property {Array.<attestd.audit.v1.CvmTrustRoot.$Properties>|null} [cvmTrustRoots] SessionStart cvmTrustRoots
+                 * @property {Uint8Array|null} [akCertificate] SessionStart akCertificate
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -5541,6 +5542,14 @@ export const attestd = $root.attestd = (() => {
                 SessionStart.prototype.cvmTrustRoots = $util.emptyArray;
 
                 /**
+                 * SessionStart akCertificate.
+                 * @member {Uint8Array} akCertificate
+                 * @memberof attestd.audit.v1.SessionStart
+                 * @instance
+                 */
+                SessionStart.prototype.akCertificate = $util.newBuffer([]);
+
+                /**
                  * Creates a new SessionStart instance using the specified properties.
                  * @function create
                  * @memberof attestd.audit.v1.SessionStart
@@ -5592,6 +5601,8 @@ export const attestd = $root.attestd = (() => {
                     if (message.cvmTrustRoots != null && message.cvmTrustRoots.length)
                         for (let i = 0; i < message.cvmTrustRoots.length; ++i)
                             $root.attestd.audit.v1.CvmTrustRoot.encode(message.cvmTrustRoots[i], writer.uint32(/* id 9, wireType 2 =*/74).fork(), _depth + 1).ldelim();
+                    if (message.akCertificate != null && $Object.hasOwnProperty.call(message, "akCertificate") && message.akCertificate.length)
+                        writer.uint32(/* id 10, wireType 2 =*/82).bytes(message.akCertificate);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -5713,6 +5724,15 @@ export const attestd = $root.attestd = (() => {
                                 if (!(message.cvmTrustRoots && message.cvmTrustRoots.length))
                                     message.cvmTrustRoots = [];
                                 message.cvmTrustRoots.push($root.attestd.audit.v1.CvmTrustRoot.decode(reader, reader.size(), $undefined, _depth + 1));
+                                continue;
+                            }
+                        case 10: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.akCertificate = value;
+                                else
+                                    delete message.akCertificate;
                                 continue;
                             }
                         }

@@ -20,6 +20,9 @@ import { validAt } from './x509/chain.js';
 import { findPath } from './x509/path.js';
 import { looksLikePem, pemCertificates } from './x509/pem.js';
 
+/** Where a host keeps its AK certificate, in the daemon's state folder. */
+export const AK_CERT_FILE = 'ak.crt';
+
 /** tcg-kp-AIKCertificate (TCG EK Credential Profile). */
 export const AK_CERT_EKU = '2.23.133.8.3';
 const AK_NAME_URN = 'urn:attestd:ak-name:';
@@ -56,18 +59,21 @@ function extension<T>(cert: Certificate, oid: string, type: new () => T, what: s
   }
 }
 
-export function verifyAkCertificate(cert: string | Uint8Array, trustedCas: readonly Certificate[], intermediates: readonly Certificate[],
-  ak: TpmPublicKey, at: Date): VerifiedAkCertificate {
-  const [leaf, ...extra] = certificatesOf(cert);
+/**
+ * Whether `cert` is an AK certificate for `ak` (its key, its TPM name, the AIK usage), its
+ * issuer aside: what a host checks before it keeps a certificate it was handed. Returns the
+ * leaf, or throws AK_CERT_INVALID.
+ */
+export function certifiesAk(cert: string | Uint8Array, ak: TpmPublicKey): Certificate {
+  const [leaf] = certificatesOf(cert);
   if (!leaf) return invalid('no certificate given');
-  if (!validAt(leaf, at)) invalid(`the AK certificate is not valid at ${at.toISOString()} (${leaf.notBefore.toISOString()} to ${leaf.notAfter.toISOString()})`);
+  checkLeaf(leaf, ak);
+  return leaf;
+}
+
+/** Checks 3 and 4 on the leaf; returns the EK certificate digest it names. */
+function checkLeaf(leaf: Certificate, ak: TpmPublicKey): Buffer {
   if (leaf.isCa) invalid('the AK certificate is a CA certificate');
-  const anchors = new Set(trustedCas.map((c) => c.sha256));
-  const found = findPath(leaf, [...trustedCas, ...intermediates, ...extra], {
-    anchor: (c) => anchors.has(c.sha256), at, maxDepth: 4, maxChecks: 64, code: 'AK_CERT_INVALID',
-    tooMany: 'the certificates given need too many signature checks',
-  });
-  if ('failure' in found) invalid(`the AK certificate does not chain to the enrolling CA (${found.failure?.kind ?? 'no issuer among the CA certificates'})`);
   const eku = extension(leaf, '2.5.29.37', ExtendedKeyUsage, 'extKeyUsage');
   if (!eku?.includes(AK_CERT_EKU)) invalid('the certificate is not for an attestation key (no tcg-kp-AIKCertificate usage)');
   if (!ak.key.export({ type: 'spki', format: 'der' }).equals(leaf.spki)) invalid('the certificate is for another key than this attestation key');
@@ -77,6 +83,21 @@ export function verifyAkCertificate(cert: string | Uint8Array, trustedCas: reado
   const ek = uris.filter((u) => u.startsWith(EK_CERT_URN));
   const ekHex = ek.length === 1 ? ek[0]!.slice(EK_CERT_URN.length) : '';
   if (!/^[0-9a-f]{64}$/.test(ekHex)) invalid('the certificate does not name exactly one EK certificate digest');
+  return Buffer.from(ekHex, 'hex');
+}
+
+export function verifyAkCertificate(cert: string | Uint8Array, trustedCas: readonly Certificate[], intermediates: readonly Certificate[],
+  ak: TpmPublicKey, at: Date): VerifiedAkCertificate {
+  const [leaf, ...extra] = certificatesOf(cert);
+  if (!leaf) return invalid('no certificate given');
+  if (!validAt(leaf, at)) invalid(`the AK certificate is not valid at ${at.toISOString()} (${leaf.notBefore.toISOString()} to ${leaf.notAfter.toISOString()})`);
+  const anchors = new Set(trustedCas.map((c) => c.sha256));
+  const found = findPath(leaf, [...trustedCas, ...intermediates, ...extra], {
+    anchor: (c) => anchors.has(c.sha256), at, maxDepth: 4, maxChecks: 64, code: 'AK_CERT_INVALID',
+    tooMany: 'the certificates given need too many signature checks',
+  });
+  if ('failure' in found) invalid(`the AK certificate does not chain to the enrolling CA (${found.failure?.kind ?? 'no issuer among the CA certificates'})`);
+  const ekCertificateSha256 = checkLeaf(leaf, ak);
   const path = (found as { path: Certificate[] }).path;
-  return { ekCertificateSha256: Buffer.from(ekHex, 'hex'), chain: path.map((c) => c.sha256), notAfter: leaf.notAfter };
+  return { ekCertificateSha256, chain: path.map((c) => c.sha256), notAfter: leaf.notAfter };
 }

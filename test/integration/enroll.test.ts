@@ -29,7 +29,7 @@ describe('enrollment by credential activation', () => {
   beforeAll(async () => {
     tpm = await startManufacturedSwtpm({ ekCerts: true });
     other = await startManufacturedSwtpm({ ekCerts: true });
-    d = await startDaemon({ tcti: tpm.tcti });
+    d = await startDaemon({ tcti: tpm.tcti, stateDir: f('state') });
     // What the operator hands the enrolling party: the EK certificate (here from the session's
     // record of it) and the AK's public area from the state folder.
     const start = (await payloads(join(d.stateDir, 'audit'))).map(decode).find((r) => r.sessionStart)!.sessionStart!;
@@ -129,6 +129,31 @@ describe('enrollment by credential activation', () => {
     expect(r.code).toBe(4);
     expect(r.stderr).toMatch(/TPM_COMMAND_FAILED|Esys_ActivateCredential/);
   });
+  it('is installed, recorded by the daemon, and lets an auditor verify the log with the enrolling CA alone', async () => {
+    const notAk = await ctl('enroll', 'install', f('ca.pem'), '--dir', d.stateDir);
+    expect(notAk.code).toBe(9);
+    expect(notAk.stderr).toMatch(/AK_CERT_INVALID/);
+    const inst = await ctl('enroll', 'install', f('ak.crt'), '--dir', d.stateDir);
+    expect(inst.code, inst.stderr).toBe(0);
+    expect(readFileSync(join(d.stateDir, 'ak.crt')).length, inst.stdout).toBeGreaterThan(0);
+    await d.stop();
+    d = await startDaemon({ tcti: tpm.tcti, stateDir: d.stateDir });
+    await d.waitFor((st) => st.epoch >= 2, 15_000);
+    expect(d.output()).toContain('AK certificate recorded');
+    await d.stop();
+    const sessions = (await payloads(join(d.stateDir, 'audit'))).map(decode).filter((r) => r.sessionStart);
+    expect(sessions.at(-1)!.sessionStart!.akCertificate!.length).toBeGreaterThan(0);
+
+    // The first session predates the certificate: it vouches for the same key there too.
+    const ok = await runToEnd(process.execPath, [ATTESTCTL, 'audit', 'verify', join(d.stateDir, 'audit'), '--ca', f('ca.pem'), '--json'], {}, 60_000);
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', f('ca2.key'),
+      '-out', f('ca2.pem'), '-days', '30', '-subj', '/CN=attestd test enrolling CA', '-addext', 'basicConstraints=critical,CA:TRUE',
+      '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+    const other = await runToEnd(process.execPath, [ATTESTCTL, 'audit', 'verify', join(d.stateDir, 'audit'), '--ca', f('ca2.pem'), '--json'], {}, 60_000);
+    expect(other.code).toBe(8);
+    expect(JSON.parse(other.stdout).check).toBe('ak-certificate');
+  }, 90_000);
 });
 
 /** The RSA EK certificate of a manufactured swtpm that no daemon holds, trimmed of NV padding. */
