@@ -1,7 +1,8 @@
 /**
  * 3. A TPM quote taken in process (Tpm.quote through tpm2-tss and koffi, as the attestation
  * loop takes it: PCR read, quote, PCR read) beside running the tpm2_quote command against
- * the same swtpm with an AK made from the same template by tpm2_createprimary.
+ * the same swtpm with an ECC P-256 restricted signing key of the same algorithms, made once by
+ * tpm2_createprimary (attestd's own AK is a stored key used with its authValue).
  *
  * swtpm has no resource manager and tpm2-tools leave their objects loaded, which would fill
  * its three transient slots; the tools' objects are flushed (untimed) before every command,
@@ -79,7 +80,7 @@ async function run(): Promise<Outcome> {
     ],
     notes: [
       'in process = PCR_Read + Quote + PCR_Read (the PCR values are read around the quote); the AK is already loaded',
-      "the tools' AK comes from the same template (tpm2_createprimary once; each tpm2_quote reloads its saved context)",
+      "the tools' AK has the same algorithms (tpm2_createprimary once; each tpm2_quote reloads its saved context)",
       `${BLOCKS} alternating blocks of ${PER_BLOCK} quotes each side`,
     ],
     details: { inProcess: a, tool: c, blocks: BLOCKS, perBlock: PER_BLOCK },
