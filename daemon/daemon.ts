@@ -16,6 +16,7 @@ import { Checkpointer } from './audit/checkpointer.js';
 import { adoptProcOpener, createSessionKey, setNotDumpable, type SessionKey } from './native.js';
 import { AttestdError } from './base/errors.js';
 import { AK_KEY_FILE, fileAkStore } from './evidence/tpm/ak-store.js';
+import { ResultMaker } from './attestation/result-maker.js';
 import { AK_CERT_FILE, certifiesAk } from './verify/ak-certificate.js';
 import { parseTpmtPublic } from './verify/tpm-public.js';
 import { AuditBudget, type LogUsage } from './audit/budget.js';
@@ -72,6 +73,7 @@ interface Parts {
   exported: Metrics | undefined;
   /** Confidential-VM roots from --cvm-roots; undefined: the pinned vendor keys. */
   cvmRoots: CvmTrustRoots | undefined;
+  identity: TpmIdentity;
 }
 
 export class Daemon {
@@ -109,15 +111,18 @@ export class Daemon {
    * socket, the sweep, checkpoints, metrics, the attestation loop and the watchdog.
    */
   private async open(loaded: LoadedPolicy): Promise<void> {
-    const { config, log, key, audit, budget, tpm, ak, leases, status, loop, server, checkpoints, notifier, exported, cvmRoots } = this.parts;
+    const { config, log, key, audit, budget, tpm, ak, leases, status, loop, server, checkpoints, notifier, exported, cvmRoots, identity } = this.parts;
     budget.start();
     if (!(await ak.pinAtStart())) log('warn', 'TPM not reachable at start; running UNTRUSTED until it answers', { tcti: config.tcti });
     const ek = await ekEvidence(tpm, config.ekCaDir, log);
+    identity.ekCertificates = ek.certs;
+    const akCertificate = await installedAkCertificate(config.stateDir, ak.publicArea, log);
+    identity.akCertificate = akCertificate.length > 0 ? akCertificate : undefined;
     await audit.append({ sessionStart: {
       sessionPublicKey: key.publicKey(), akPublic: ak.publicArea ?? Buffer.alloc(0), akPublicPem: ak.pem(),
       tcti: config.tcti, version: VERSION, pid: process.pid, ekCertificates: ek.certs, ekVerification: ek.verification,
       cvmTrustRoots: rootsInForce(cvmRoots).map((r) => ({ vendor: r.vendor, spkiSha256: Buffer.from(r.spkiSha256, 'hex'), certificate: r.certificate ?? null })),
-      akCertificate: await installedAkCertificate(config.stateDir, ak.publicArea, log),
+      akCertificate,
     } });
     await this.recordPolicy(policyInForceRecord(loaded));
     await server.listen();
@@ -219,6 +224,12 @@ async function assemble(config: DaemonConfig, log: LogFn, key: SessionKey, audit
     onEpoch: epochObserver(status, metrics, notifier),
   });
   const sessionKeyObject = ed25519PublicKey(key.publicKey());
+  // What the session start finds (the AK certificate, the EK certificates), for results.
+  const identity: TpmIdentity = { akCertificate: undefined, ekCertificates: [] };
+  const results = new ResultMaker({
+    tpm, signer: key, policy: () => policy.current?.policy, epoch: () => leases.epoch, build: `attestd ${VERSION}`,
+    akCertificate: () => identity.akCertificate, ekCertificates: () => identity.ekCertificates,
+  });
   const server = new ApiServer({
     socketPath: config.socketPath,
     socketGid: config.socketGroup !== undefined ? groupId(config.socketGroup) : undefined,
@@ -229,10 +240,11 @@ async function assemble(config: DaemonConfig, log: LogFn, key: SessionKey, audit
     status,
     verifyToken: (token, sig) => verifyLeaseToken(token, sig, sessionKeyObject, key.publicKey()),
     enroll: { activateCredential: (kind, name, blob, secret) => tpm.activateCredential(kind, name, blob, secret) },
+    results,
   });
   const checkpoints = new Checkpointer({ log: audit, signer: key, origin: logOrigin(),
     onError: (err) => log('error', 'checkpoint not written', { err: String(err) }) });
-  return { config, log, key, audit, budget, tpm, policy, ak, leases, status, loop, server, checkpoints, notifier, exported, cvmRoots };
+  return { config, log, key, audit, budget, tpm, policy, ak, leases, status, loop, server, checkpoints, notifier, exported, cvmRoots, identity };
 }
 
 /** Each change of the audit log's state against its budget, in the operator log. */
@@ -335,6 +347,12 @@ async function installedAkCertificate(stateDir: string, akPublic: Buffer | undef
     log('error', 'the installed AK certificate is not for this attestation key; not recorded', { err: String(err) });
     return Buffer.alloc(0);
   }
+}
+
+/** The TPM's certificates as the session start found them. */
+interface TpmIdentity {
+  akCertificate: Buffer | undefined;
+  ekCertificates: Buffer[];
 }
 
 /** The log's origin line and checkpoint key name: this host's name, then attestd. */

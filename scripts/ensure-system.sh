@@ -29,6 +29,8 @@ if [ "${1:-}" = "--test" ]; then
   command -v python3 >/dev/null 2>&1 || need+=(python3)
   # The fake NVML (test/fake-nvml) signs GPU reports with libcrypto, as a GPU would.
   [ -f /usr/include/openssl/evp.h ] || need+=(libssl-dev)
+  # A second JWT implementation checks the attestation results' signatures (EdDSA needs cryptography).
+  /usr/bin/python3 -c 'import jwt, cryptography' >/dev/null 2>&1 || need+=(python3-jwt python3-cryptography)
 fi
 
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi

@@ -9,6 +9,8 @@ export interface ApiContext {
   status: Pick<HostStatus, 'report'>;
   verifyToken(token: Uint8Array, signature: Uint8Array): VerifiedClaims | undefined;
   /** Enrollment: TPM2_ActivateCredential with the daemon's AK, for a credential made for `akName`. */
+  /** Attestation results (EAR in an evidence bundle) for live leases. */
+  results: { make(lease: ReturnType<LeaseManager['describe']>, nonce: Buffer | undefined): Promise<string> };
   enroll: { activateCredential(ekKind: 'rsa' | 'ecc', akName: Buffer, credentialBlob: Buffer, secret: Buffer): Promise<Buffer> };
 }
 

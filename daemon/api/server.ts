@@ -23,6 +23,7 @@ import { watchLease } from './handlers/watch.js';
 import { getStatus } from './handlers/status.js';
 import { verifyLease } from './handlers/verify.js';
 import { activateCredential } from './handlers/activate-credential.js';
+import { getLeaseResult } from './handlers/lease-result.js';
 
 export interface ServerOptions {
   socketPath: string;
@@ -54,7 +55,7 @@ export const IDLE_TIMEOUT_MS = 5 * 60_000;
 type Call = NonNullable<attestd.lease.v1.Request['call']>;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const HANDLERS: Record<Call, Handler<any>> = {
-  acquireLease, renewLease, releaseLease, watchLease, getStatus, verifyLease, activateCredential,
+  acquireLease, renewLease, releaseLease, watchLease, getStatus, verifyLease, activateCredential, getLeaseResult,
 };
 
 export class ApiServer {

@@ -27,6 +27,8 @@ export const ERROR_CODES = {
   TPM_TCTI_INVALID: 'the TCTI configuration string is not valid',
   TPM_UNAVAILABLE: 'the TPM could not be reached',
   TPM_COMMAND_FAILED: 'a TPM command returned an error response code',
+  RESULT_INVALID: 'an attestation result or its evidence bundle does not verify',
+  RESULT_RATE_LIMITED: 'attestation results are asked for faster than the TPM is allowed to quote for them',
   AK_CERT_INVALID: 'the AK certificate does not chain to the enrolling CA or does not certify this attestation key',
   ENROLL_INVALID: 'an enrollment challenge, response or state file is malformed or does not match',
   AK_STORE_UNUSABLE: 'the stored attestation key cannot be read or written, or is not an attestd attestation key',

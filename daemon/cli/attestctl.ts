@@ -14,6 +14,7 @@ import { cvm, CVM_HELP } from './cvm.js';
 import { tpm, TPM_HELP } from './tpm.js';
 import { gpu, GPU_HELP } from './gpu.js';
 import { enroll, ENROLL_HELP } from './enroll.js';
+import { verifyResultCommand, VERIFY_RESULT_HELP } from './verify-result.js';
 
 const HELP = `Usage: attestctl [--socket PATH] [--json] <command> ...
 
@@ -28,6 +29,7 @@ Commands:
   tpm eventlog FILE                               parse a TCG event log, replay its PCRs
   gpu inspect|parse-smi|verify-report ...         GPU measurement and attestation reports
   enroll challenge|respond|complete|install ...   enroll the attestation key by credential activation
+  verify-result BUNDLE --ca CA.pem ...            check an attestation result offline, link by link
 
 The socket is --socket, else $ATTESTD_SOCKET, else /run/attestd/attestd.sock.
 Exit codes: 0 ok, 1 failure, 2 usage, 3 daemon unreachable, 4 refused by the daemon,
@@ -54,6 +56,8 @@ ${TPM_HELP}
 ${GPU_HELP}
 
 ${ENROLL_HELP}
+
+${VERIFY_RESULT_HELP}
 `;
 
 /** Every option of every subcommand: parsed once here, handed to the subcommand that takes it. */
@@ -107,7 +111,7 @@ async function dispatch(cmd: string | undefined, rest: string[], values: Values,
     case 'status':
       return status(socket, json);
     case 'lease':
-      return lease(socket, rest, { json, rule: values.rule, hold: values.hold ?? false });
+      return lease(socket, rest, { json, rule: values.rule, hold: values.hold ?? false, nonce: values.nonce, output: values.output });
     case 'run':
       return runCommand(socket, command, values, json);
     case 'audit':
@@ -122,6 +126,8 @@ async function dispatch(cmd: string | undefined, rest: string[], values: Values,
       return tpm(rest, json);
     case 'policy':
       return policyCommand(rest, values, json);
+    case 'verify-result':
+      return verifyResultCommand(rest[0], { json, ca: values.ca, ekCa: values['ek-ca'], nonce: values.nonce });
     case 'enroll':
       return enroll(rest, { json, socket, ekCert: values['ek-cert'], ak: values.ak, ekCa: values['ek-ca'], output: values.output,
         state: values.state, caCert: values['ca-cert'], caKey: values['ca-key'], days: values.days, dir: values.dir });

@@ -1,4 +1,5 @@
 /** attestctl lease acquire|renew|release|watch|verify */
+import { writeFile } from 'node:fs/promises';
 import { attestd } from '../gen/proto.js';
 import { AttestdClient } from '../client/client.js';
 import { EXIT } from './exit-codes.js';
@@ -13,7 +14,12 @@ export const LEASE_HELP = `Usage: attestctl lease <command> [--json]
   renew LEASE_ID                   renew (only the holder process may)
   release LEASE_ID                 release (the holder or a process of its uid)
   watch LEASE_ID                   print events until the lease ends (holder's uid)
-  verify TOKEN SIGNATURE           check a token (base64) with the daemon's session key`;
+  verify TOKEN SIGNATURE           check a token (base64) with the daemon's session key
+  result LEASE_ID [--nonce HEX] [--output FILE]
+                                   an attestation result for a live lease (holder's uid): an
+                                   IETF RATS EAR in its evidence bundle, over a fresh quote of
+                                   the relying party's nonce (8 to 64 bytes, hex), for
+                                   attestctl verify-result on any machine`;
 
 function printLease(l: attestd.lease.v1.Lease.$Properties | null | undefined, json: boolean): void {
   if (json) printJson(leaseJson(l));
@@ -59,7 +65,8 @@ function follow(client: AttestdClient, leaseId: string, json: boolean, onEvent?:
   });
 }
 
-export async function lease(socket: string, args: string[], opts: { json: boolean; rule?: string; hold: boolean }): Promise<number> {
+export async function lease(socket: string, args: string[],
+  opts: { json: boolean; rule?: string; hold: boolean; nonce?: string | undefined; output?: string | undefined }): Promise<number> {
   const [sub, ...rest] = args;
   const client = await AttestdClient.connect(socket);
   try {
@@ -101,6 +108,16 @@ export async function lease(socket: string, args: string[], opts: { json: boolea
         if (opts.json) printJson(out);
         else process.stdout.write(`signature ${v.signatureValid ? 'valid' : 'INVALID'}, lease ${v.live ? 'live' : 'not live'}\n`);
         return v.signatureValid && v.live ? EXIT.OK : EXIT.TOKEN_INVALID;
+      }
+      case 'result': {
+        const leaseId = rest[0];
+        if (!leaseId) return usage('lease result needs a LEASE_ID');
+        if (opts.nonce !== undefined && !/^(?:[0-9a-fA-F]{2}){8,64}$/.test(opts.nonce)) return usage('--nonce takes 8 to 64 bytes in hex');
+        const nonce = opts.nonce === undefined ? undefined : Buffer.from(opts.nonce, 'hex');
+        const bundle = (await client.call({ getLeaseResult: { leaseId, nonce } })).getLeaseResult!.bundle ?? '';
+        if (opts.output) await writeFile(opts.output, bundle);
+        else process.stdout.write(bundle);
+        return EXIT.OK;
       }
       default:
         return usage(`unknown lease command: ${sub ?? '(none)'}`);

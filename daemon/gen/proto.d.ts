@@ -54,8 +54,11 @@ export namespace attestd {
                 /** Request activateCredential. */
                 activateCredential?: (attestd.lease.v1.ActivateCredentialRequest.$Properties|null);
 
+                /** Request getLeaseResult. */
+                getLeaseResult?: (attestd.lease.v1.GetLeaseResultRequest.$Properties|null);
+
                 /** Request call. */
-                call?: ("acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential");
+                call?: ("acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult");
 
                 /**
                  * Creates a new Request instance using the specified properties.
@@ -120,8 +123,11 @@ export namespace attestd {
                     /** Request activateCredential */
                     activateCredential?: (attestd.lease.v1.ActivateCredentialRequest.$Properties|null);
 
+                    /** Request getLeaseResult */
+                    getLeaseResult?: (attestd.lease.v1.GetLeaseResultRequest.$Properties|null);
+
                     /** Request call */
-                    call?: ("acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential");
+                    call?: ("acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult");
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
@@ -137,9 +143,10 @@ export namespace attestd {
                   getStatus?: attestd.lease.v1.GetStatusRequest.$Shape|null;
                   verifyLease?: attestd.lease.v1.VerifyLeaseRequest.$Shape|null;
                   activateCredential?: attestd.lease.v1.ActivateCredentialRequest.$Shape|null;
+                  getLeaseResult?: attestd.lease.v1.GetLeaseResultRequest.$Shape|null;
                   $unknowns?: Uint8Array[];
                 } & (
-                  ({ call?: undefined; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "acquireLease"; acquireLease: attestd.lease.v1.AcquireLeaseRequest.$Shape; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "renewLease"; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseRequest.$Shape; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "releaseLease"; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseRequest.$Shape; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "watchLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease: attestd.lease.v1.WatchLeaseRequest.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "getStatus"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus: attestd.lease.v1.GetStatusRequest.$Shape; verifyLease?: null; activateCredential?: null }|{ call?: "verifyLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseRequest.$Shape; activateCredential?: null }|{ call?: "activateCredential"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialRequest.$Shape })
+                  ({ call?: undefined; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "acquireLease"; acquireLease: attestd.lease.v1.AcquireLeaseRequest.$Shape; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "renewLease"; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseRequest.$Shape; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "releaseLease"; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseRequest.$Shape; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "watchLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease: attestd.lease.v1.WatchLeaseRequest.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "getStatus"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus: attestd.lease.v1.GetStatusRequest.$Shape; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "verifyLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseRequest.$Shape; activateCredential?: null; getLeaseResult?: null }|{ call?: "activateCredential"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialRequest.$Shape; getLeaseResult?: null }|{ call?: "getLeaseResult"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult: attestd.lease.v1.GetLeaseResultRequest.$Shape })
                 );
             }
 
@@ -189,8 +196,11 @@ export namespace attestd {
                 /** Response activateCredential. */
                 activateCredential?: (attestd.lease.v1.ActivateCredentialResponse.$Properties|null);
 
+                /** Response getLeaseResult. */
+                getLeaseResult?: (attestd.lease.v1.GetLeaseResultResponse.$Properties|null);
+
                 /** Response result. */
-                result?: ("error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential");
+                result?: ("error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult");
 
                 /**
                  * Creates a new Response instance using the specified properties.
@@ -258,8 +268,11 @@ export namespace attestd {
                     /** Response activateCredential */
                     activateCredential?: (attestd.lease.v1.ActivateCredentialResponse.$Properties|null);
 
+                    /** Response getLeaseResult */
+                    getLeaseResult?: (attestd.lease.v1.GetLeaseResultResponse.$Properties|null);
+
                     /** Response result */
-                    result?: ("error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential");
+                    result?: ("error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult");
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
@@ -276,9 +289,10 @@ export namespace attestd {
                   getStatus?: attestd.lease.v1.GetStatusResponse.$Shape|null;
                   verifyLease?: attestd.lease.v1.VerifyLeaseResponse.$Shape|null;
                   activateCredential?: attestd.lease.v1.ActivateCredentialResponse.$Shape|null;
+                  getLeaseResult?: attestd.lease.v1.GetLeaseResultResponse.$Shape|null;
                   $unknowns?: Uint8Array[];
                 } & (
-                  ({ result?: undefined; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "error"; error: attestd.lease.v1.Error.$Shape; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "acquireLease"; error?: null; acquireLease: attestd.lease.v1.AcquireLeaseResponse.$Shape; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "renewLease"; error?: null; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseResponse.$Shape; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "releaseLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseResponse.$Shape; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "leaseEvent"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent: attestd.lease.v1.LeaseEvent.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "getStatus"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus: attestd.lease.v1.GetStatusResponse.$Shape; verifyLease?: null; activateCredential?: null }|{ result?: "verifyLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseResponse.$Shape; activateCredential?: null }|{ result?: "activateCredential"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialResponse.$Shape })
+                  ({ result?: undefined; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "error"; error: attestd.lease.v1.Error.$Shape; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "acquireLease"; error?: null; acquireLease: attestd.lease.v1.AcquireLeaseResponse.$Shape; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "renewLease"; error?: null; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseResponse.$Shape; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "releaseLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseResponse.$Shape; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "leaseEvent"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent: attestd.lease.v1.LeaseEvent.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "getStatus"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus: attestd.lease.v1.GetStatusResponse.$Shape; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "verifyLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseResponse.$Shape; activateCredential?: null; getLeaseResult?: null }|{ result?: "activateCredential"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialResponse.$Shape; getLeaseResult?: null }|{ result?: "getLeaseResult"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult: attestd.lease.v1.GetLeaseResultResponse.$Shape })
                 );
             }
 
@@ -1609,6 +1623,156 @@ export namespace attestd {
 
                 /** Shape of an ActivateCredentialResponse. */
                 type $Shape = attestd.lease.v1.ActivateCredentialResponse.$Properties;
+            }
+
+            /**
+             * Properties of a GetLeaseResultRequest.
+             * @deprecated Use attestd.lease.v1.GetLeaseResultRequest.$Properties instead.
+             */
+            interface IGetLeaseResultRequest extends attestd.lease.v1.GetLeaseResultRequest.$Properties {
+            }
+
+            /** Represents a GetLeaseResultRequest. */
+            class GetLeaseResultRequest {
+
+                /**
+                 * Constructs a new GetLeaseResultRequest.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.lease.v1.GetLeaseResultRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** GetLeaseResultRequest leaseId. */
+                leaseId: string;
+
+                /** GetLeaseResultRequest nonce. */
+                nonce: Uint8Array;
+
+                /**
+                 * Creates a new GetLeaseResultRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns GetLeaseResultRequest instance
+                 */
+                static create(properties: attestd.lease.v1.GetLeaseResultRequest.$Shape): attestd.lease.v1.GetLeaseResultRequest & attestd.lease.v1.GetLeaseResultRequest.$Shape;
+                static create(properties?: attestd.lease.v1.GetLeaseResultRequest.$Properties): attestd.lease.v1.GetLeaseResultRequest;
+
+                /**
+                 * Encodes the specified GetLeaseResultRequest message. Does not implicitly {@link attestd.lease.v1.GetLeaseResultRequest.verify|verify} messages.
+                 * @param message GetLeaseResultRequest message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.lease.v1.GetLeaseResultRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a GetLeaseResultRequest message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.GetLeaseResultRequest & attestd.lease.v1.GetLeaseResultRequest.$Shape} GetLeaseResultRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.lease.v1.GetLeaseResultRequest & attestd.lease.v1.GetLeaseResultRequest.$Shape;
+
+                /**
+                 * Gets the type url for GetLeaseResultRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace GetLeaseResultRequest {
+
+                /** Properties of a GetLeaseResultRequest. */
+                interface $Properties {
+
+                    /** GetLeaseResultRequest leaseId */
+                    leaseId?: (string|null);
+
+                    /** GetLeaseResultRequest nonce */
+                    nonce?: (Uint8Array|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a GetLeaseResultRequest. */
+                type $Shape = attestd.lease.v1.GetLeaseResultRequest.$Properties;
+            }
+
+            /**
+             * Properties of a GetLeaseResultResponse.
+             * @deprecated Use attestd.lease.v1.GetLeaseResultResponse.$Properties instead.
+             */
+            interface IGetLeaseResultResponse extends attestd.lease.v1.GetLeaseResultResponse.$Properties {
+            }
+
+            /** Represents a GetLeaseResultResponse. */
+            class GetLeaseResultResponse {
+
+                /**
+                 * Constructs a new GetLeaseResultResponse.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.lease.v1.GetLeaseResultResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** GetLeaseResultResponse bundle. */
+                bundle: string;
+
+                /**
+                 * Creates a new GetLeaseResultResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns GetLeaseResultResponse instance
+                 */
+                static create(properties: attestd.lease.v1.GetLeaseResultResponse.$Shape): attestd.lease.v1.GetLeaseResultResponse & attestd.lease.v1.GetLeaseResultResponse.$Shape;
+                static create(properties?: attestd.lease.v1.GetLeaseResultResponse.$Properties): attestd.lease.v1.GetLeaseResultResponse;
+
+                /**
+                 * Encodes the specified GetLeaseResultResponse message. Does not implicitly {@link attestd.lease.v1.GetLeaseResultResponse.verify|verify} messages.
+                 * @param message GetLeaseResultResponse message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.lease.v1.GetLeaseResultResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a GetLeaseResultResponse message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.GetLeaseResultResponse & attestd.lease.v1.GetLeaseResultResponse.$Shape} GetLeaseResultResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.lease.v1.GetLeaseResultResponse & attestd.lease.v1.GetLeaseResultResponse.$Shape;
+
+                /**
+                 * Gets the type url for GetLeaseResultResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace GetLeaseResultResponse {
+
+                /** Properties of a GetLeaseResultResponse. */
+                interface $Properties {
+
+                    /** GetLeaseResultResponse bundle */
+                    bundle?: (string|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a GetLeaseResultResponse. */
+                type $Shape = attestd.lease.v1.GetLeaseResultResponse.$Properties;
             }
 
             /**

@@ -50,7 +50,8 @@ export const attestd = $root.attestd = (() => {
                  * @property {attestd.lease.v1.GetStatusRequest.$Properties|null} [getStatus] Request getStatus
                  * @property {attestd.lease.v1.VerifyLeaseRequest.$Properties|null} [verifyLease] Request verifyLease
                  * @property {attestd.lease.v1.ActivateCredentialRequest.$Properties|null} [activateCredential] Request activateCredential
-                 * @property {"acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential"} [call] Request call
+                 * @property {attestd.lease.v1.GetLeaseResultRequest.$Properties|null} [getLeaseResult] Request getLeaseResult
+                 * @property {"acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult"} [call] Request call
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -73,9 +74,10 @@ export const attestd = $root.attestd = (() => {
                  *   getStatus?: attestd.lease.v1.GetStatusRequest.$Shape|null;
                  *   verifyLease?: attestd.lease.v1.VerifyLeaseRequest.$Shape|null;
                  *   activateCredential?: attestd.lease.v1.ActivateCredentialRequest.$Shape|null;
+                 *   getLeaseResult?: attestd.lease.v1.GetLeaseResultRequest.$Shape|null;
                  *   $unknowns?: Array.<Uint8Array>;
                  * } & (
-                 *   ({ call?: undefined; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "acquireLease"; acquireLease: attestd.lease.v1.AcquireLeaseRequest.$Shape; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "renewLease"; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseRequest.$Shape; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "releaseLease"; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseRequest.$Shape; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "watchLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease: attestd.lease.v1.WatchLeaseRequest.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ call?: "getStatus"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus: attestd.lease.v1.GetStatusRequest.$Shape; verifyLease?: null; activateCredential?: null }|{ call?: "verifyLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseRequest.$Shape; activateCredential?: null }|{ call?: "activateCredential"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialRequest.$Shape })
+                 *   ({ call?: undefined; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "acquireLease"; acquireLease: attestd.lease.v1.AcquireLeaseRequest.$Shape; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "renewLease"; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseRequest.$Shape; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "releaseLease"; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseRequest.$Shape; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "watchLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease: attestd.lease.v1.WatchLeaseRequest.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "getStatus"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus: attestd.lease.v1.GetStatusRequest.$Shape; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "verifyLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseRequest.$Shape; activateCredential?: null; getLeaseResult?: null }|{ call?: "activateCredential"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialRequest.$Shape; getLeaseResult?: null }|{ call?: "getLeaseResult"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult: attestd.lease.v1.GetLeaseResultRequest.$Shape })
                  * )} attestd.lease.v1.Request.$Shape
                  */
 
@@ -158,17 +160,25 @@ export const attestd = $root.attestd = (() => {
                  */
                 Request.prototype.activateCredential = null;
 
+                /**
+                 * Request getLeaseResult.
+                 * @member {attestd.lease.v1.GetLeaseResultRequest.$Properties|null|undefined} getLeaseResult
+                 * @memberof attestd.lease.v1.Request
+                 * @instance
+                 */
+                Request.prototype.getLeaseResult = null;
+
                 // OneOf field names bound to virtual getters and setters
                 let $oneOfFields;
 
                 /**
                  * Request call.
-                 * @member {"acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential"|undefined} call
+                 * @member {"acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult"|undefined} call
                  * @memberof attestd.lease.v1.Request
                  * @instance
                  */
                 $Object.defineProperty(Request.prototype, "call", {
-                    get: $util.oneOfGetter($oneOfFields = ["acquireLease", "renewLease", "releaseLease", "watchLease", "getStatus", "verifyLease", "activateCredential"]),
+                    get: $util.oneOfGetter($oneOfFields = ["acquireLease", "renewLease", "releaseLease", "watchLease", "getStatus", "verifyLease", "activateCredential", "getLeaseResult"]),
                     set: $util.oneOfSetter($oneOfFields)
                 });
 
@@ -220,6 +230,8 @@ export const attestd = $root.attestd = (() => {
                         $root.attestd.lease.v1.VerifyLeaseRequest.encode(message.verifyLease, writer.uint32(/* id 7, wireType 2 =*/58).fork(), _depth + 1).ldelim();
                     if (message.activateCredential != null && $Object.hasOwnProperty.call(message, "activateCredential"))
                         $root.attestd.lease.v1.ActivateCredentialRequest.encode(message.activateCredential, writer.uint32(/* id 8, wireType 2 =*/66).fork(), _depth + 1).ldelim();
+                    if (message.getLeaseResult != null && $Object.hasOwnProperty.call(message, "getLeaseResult"))
+                        $root.attestd.lease.v1.GetLeaseResultRequest.encode(message.getLeaseResult, writer.uint32(/* id 9, wireType 2 =*/74).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -322,6 +334,13 @@ export const attestd = $root.attestd = (() => {
                                 message.call = "activateCredential";
                                 continue;
                             }
+                        case 9: {
+                                if (wireType !== 2)
+                                    break;
+                                message.getLeaseResult = $root.attestd.lease.v1.GetLeaseResultRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.getLeaseResult);
+                                message.call = "getLeaseResult";
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -370,7 +389,8 @@ export const attestd = $root.attestd = (() => {
                  * @property {attestd.lease.v1.GetStatusResponse.$Properties|null} [getStatus] Response getStatus
                  * @property {attestd.lease.v1.VerifyLeaseResponse.$Properties|null} [verifyLease] Response verifyLease
                  * @property {attestd.lease.v1.ActivateCredentialResponse.$Properties|null} [activateCredential] Response activateCredential
-                 * @property {"error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential"} [result] Response result
+                 * @property {attestd.lease.v1.GetLeaseResultResponse.$Properties|null} [getLeaseResult] Response getLeaseResult
+                 * @property {"error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult"} [result] Response result
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -394,9 +414,10 @@ export const attestd = $root.attestd = (() => {
                  *   getStatus?: attestd.lease.v1.GetStatusResponse.$Shape|null;
                  *   verifyLease?: attestd.lease.v1.VerifyLeaseResponse.$Shape|null;
                  *   activateCredential?: attestd.lease.v1.ActivateCredentialResponse.$Shape|null;
+                 *   getLeaseResult?: attestd.lease.v1.GetLeaseResultResponse.$Shape|null;
                  *   $unknowns?: Array.<Uint8Array>;
                  * } & (
-                 *   ({ result?: undefined; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "error"; error: attestd.lease.v1.Error.$Shape; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "acquireLease"; error?: null; acquireLease: attestd.lease.v1.AcquireLeaseResponse.$Shape; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "renewLease"; error?: null; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseResponse.$Shape; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "releaseLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseResponse.$Shape; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "leaseEvent"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent: attestd.lease.v1.LeaseEvent.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null }|{ result?: "getStatus"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus: attestd.lease.v1.GetStatusResponse.$Shape; verifyLease?: null; activateCredential?: null }|{ result?: "verifyLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseResponse.$Shape; activateCredential?: null }|{ result?: "activateCredential"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialResponse.$Shape })
+                 *   ({ result?: undefined; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "error"; error: attestd.lease.v1.Error.$Shape; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "acquireLease"; error?: null; acquireLease: attestd.lease.v1.AcquireLeaseResponse.$Shape; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "renewLease"; error?: null; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseResponse.$Shape; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "releaseLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseResponse.$Shape; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "leaseEvent"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent: attestd.lease.v1.LeaseEvent.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "getStatus"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus: attestd.lease.v1.GetStatusResponse.$Shape; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "verifyLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseResponse.$Shape; activateCredential?: null; getLeaseResult?: null }|{ result?: "activateCredential"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialResponse.$Shape; getLeaseResult?: null }|{ result?: "getLeaseResult"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult: attestd.lease.v1.GetLeaseResultResponse.$Shape })
                  * )} attestd.lease.v1.Response.$Shape
                  */
 
@@ -487,17 +508,25 @@ export const attestd = $root.attestd = (() => {
                  */
                 Response.prototype.activateCredential = null;
 
+                /**
+                 * Response getLeaseResult.
+                 * @member {attestd.lease.v1.GetLeaseResultResponse.$Properties|null|undefined} getLeaseResult
+                 * @memberof attestd.lease.v1.Response
+                 * @instance
+                 */
+                Response.prototype.getLeaseResult = null;
+
                 // OneOf field names bound to virtual getters and setters
                 let $oneOfFields;
 
                 /**
                  * Response result.
-                 * @member {"error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential"|undefined} result
+                 * @member {"error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult"|undefined} result
                  * @memberof attestd.lease.v1.Response
                  * @instance
                  */
                 $Object.defineProperty(Response.prototype, "result", {
-                    get: $util.oneOfGetter($oneOfFields = ["error", "acquireLease", "renewLease", "releaseLease", "leaseEvent", "getStatus", "verifyLease", "activateCredential"]),
+                    get: $util.oneOfGetter($oneOfFields = ["error", "acquireLease", "renewLease", "releaseLease", "leaseEvent", "getStatus", "verifyLease", "activateCredential", "getLeaseResult"]),
                     set: $util.oneOfSetter($oneOfFields)
                 });
 
@@ -551,6 +580,8 @@ export const attestd = $root.attestd = (() => {
                         $root.attestd.lease.v1.VerifyLeaseResponse.encode(message.verifyLease, writer.uint32(/* id 8, wireType 2 =*/66).fork(), _depth + 1).ldelim();
                     if (message.activateCredential != null && $Object.hasOwnProperty.call(message, "activateCredential"))
                         $root.attestd.lease.v1.ActivateCredentialResponse.encode(message.activateCredential, writer.uint32(/* id 9, wireType 2 =*/74).fork(), _depth + 1).ldelim();
+                    if (message.getLeaseResult != null && $Object.hasOwnProperty.call(message, "getLeaseResult"))
+                        $root.attestd.lease.v1.GetLeaseResultResponse.encode(message.getLeaseResult, writer.uint32(/* id 10, wireType 2 =*/82).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -658,6 +689,13 @@ export const attestd = $root.attestd = (() => {
                                     break;
                                 message.activateCredential = $root.attestd.lease.v1.ActivateCredentialResponse.decode(reader, reader.size(), $undefined, _depth + 1, message.activateCredential);
                                 message.result = "activateCredential";
+                                continue;
+                            }
+                        case 10: {
+                                if (wireType !== 2)
+                                    break;
+                                message.getLeaseResult = $root.attestd.lease.v1.GetLeaseResultResponse.decode(reader, reader.size(), $undefined, _depth + 1, message.getLeaseResult);
+                                message.result = "getLeaseResult";
                                 continue;
                             }
                         }
@@ -3786,6 +3824,358 @@ export const attestd = $root.attestd = (() => {
                 };
 
                 return ActivateCredentialResponse;
+            })();
+
+            v1.GetLeaseResultRequest = (function() {
+
+                /**
+                 * Properties of a GetLeaseResultRequest.
+                 * @typedef {Object} attestd.lease.v1.GetLeaseResultRequest.$Properties
+                 * @property {string|null} [leaseId] GetLeaseResultRequest leaseId
+                 * @property {Uint8Array|null} [nonce] GetLeaseResultRequest nonce
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a GetLeaseResultRequest.
+                 * @memberof attestd.lease.v1
+                 * @interface IGetLeaseResultRequest
+                 * @augments attestd.lease.v1.GetLeaseResultRequest.$Properties
+                 * @deprecated Use attestd.lease.v1.GetLeaseResultRequest.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a GetLeaseResultRequest.
+                 * @typedef {attestd.lease.v1.GetLeaseResultRequest.$Properties} attestd.lease.v1.GetLeaseResultRequest.$Shape
+                 */
+
+                /**
+                 * Constructs a new GetLeaseResultRequest.
+                 * @memberof attestd.lease.v1
+                 * @classdesc Represents a GetLeaseResultRequest.
+                 * @constructor
+                 * @param {attestd.lease.v1.GetLeaseResultRequest.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const GetLeaseResultRequest = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * GetLeaseResultRequest leaseId.
+                 * @member {string} leaseId
+                 * @memberof attestd.lease.v1.GetLeaseResultRequest
+                 * @instance
+                 */
+                GetLeaseResultRequest.prototype.leaseId = "";
+
+                /**
+                 * GetLeaseResultRequest nonce.
+                 * @member {Uint8Array} nonce
+                 * @memberof attestd.lease.v1.GetLeaseResultRequest
+                 * @instance
+                 */
+                GetLeaseResultRequest.prototype.nonce = $util.newBuffer([]);
+
+                /**
+                 * Creates a new GetLeaseResultRequest instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.lease.v1.GetLeaseResultRequest
+                 * @static
+                 * @param {attestd.lease.v1.GetLeaseResultRequest.$Properties=} [properties] Properties to set
+                 * @returns {attestd.lease.v1.GetLeaseResultRequest} GetLeaseResultRequest instance
+                 * @type {{
+                 *   (properties: attestd.lease.v1.GetLeaseResultRequest.$Shape): attestd.lease.v1.GetLeaseResultRequest & attestd.lease.v1.GetLeaseResultRequest.$Shape;
+                 *   (properties?: attestd.lease.v1.GetLeaseResultRequest.$Properties): attestd.lease.v1.GetLeaseResultRequest;
+                 * }}
+                 */
+                GetLeaseResultRequest.create = function(properties) {
+                    return new GetLeaseResultRequest(properties);
+                };
+
+                /**
+                 * Encodes the specified GetLeaseResultRequest message. Does not implicitly {@link attestd.lease.v1.GetLeaseResultRequest.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.lease.v1.GetLeaseResultRequest
+                 * @static
+                 * @param {attestd.lease.v1.GetLeaseResultRequest.$Properties} message GetLeaseResultRequest message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                GetLeaseResultRequest.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.leaseId != null && $Object.hasOwnProperty.call(message, "leaseId") && message.leaseId !== "")
+                        writer.uint32(/* id 1, wireType 2 =*/10).string(message.leaseId);
+                    if (message.nonce != null && $Object.hasOwnProperty.call(message, "nonce") && message.nonce.length)
+                        writer.uint32(/* id 2, wireType 2 =*/18).bytes(message.nonce);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes a GetLeaseResultRequest message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.lease.v1.GetLeaseResultRequest
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.GetLeaseResultRequest & attestd.lease.v1.GetLeaseResultRequest.$Shape} GetLeaseResultRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                GetLeaseResultRequest.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.lease.v1.GetLeaseResultRequest();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.leaseId = value;
+                                else
+                                    delete message.leaseId;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.nonce = value;
+                                else
+                                    delete message.nonce;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for GetLeaseResultRequest
+                 * @function getTypeUrl
+                 * @memberof attestd.lease.v1.GetLeaseResultRequest
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                GetLeaseResultRequest.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.lease.v1.GetLeaseResultRequest";
+                };
+
+                return GetLeaseResultRequest;
+            })();
+
+            v1.GetLeaseResultResponse = (function() {
+
+                /**
+                 * Properties of a GetLeaseResultResponse.
+                 * @typedef {Object} attestd.lease.v1.GetLeaseResultResponse.$Properties
+                 * @property {string|null} [bundle] GetLeaseResultResponse bundle
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a GetLeaseResultResponse.
+                 * @memberof attestd.lease.v1
+                 * @interface IGetLeaseResultResponse
+                 * @augments attestd.lease.v1.GetLeaseResultResponse.$Properties
+                 * @deprecated Use attestd.lease.v1.GetLeaseResultResponse.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a GetLeaseResultResponse.
+                 * @typedef {attestd.lease.v1.GetLeaseResultResponse.$Properties} attestd.lease.v1.GetLeaseResultResponse.$Shape
+                 */
+
+                /**
+                 * Constructs a new GetLeaseResultResponse.
+                 * @memberof attestd.lease.v1
+                 * @classdesc Represents a GetLeaseResultResponse.
+                 * @constructor
+                 * @param {attestd.lease.v1.GetLeaseResultResponse.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const GetLeaseResultResponse = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * GetLeaseResultResponse bundle.
+                 * @member {string} bundle
+                 * @memberof attestd.lease.v1.GetLeaseResultResponse
+                 * @instance
+                 */
+                GetLeaseResultResponse.prototype.bundle = "";
+
+                /**
+                 * Creates a new GetLeaseResultResponse instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.lease.v1.GetLeaseResultResponse
+                 * @static
+                 * @param {attestd.lease.v1.GetLeaseResultResponse.$Properties=} [properties] Properties to set
+                 * @returns {attestd.lease.v1.GetLeaseResultResponse} GetLeaseResultResponse instance
+                 * @type {{
+                 *   (properties: attestd.lease.v1.GetLeaseResultResponse.$Shape): attestd.lease.v1.GetLeaseResultResponse & attestd.lease.v1.GetLeaseResultResponse.$Shape;
+                 *   (properties?: attestd.lease.v1.GetLeaseResultResponse.$Properties): attestd.lease.v1.GetLeaseResultResponse;
+                 * }}
+                 */
+                GetLeaseResultResponse.create = function(properties) {
+                    return new GetLeaseResultResponse(properties);
+                };
+
+                /**
+                 * Encodes the specified GetLeaseResultResponse message. Does not implicitly {@link attestd.lease.v1.GetLeaseResultResponse.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.lease.v1.GetLeaseResultResponse
+                 * @static
+                 * @param {attestd.lease.v1.GetLeaseResultResponse.$Properties} message GetLeaseResultResponse message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                GetLeaseResultResponse.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.bundle != null && $Object.hasOwnProperty.call(message, "bundle") && message.bundle !== "")
+                        writer.uint32(/* id 1, wireType 2 =*/10).string(message.bundle);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes a GetLeaseResultResponse message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.lease.v1.GetLeaseResultResponse
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.GetLeaseResultResponse & attestd.lease.v1.GetLeaseResultResponse.$Shape} GetLeaseResultResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                GetLeaseResultResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.lease.v1.GetLeaseResultResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.bundle = value;
+                                else
+                                    delete message.bundle;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for GetLeaseResultResponse
+                 * @function getTypeUrl
+                 * @memberof attestd.lease.v1.GetLeaseResultResponse
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                GetLeaseResultResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.lease.v1.GetLeaseResultResponse";
+                };
+
+                return GetLeaseResultResponse;
             })();
 
             v1.Lease = (function() {

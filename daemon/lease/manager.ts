@@ -196,6 +196,16 @@ export class LeaseManager {
     return { lease: leaseView(lease), cancel };
   }
 
+  /**
+   * A live lease as an attestation result states it: its view and its holder. The holder, or a
+   * process of the holder's uid, may ask; a revoked or expired lease has no result.
+   */
+  describe(who: WorkloadIdentity, leaseId: string): { lease: LeaseView; holder: WorkloadIdentity; epoch: number } {
+    const lease = this.holderLease(who, leaseId, true);
+    if (lease.revoked) throw new AttestdError('LEASE_REVOKED', 'the lease was revoked');
+    return { lease: leaseView(lease), holder: lease.who, epoch: lease.epoch };
+  }
+
   /** Whether a lease is held, granted and neither expired nor revoked. */
   isLive(leaseId: string, token?: Uint8Array): boolean {
     const lease = this.table.get(leaseId);
