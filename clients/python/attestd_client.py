@@ -258,19 +258,26 @@ class Status:
 
 
 # Request.call field numbers, and what each call carries (field 1 of the call message).
-_CALLS = {"acquire_lease": 2, "renew_lease": 3, "release_lease": 4, "watch_lease": 5, "get_status": 6}
+_CALLS = {"acquire_lease": 2, "renew_lease": 3, "release_lease": 4, "watch_lease": 5, "get_status": 6,
+          "get_lease_result": 9}
 # Response.result field numbers.
-_RESULTS = {2: "error", 3: "acquire_lease", 4: "renew_lease", 5: "release_lease", 6: "lease_event", 7: "get_status"}
+_RESULTS = {2: "error", 3: "acquire_lease", 4: "renew_lease", 5: "release_lease", 6: "lease_event", 7: "get_status",
+            10: "get_lease_result"}
 
 
-def encode_request(request_id: int, call: str, arg: Optional[str] = None) -> bytes:
+def encode_request(request_id: int, call: str, arg: Optional[str] = None, nonce: Optional[bytes] = None) -> bytes:
     """A serialized Request. ``arg`` is the rule (acquire_lease) or the lease id (renew, release,
-    watch); proto3 leaves empty values out, as here."""
+    watch, get_lease_result); ``nonce`` the relying party's nonce (get_lease_result, 8 to 64
+    bytes); proto3 leaves empty values out, as here."""
     if call not in _CALLS:
         raise ValueError(f"unknown call {call}")
     if not 0 < request_id < 1 << 64:
         raise ValueError("request id must be non-zero")
+    if nonce is not None and (call != "get_lease_result" or not 8 <= len(nonce) <= 64):
+        raise ValueError("a nonce is for get_lease_result only, 8 to 64 bytes")
     body = _len_field(1, arg.encode("utf-8")) if arg else b""
+    if nonce:
+        body += _len_field(2, bytes(nonce))
     return _tag(1, _VARINT) + _varint(request_id) + _len_field(_CALLS[call], body)
 
 
@@ -299,6 +306,8 @@ def decode_response(buf: bytes) -> Tuple[int, str, object]:
         return rid, name, LeaseEvent.decode(m)
     if name == "get_status":
         return rid, name, Status.decode(m)
+    if name == "get_lease_result":
+        return rid, name, _str(m, 1)
     return rid, name, None
 
 
@@ -376,6 +385,12 @@ class AttestdClient:
         ``callback(None)`` when the connection is lost (the lease must then be taken as lost)."""
         return self._call("watch_lease", lease_id, callback)
 
+    def result(self, lease_id: str, nonce: Optional[bytes] = None) -> str:
+        """An attestation result for a live lease of this uid: the evidence bundle (JSON) with
+        an IETF RATS EAR, over a fresh TPM quote of ``nonce`` (the relying party's, 8 to 64
+        bytes). Check it anywhere with ``attestctl verify-result``."""
+        return self._call("get_lease_result", lease_id, nonce=nonce)
+
     def close(self) -> None:
         with self._lock:
             if self._closed is None:
@@ -392,7 +407,7 @@ class AttestdClient:
     def closed(self) -> bool:
         return self._closed is not None
 
-    def _call(self, call: str, arg: Optional[str] = None, on_push=None):
+    def _call(self, call: str, arg: Optional[str] = None, on_push=None, nonce: Optional[bytes] = None):
         with self._lock:
             if self._closed is not None:
                 raise AttestdUnavailable(self._closed)
@@ -402,7 +417,7 @@ class AttestdClient:
             self._pending[rid] = pending
         try:
             with self._send_lock:
-                self._sock.sendall(frame(encode_request(rid, call, arg)))
+                self._sock.sendall(frame(encode_request(rid, call, arg, nonce)))
         except OSError as e:
             self._fail(f"connection to attestd lost: {e}")
         if not pending.done.wait(self.timeout):

@@ -48,7 +48,8 @@ class GoldenTest(unittest.TestCase):
         self.assertGreaterEqual(len(self.golden["requests"]), 5)
         for r in self.golden["requests"]:
             with self.subTest(call=r["call"], arg=r["arg"]):
-                self.assertEqual(encode_request(int(r["id"]), r["call"], r["arg"]).hex(), r["hex"])
+                nonce = bytes.fromhex(r["nonce"]) if r.get("nonce") else None
+                self.assertEqual(encode_request(int(r["id"]), r["call"], r["arg"], nonce).hex(), r["hex"])
 
     def test_responses_decode_like_attestd(self):
         seen = set()
@@ -72,6 +73,8 @@ class GoldenTest(unittest.TestCase):
             self.assertEqual((value.kind_name, value.lease_id, value.reason_code, value.reason),
                              (expect["kind"], expect["lease_id"], expect["reason_code"], expect["reason"]))
             self.assertEqual(_lease_dict(value.lease) if value.lease else None, expect["lease"])
+        elif name == "get_lease_result":
+            self.assertEqual(value, expect["bundle"])
         elif name == "get_status":
             got = {"state": value.state_name, "epoch": str(value.epoch), "reasons": value.reasons,
                    "appraised_at_ms": value.appraised_at_ms, "valid_until_ms": value.valid_until_ms,
@@ -240,6 +243,16 @@ class LiveDaemonTest(unittest.TestCase):
         with self.assertRaises(AttestdError) as ctx:
             self.client.renew(got.lease_id)
         self.assertEqual(ctx.exception.code, "LEASE_NOT_FOUND")
+
+    def test_result_for_a_held_lease(self):
+        got = self.client.acquire()
+        bundle = json.loads(self.client.result(got.lease_id, bytes(range(16))))
+        self.assertEqual(bundle["attestd_result"], "bundle/v1")
+        self.assertEqual(bundle["nonce"], "AAECAwQFBgcICQoLDA0ODw==")
+        self.assertEqual(bundle["ear"].count("."), 2)
+        with self.assertRaises(ValueError):
+            self.client.result(got.lease_id, b"short")
+        self.client.release(got.lease_id)
 
     def test_acquire_under_a_rule_the_caller_does_not_match(self):
         with self.assertRaises(AttestdError) as ctx:

@@ -20,7 +20,7 @@ const U64_MAX = { low: 0xffffffff, high: 0xffffffff, unsigned: true };
 const bytes = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
 
 function goldenRequests() {
-  const cases: { id: number; call: string; arg: string | null; req: attestd.lease.v1.IRequest }[] = [
+  const cases: { id: number; call: string; arg: string | null; nonce?: string; req: attestd.lease.v1.IRequest }[] = [
     { id: 1, call: 'get_status', arg: null, req: { getStatus: {} } },
     { id: 2, call: 'acquire_lease', arg: null, req: { acquireLease: {} } },
     { id: 300, call: 'acquire_lease', arg: 'trainer', req: { acquireLease: { rule: 'trainer' } } },
@@ -28,8 +28,11 @@ function goldenRequests() {
     { id: 2 ** 52, call: 'release_lease', arg: 'cd'.repeat(16), req: { releaseLease: { leaseId: 'cd'.repeat(16) } } },
     { id: 127, call: 'watch_lease', arg: 'ef'.repeat(16), req: { watchLease: { leaseId: 'ef'.repeat(16) } } },
     { id: 128, call: 'acquire_lease', arg: 'règle-ü', req: { acquireLease: { rule: 'règle-ü' } } },
+    { id: 129, call: 'get_lease_result', arg: '12'.repeat(16), req: { getLeaseResult: { leaseId: '12'.repeat(16) } } },
+    { id: 130, call: 'get_lease_result', arg: '34'.repeat(16), nonce: 'ab'.repeat(16),
+      req: { getLeaseResult: { leaseId: '34'.repeat(16), nonce: Buffer.from('ab'.repeat(16), 'hex') } } },
   ];
-  return cases.map(({ id, call, arg, req }) => ({ id: String(id), call, arg, hex: hex(v1.Request.encode({ id, ...req }).finish()) }));
+  return cases.map(({ id, call, arg, nonce, req }) => ({ id: String(id), call, arg, nonce, hex: hex(v1.Request.encode({ id, ...req }).finish()) }));
 }
 
 function goldenResponses() {
@@ -52,6 +55,7 @@ function goldenResponses() {
       session_public_key: hex(status.sessionPublicKey), ak_public_pem: status.akPublicPem, policy_sha256: hex(status.policySha256), active_leases: 3,
     } },
     { id: 11, result: 'get_status', res: { getStatus: {} }, expect: { state: 'STATE_UNSPECIFIED', epoch: '0', reasons: [], appraised_at_ms: 0, valid_until_ms: 0, session_public_key: '', ak_public_pem: '', policy_sha256: '', active_leases: 0 } },
+    { id: 13, result: 'get_lease_result', res: { getLeaseResult: { bundle: '{"attestd_result":"bundle/v1"}' } }, expect: { bundle: '{"attestd_result":"bundle/v1"}' } },
     // A result this client does not decode (VerifyLease): reported as unknown, not an error.
     { id: 12, result: 'unknown', res: { verifyLease: { signatureValid: true, live: true } } },
   ];
