@@ -20,11 +20,12 @@ import { eventLogBench } from './evidence-eventlog.js';
 import { imaBench } from './evidence-ima.js';
 import { epochBench } from './evidence-epoch.js';
 import { gpuBench } from './evidence-gpu.js';
+import { resultBench } from './result.js';
 import { cvmBench } from './evidence-cvm.js';
 import { msSince, nowNs } from './stats.js';
 
 const BENCHMARKS: Benchmark[] = [leaseBench, signBench, quoteBench, memoryBench, revocationBench, auditAppendBench, auditVerifyBench,
-  eventLogBench, imaBench, epochBench, gpuBench, cvmBench];
+  eventLogBench, imaBench, epochBench, gpuBench, cvmBench, resultBench];
 
 const HELP = `Usage: npm run bench -- [--json] [--only ID[,ID...]]
 
