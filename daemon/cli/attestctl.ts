@@ -24,7 +24,7 @@ Commands:
   run [--rule R] [--grace S] -- CMD [ARGS...]   run CMD while holding a lease
   policy check FILE            validate a policy file
   policy init [--output FILE]  write a starting policy from this host's evidence
-  audit verify|prove|check-inclusion|export ...   offline audit log commands
+  audit verify|prove|check-inclusion|export|explain ...   offline audit log commands
   cvm verify-snp|verify-tdx ...                   offline confidential-VM report checks
   tpm eventlog FILE                               parse a TCG event log, replay its PCRs
   gpu inspect|parse-smi|verify-report ...         GPU measurement and attestation reports
