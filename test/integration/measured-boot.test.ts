@@ -103,4 +103,26 @@ describe('attestctl policy init', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('leaves IMA out, saying why, when the list holds nothing beyond boot_aggregate yet', async () => {
+    const { attestctl } = await import('../helpers/daemon.js');
+    const { readFileSync } = await import('node:fs');
+    const tpm = await startSwtpm();
+    const dir = mkdtempSync(join(tmpdir(), 'attestd-init-'));
+    const boot = new MeasuredBoot(tpm.tcti, join(dir, 'binary_bios_measurements'), join(dir, 'ascii_runtime_measurements'));
+    await boot.firmware(digest('grubx64.efi'));
+    await boot.bootAggregate();
+    try {
+      const out = join(dir, 'policy.yaml');
+      const r = await attestctl(['policy', 'init', '--tcti', tpm.tcti, '--event-log', boot.eventLogPath, '--ima', boot.imaPath, '--output', out]);
+      expect(r.code, r.stderr).toBe(0);
+      const text = readFileSync(out, 'utf8');
+      expect(text).not.toMatch(/^ima:/m);
+      expect(text).toMatch(/# ima: left out: .* holds nothing beyond boot_aggregate yet/);
+      expect((await attestctl(['policy', 'check', out])).code).toBe(0);
+    } finally {
+      await tpm.dispose();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
