@@ -1,0 +1,130 @@
+/**
+ * AK rotation on swtpm: `attestd --rotate-ak` has the stored AK certify a new one, records the
+ * rotation, stores the new key and moves the pin; the offline verifier follows the rotation
+ * from the old AK, refuses the log with only the new AK, and refuses a tampered rotation.
+ */
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startSwtpm, type Swtpm } from '../helpers/swtpm.js';
+import { attestctl, startDaemon } from '../helpers/daemon.js';
+import { akKey, decode, encode, payloads, verifyDir, writeLog } from '../helpers/audit-log.js';
+import { parseTpmtPublic } from '../../daemon/verify/tpm-public.js';
+
+let tpm: Swtpm;
+let state: string;
+let oldPem: string;
+let newPem: string;
+let oldPin: Buffer;
+let rotatedOutput: string;
+let firstOutput: string;
+const keep: string[] = [];
+
+beforeAll(async () => {
+  tpm = await startSwtpm();
+  state = mkdtempSync(join(tmpdir(), 'attestd-rotate-'));
+  keep.push(state);
+  // First start, with the flag: no stored key yet, so nothing to rotate.
+  const a = await startDaemon({ tcti: tpm.tcti, stateDir: state, args: ['--rotate-ak'] });
+  oldPem = (await a.status()).akPublicPem;
+  firstOutput = a.output();
+  await a.stop();
+  oldPin = readFileSync(join(state, 'ak.pub'));
+  const b = await startDaemon({ tcti: tpm.tcti, stateDir: state, args: ['--rotate-ak'] });
+  newPem = (await b.status()).akPublicPem;
+  rotatedOutput = b.output();
+  await b.stop();
+}, 60_000);
+
+afterAll(async () => {
+  for (const d of keep) rmSync(d, { recursive: true, force: true });
+  await tpm?.dispose();
+});
+
+/** The audit folder's payloads with the AkRotation record changed by `edit`, as a new folder. */
+async function tampered(edit: (r: NonNullable<ReturnType<typeof decode>['akRotation']>) => void): Promise<string> {
+  const list = await payloads(join(state, 'audit'));
+  const i = list.findIndex((p) => decode(p).akRotation);
+  const rec = decode(list[i]!);
+  edit(rec.akRotation!);
+  list[i] = Buffer.from(encode(rec));
+  const dir = await writeLog(list);
+  keep.push(dir);
+  return dir;
+}
+
+describe('attestd --rotate-ak', () => {
+  it('does nothing on a first start, then rotates: a new AK in status and in the pin, the rotation in the log', async () => {
+    expect(firstOutput).toContain('nothing to rotate');
+    expect(newPem).toContain('BEGIN PUBLIC KEY');
+    expect(newPem).not.toBe(oldPem);
+    expect(rotatedOutput).toContain('attestation key rotated');
+    const pin = readFileSync(join(state, 'ak.pub'));
+    expect(pin.equals(oldPin)).toBe(false);
+    expect(parseTpmtPublic(pin).key.export({ type: 'spki', format: 'pem' })).toBe(newPem);
+    expect(existsSync(join(state, 'ak.key.next'))).toBe(false);
+    const records = (await payloads(join(state, 'audit'))).map(decode);
+    const at = records.findIndex((r) => r.akRotation);
+    expect(records.filter((r) => r.akRotation)).toHaveLength(1);
+    const rot = records[at]!.akRotation!;
+    expect(Buffer.from(rot.oldAkPublic!).equals(oldPin)).toBe(true);
+    expect(Buffer.from(rot.newAkPublic!).equals(pin)).toBe(true);
+    // The session start that follows names the new AK.
+    const next = records.slice(at).find((r) => r.sessionStart)!;
+    expect(Buffer.from(next.sessionStart!.akPublic!).equals(pin)).toBe(true);
+  });
+
+  it('verifies over both sessions from the old AK, and not with the new AK alone', async () => {
+    const oldFile = join(state, 'old.pem');
+    const newFile = join(state, 'new.pem');
+    writeFileSync(oldFile, oldPem);
+    writeFileSync(newFile, newPem);
+    const ok = await attestctl(['audit', 'verify', join(state, 'audit'), '--ak', oldFile, '--json']);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ verified: true });
+    const r = await verifyDir(join(state, 'audit'), akKey(oldPem));
+    if (!r.ok) throw r.failure;
+    expect(r.summary.sessions).toBe(2);
+    expect(r.summary.akRotations).toBe(1);
+    const bad = await attestctl(['audit', 'verify', join(state, 'audit'), '--ak', newFile, '--json']);
+    expect(bad.code).not.toBe(0);
+    expect(JSON.parse(bad.stdout)).toMatchObject({ verified: false, check: 'session-chain', seq: 0 });
+  });
+
+  it('fails ak-rotation on a flipped byte in the certification or its signature, or another new AK', async () => {
+    const flipInfo = await tampered((r) => {
+      const b = Buffer.from(r.certifyInfo!);
+      b[b.length - 5]! ^= 0x01;
+      r.certifyInfo = b;
+    });
+    const cli = await attestctl(['audit', 'verify', flipInfo, '--ak', join(state, 'old.pem'), '--json']);
+    expect(JSON.parse(cli.stdout)).toMatchObject({ verified: false, check: 'ak-rotation' });
+    const flipSig = await tampered((r) => {
+      const b = Buffer.from(r.signature!);
+      b[b.length - 3]! ^= 0x80;
+      r.signature = b;
+    });
+    // Another key in the new AK's place: the first session's AK public area with another point.
+    const swapped = await tampered((r) => {
+      const other = parseTpmtPublic(Buffer.from(r.oldAkPublic!)).publicArea;
+      r.newAkPublic = other;
+    });
+    for (const dir of [flipInfo, flipSig, swapped]) {
+      const v = await verifyDir(dir, akKey(oldPem));
+      expect(v.ok).toBe(false);
+      if (!v.ok) expect(v.failure.check).toBe('ak-rotation');
+    }
+  });
+
+  it('removes a leftover new key whose rotation was never recorded, and keeps the rotated AK', async () => {
+    const next = join(state, 'ak.key.next');
+    copyFileSync(join(state, 'ak.key'), next);
+    chmodSync(next, 0o600);
+    const c = await startDaemon({ tcti: tpm.tcti, stateDir: state });
+    expect((await c.status()).akPublicPem).toBe(newPem);
+    expect(c.output()).toContain('leftover new attestation key removed');
+    await c.stop();
+    expect(existsSync(next)).toBe(false);
+  });
+});
