@@ -5,51 +5,11 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AttestdError } from '../../daemon/base/errors.js';
 import { akRotationQualifyingData, verifyAkRotation } from '../../daemon/verify/ak-rotation.js';
-import { parseCertifyAttest, parseQuoteAttest, TPM_ST_ATTEST_CERTIFY } from '../../daemon/verify/tpm-attest.js';
+import { parseCertifyAttest, parseQuoteAttest } from '../../daemon/verify/tpm-attest.js';
 import { TPM_ALG } from '../../daemon/verify/tpm-alg.js';
-import { parseTpmtPublic, TPMA_OBJECT, type TpmPublicKey } from '../../daemon/verify/tpm-public.js';
-import { TpmWriter } from '../../daemon/verify/tpm-reader.js';
-import { AK_ATTRIBUTES, codeOf, eccTpmtPublic, ecdsaSign, flipBit, p256 } from './verify-helpers.js';
-
-interface CertifyFields {
-  magic?: number;
-  type?: number;
-  extraData: Buffer;
-  name: Buffer;
-  qualifiedName?: Buffer;
-}
-
-function buildCertify(f: CertifyFields): Buffer {
-  return new TpmWriter()
-    .u32(f.magic ?? 0xff544347)
-    .u16(f.type ?? TPM_ST_ATTEST_CERTIFY)
-    .tpm2b(Buffer.concat([Buffer.from([0x00, 0x0b]), Buffer.alloc(32, 0xaa)]))
-    .tpm2b(f.extraData)
-    .u64(42n).u32(3).u32(1).u8(1)
-    .u64(0x2016051100162800n)
-    .tpm2b(f.name)
-    .tpm2b(f.qualifiedName ?? Buffer.concat([Buffer.from([0x00, 0x0b]), Buffer.alloc(32, 0xbb)]))
-    .finish();
-}
-
-interface Rotation {
-  oldAk: TpmPublicKey;
-  newAkPublic: Buffer;
-  certifyInfo: Buffer;
-  signature: Buffer;
-}
-
-/** A rotation as the daemon makes it, with `over` changing what is certified or signed. */
-function rotation(over: { newAttributes?: number; fields?: Partial<CertifyFields>; signWith?: 'old' | 'new' } = {}): Rotation {
-  const oldKeys = p256();
-  const newKeys = p256();
-  const oldAk = parseTpmtPublic(eccTpmtPublic(oldKeys.publicKey));
-  const newAkPublic = eccTpmtPublic(newKeys.publicKey, { attributes: over.newAttributes ?? AK_ATTRIBUTES });
-  const newAk = parseTpmtPublic(newAkPublic);
-  const certifyInfo = buildCertify({ extraData: akRotationQualifyingData(oldAk.name, newAk.name), name: newAk.name, ...over.fields });
-  const signer = over.signWith === 'new' ? newKeys.privateKey : oldKeys.privateKey;
-  return { oldAk, newAkPublic, certifyInfo, signature: ecdsaSign(signer, certifyInfo, 'sha256', 32) };
-}
+import { parseTpmtPublic, TPMA_OBJECT } from '../../daemon/verify/tpm-public.js';
+import { AK_ATTRIBUTES, codeOf, eccTpmtPublic, flipBit, p256 } from './verify-helpers.js';
+import { buildCertify, rotation, type Rotation } from './ak-rotation-helpers.js';
 
 describe('parseCertifyAttest', () => {
   it('reads the header and the certified names, and refuses a quote and a certification as each other', () => {
@@ -93,7 +53,7 @@ describe('parseCertifyAttest', () => {
 });
 
 describe('verifyAkRotation', () => {
-  const verify = (r: Rotation) => verifyAkRotation(r);
+  const verify = (r: Omit<Rotation, 'newKeys'>) => verifyAkRotation(r);
 
   it('accepts the old AK certifying the new one and gives the new AK', () => {
     const r = rotation();
