@@ -11,6 +11,7 @@ import { startSwtpm, tpm2, type Swtpm } from '../helpers/swtpm.js';
 import { attestctl, startDaemon } from '../helpers/daemon.js';
 import { akKey, decode, encode, payloads, verifyDir, writeLog } from '../helpers/audit-log.js';
 import { parseTpmtPublic } from '../../daemon/verify/tpm-public.js';
+import { eccTpmtPublic, p256 } from '../unit/verify-helpers.js';
 import { parseCertifyAttest } from '../../daemon/verify/tpm-attest.js';
 import { parseTpmtSignature, verifyTpmSignature } from '../../daemon/verify/tpm-signature.js';
 
@@ -19,6 +20,7 @@ let state: string;
 let oldPem: string;
 let newPem: string;
 let oldPin: Buffer;
+let oldKey: Buffer;
 let rotatedOutput: string;
 let firstOutput: string;
 const keep: string[] = [];
@@ -33,6 +35,7 @@ beforeAll(async () => {
   firstOutput = a.output();
   await a.stop();
   oldPin = readFileSync(join(state, 'ak.pub'));
+  oldKey = readFileSync(join(state, 'ak.key'));
   const b = await startDaemon({ tcti: tpm.tcti, stateDir: state, args: ['--rotate-ak'] });
   newPem = (await b.status()).akPublicPem;
   rotatedOutput = b.output();
@@ -128,6 +131,47 @@ describe('attestd --rotate-ak', () => {
     expect(c.output()).toContain('leftover new attestation key removed');
     await c.stop();
     expect(existsSync(next)).toBe(false);
+  });
+
+  it('completes at start a rotation a crash cut off after its record: the key, then the pin, put in place', async () => {
+    const key = join(state, 'ak.key');
+    const pin = join(state, 'ak.pub');
+    const newKey = readFileSync(key);
+    const newPin = readFileSync(pin);
+    // A crash after the record, before the rename: the old key and pin, the new key beside them.
+    writeFileSync(`${key}.next`, newKey, { mode: 0o600 });
+    writeFileSync(key, oldKey, { mode: 0o600 });
+    writeFileSync(pin, oldPin);
+    const c = await startDaemon({ tcti: tpm.tcti, stateDir: state });
+    expect((await c.status()).akPublicPem).toBe(newPem);
+    expect(c.output()).toContain('attestation key rotation completed at start');
+    expect(c.output()).toContain('attestation key pin moved to the rotated key at start');
+    await c.stop();
+    expect(readFileSync(key).equals(newKey)).toBe(true);
+    expect(readFileSync(pin).equals(newPin)).toBe(true);
+    expect(existsSync(`${key}.next`)).toBe(false);
+    // A crash after the rename, before the pin was moved.
+    writeFileSync(pin, oldPin);
+    const d = await startDaemon({ tcti: tpm.tcti, stateDir: state });
+    expect((await d.status()).akPublicPem).toBe(newPem);
+    expect(d.output()).toContain('attestation key pin moved to the rotated key at start');
+    await d.stop();
+    const r = await verifyDir(join(state, 'audit'), akKey(oldPem));
+    if (!r.ok) throw r.failure;
+    expect(r.summary.akRotations).toBe(1);
+  });
+
+  it('refuses to rotate a stored key that is not the pinned one, and leaves both as they were', async () => {
+    const pin = join(state, 'ak.pub');
+    const newPin = readFileSync(pin);
+    const key = readFileSync(join(state, 'ak.key'));
+    // A pin of a key this TPM never held, and no rotation in the log that leads from it.
+    const stranger = eccTpmtPublic(p256().publicKey);
+    writeFileSync(pin, stranger);
+    await expect(startDaemon({ tcti: tpm.tcti, stateDir: state, args: ['--rotate-ak'] })).rejects.toThrow(/AK_ROTATION_INVALID/);
+    expect(readFileSync(pin).equals(stranger)).toBe(true);
+    expect(readFileSync(join(state, 'ak.key')).equals(key)).toBe(true);
+    writeFileSync(pin, newPin);
   });
 
   it('reads a certification made by tpm2_certify: the certified name, and the signature by the signing key', async () => {
