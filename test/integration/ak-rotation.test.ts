@@ -87,7 +87,7 @@ describe('attestd --rotate-ak', () => {
     writeFileSync(newFile, newPem);
     const ok = await attestctl(['audit', 'verify', join(state, 'audit'), '--ak', oldFile, '--json']);
     expect(ok.code).toBe(0);
-    expect(JSON.parse(ok.stdout)).toMatchObject({ verified: true });
+    expect(JSON.parse(ok.stdout)).toMatchObject({ verified: true, akRotations: 1 });
     const r = await verifyDir(join(state, 'audit'), akKey(oldPem));
     if (!r.ok) throw r.failure;
     expect(r.summary.sessions).toBe(2);
