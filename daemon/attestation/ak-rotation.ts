@@ -48,12 +48,19 @@ async function lastRotation(auditDir: string): Promise<RecordedRotation | undefi
 /** Settles a rotation a crash interrupted (see above); nothing when none was under way. */
 export async function settleAkRotation(opts: { stateDir: string; auditDir: string; store: AkStore; log: Log }): Promise<void> {
   const { stateDir, auditDir, store, log } = opts;
-  const storedBytes = await store.read();
+  // A stored key that cannot be read is the TPM source's to report (every epoch fails, saying
+  // why); nothing is settled against it.
+  const storedBytes = await store.read().catch(() => null);
+  if (storedBytes === null) return;
   if (storedBytes === undefined) {
-    if ((await store.readNext().catch(() => undefined)) !== undefined) await store.removeNext();
+    if ((await store.readNext().catch(() => undefined)) !== undefined) {
+      await store.removeNext();
+      log('warn', 'leftover new attestation key removed: there is no stored key it could replace', { ak_key: `${store.where}.next` });
+    }
     return;
   }
-  let stored = decodeStoredAk(storedBytes).publicArea;
+  let stored = safeDecode(storedBytes);
+  if (stored === undefined) return;
   let recorded: RecordedRotation | undefined | null = null;
   const rotation = async () => (recorded === null ? (recorded = await lastRotation(auditDir)) : recorded);
   const nextBytes = await store.readNext().catch(() => undefined);
