@@ -9,6 +9,7 @@
  * The AK (see ak-template.ts, ak-key.ts) comes from an AkStore when one is given: created and
  * stored the first time, loaded from the store every time after. Without a store (tools and
  * tests) each session creates its own AK, whose authValue dies with the session.
+ * rotateAk() replaces the stored AK by a new one the old one certifies.
  *
  * On a TPM simulator without a resource manager, a session killed before close() leaves its
  * AK loaded; when that has filled the TPM, loading the AK flushes the leftovers and tries
