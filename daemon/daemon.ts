@@ -31,6 +31,7 @@ import { loadPolicyFile } from './config/policy-file.js';
 import type { LoadedPolicy } from './policy/types.js';
 import { LeaseManager } from './lease/manager.js';
 import { AkPin } from './attestation/ak-pin.js';
+import { rotateAkAtStart, settleAkRotation } from './attestation/ak-rotation.js';
 import { AttestationLoop, type LoopDeps } from './attestation/loop.js';
 import { ApiServer } from './api/server.js';
 import { HostStatus } from './api/host-status.js';
@@ -107,11 +108,15 @@ export class Daemon {
   }
 
   /**
-   * Pins the AK and records the session start and the policy in force, then serves: the
+   * Settles an interrupted AK rotation and rotates the AK if asked (attestation/ak-rotation.ts),
+   * pins the AK and records the session start and the policy in force, then serves: the
    * socket, the sweep, checkpoints, metrics, the attestation loop and the watchdog.
    */
   private async open(loaded: LoadedPolicy): Promise<void> {
     const { config, log, key, audit, budget, tpm, ak, leases, status, loop, server, checkpoints, notifier, exported, cvmRoots, identity } = this.parts;
+    const store = fileAkStore(join(config.stateDir, AK_KEY_FILE));
+    await settleAkRotation({ stateDir: config.stateDir, auditDir: audit.dir, store, log });
+    if (config.rotateAk) await rotateAkAtStart({ stateDir: config.stateDir, store, tpm, append: (b) => audit.append(b), log });
     budget.start();
     if (!(await ak.pinAtStart())) log('warn', 'TPM not reachable at start; running UNTRUSTED until it answers', { tcti: config.tcti });
     const ek = await ekEvidence(tpm, config.ekCaDir, log);

@@ -42,6 +42,9 @@ Options:
                        (env ATTESTD_METRICS; default off)
   --audit-budget SIZE  disk budget of the audit folder, bytes or with K, M, G, T (env
                        ATTESTD_AUDIT_BUDGET; default what the filesystem can take, less a reserve)
+  --rotate-ak          at start, replace the stored attestation key by a new one that the old key
+                       certifies (TPM2_Certify), recorded in the audit log, and pin the new key
+                       (docs/operator-guide.md); nothing to do on a first start. A flag only
   --version            print the version
   -h, --help           this text
 
@@ -57,7 +60,7 @@ function parseFlags(argv: string[]) {
       socket: { type: 'string' }, 'socket-group': { type: 'string' }, tcti: { type: 'string' }, policy: { type: 'string' },
       'state-dir': { type: 'string' }, 'log-level': { type: 'string' }, metrics: { type: 'string' }, config: { type: 'string' },
       nvml: { type: 'string' }, 'tsm-root': { type: 'string' }, 'ek-ca': { type: 'string' }, 'cvm-roots': { type: 'string' },
-      'gpu-roots': { type: 'string' }, 'audit-budget': { type: 'string' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      'gpu-roots': { type: 'string' }, 'audit-budget': { type: 'string' }, 'rotate-ak': { type: 'boolean' }, version: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
   }).values;
@@ -81,6 +84,7 @@ function resolveConfig(values: Flags, env: NodeJS.ProcessEnv): DaemonConfig {
     gpuTrustRoots: values['gpu-roots'] ?? env.ATTESTD_GPU_ROOTS ?? file.gpu_roots,
     cvmTrustRoots: values['cvm-roots'] ?? env.ATTESTD_CVM_ROOTS ?? file.cvm_roots,
     auditBudget: values['audit-budget'] ?? env.ATTESTD_AUDIT_BUDGET ?? file.audit_budget,
+    rotateAk: values['rotate-ak'] === true,
   });
 }
 

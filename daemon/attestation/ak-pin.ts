@@ -5,10 +5,11 @@
  * pin from the state folder; with no pin there yet, it pins the TPM's AK the first time the TPM
  * answers, before any quote is appraised. A TPM that later shows another AK is not adopted:
  * every quote it signs fails with AK_CHANGED until an operator removes the pin (a replaced TPM).
- * The loop appraises quotes against the pin; status and the session record show it.
+ * The loop appraises quotes against the pin; status and the session record show it. Only an
+ * AK rotation the old key certified (`--rotate-ak`, ak-rotation.ts) moves the pin to another key.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { open, readFile, rename } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { TpmSource } from '../evidence/tpm/source.js';
 import { parseTpmtPublic, type TpmPublicKey } from '../verify/tpm-public.js';
 
@@ -65,9 +66,7 @@ export class AkPin {
     this.ak = ak;
     if (!this.file) return;
     try {
-      // Written whole under a temporary name, then renamed: a crash leaves no half pin.
-      await writeFile(`${this.file}.tmp`, ak.publicArea, { mode: 0o640 });
-      await rename(`${this.file}.tmp`, this.file);
+      await writePinFile(this.file, ak.publicArea);
       this.log('info', 'attestation key pinned in the state folder', { ak_pin: this.file });
     } catch (err) {
       this.log('error', 'attestation key pin not written; it holds for this session only', { ak_pin: this.file, err: String(err) });
@@ -76,16 +75,41 @@ export class AkPin {
 
   /** The stored pin; a pin that does not parse as a restricted signing key is refused loudly. */
   private async stored(): Promise<TpmPublicKey | undefined> {
-    if (!this.file) return undefined;
-    let bytes: Buffer;
-    try {
-      bytes = await readFile(this.file);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-    const ak = parseTpmtPublic(bytes);
-    if (!ak.restricted || !ak.sign) throw new Error(`${this.file} does not hold a restricted signing key`);
-    return ak;
+    return this.file === undefined ? undefined : readPinFile(this.file);
+  }
+}
+
+/** The pin in `file`, or undefined when there is none; one that is no restricted signing key throws. */
+export async function readPinFile(file: string): Promise<TpmPublicKey | undefined> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  const ak = parseTpmtPublic(bytes);
+  if (!ak.restricted || !ak.sign) throw new Error(`${file} does not hold a restricted signing key`);
+  return ak;
+}
+
+/**
+ * Writes the pin whole under a temporary name, flushed, then renamed and the folder flushed:
+ * a crash leaves the old pin or the new one, never half of either.
+ */
+export async function writePinFile(file: string, publicArea: Buffer): Promise<void> {
+  const fh = await open(`${file}.tmp`, 'w', 0o640);
+  try {
+    await fh.writeFile(publicArea);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  await rename(`${file}.tmp`, file);
+  const dir = await open(dirname(file), 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
   }
 }

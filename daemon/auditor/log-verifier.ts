@@ -15,13 +15,16 @@
  *     the recorded verdict;
  *  5. every grant and renewal: the token's signature, its claims against the record, and that it
  *     was issued under a passing epoch of the same session, before that epoch's validity ended,
- *     with an expiry inside it.
+ *     with an expiry inside it;
+ *  6. every AK rotation: the AK trusted until then certified the new one (verify/ak-rotation.ts),
+ *     and the new one is the AK trusted from there on.
  * It stops at the first failure and names the record.
  */
 import { createHash, verify, type KeyObject } from 'node:crypto';
 import { attestd } from '../gen/proto.js';
 import { asAttestdError, AttestdError } from '../base/errors.js';
 import { verifyAkCertificate } from '../verify/ak-certificate.js';
+import { verifyAkRotation } from '../verify/ak-rotation.js';
 import type { Certificate } from '../verify/x509/certificate.js';
 import { bindingDigest } from '../verify/binding.js';
 import { EPOCH_RESULT_CONTEXT } from '../verify/epoch-result.js';
@@ -48,7 +51,7 @@ export class LogVerifier {
   private readonly sessions: Session[] = [];
   private firstTimeMs = 0;
   private lastTimeMs = 0;
-  private readonly counts = { epochs: 0, passingEpochs: 0, grants: 0, renewals: 0, denials: 0, denialRecords: 0, revocations: 0, checkpoints: 0, recoveries: 0 };
+  private readonly counts = { epochs: 0, passingEpochs: 0, grants: 0, renewals: 0, denials: 0, denialRecords: 0, revocations: 0, checkpoints: 0, recoveries: 0, akRotations: 0 };
   private lastCheckpointSize = 0;
   private where: Where = { seq: 0 };
 
@@ -57,7 +60,8 @@ export class LogVerifier {
   private uncertified: number | undefined;
 
   /**
-   * `trustedKey`: the attestation key's public key, as `attestctl status --json` shows it; or,
+   * `trustedKey`: the attestation key's public key, as `attestctl status --json` shows it (after
+   * an AK rotation the log records, the key the rotation certified takes its place); or,
    * undefined, `trust.akCas`: the enrolling CA certificates, and each session's AK is trusted
    * through the AK certificate its start records (docs/enrollment.md).
    * `collateral`: files the auditor supplies for confidential-VM reports whose certificates
@@ -67,7 +71,7 @@ export class LogVerifier {
    * among them), and `gpu`, the roots for GPU reports and RIMs (the daemon's `--gpu-roots`;
    * default the pinned NVIDIA roots).
    */
-  constructor(private readonly trustedKey: KeyObject | undefined, private readonly collateral: readonly CollateralFile[] = [],
+  constructor(private trustedKey: KeyObject | undefined, private readonly collateral: readonly CollateralFile[] = [],
     trust: { cvmRoots?: CvmTrustRoots | undefined; gpu?: GpuTrust | undefined; akCas?: readonly Certificate[] | undefined } = {}) {
     if (trustedKey === undefined && !trust.akCas?.length) throw new AttestdError('INVALID_ARGUMENT', 'an attestation key or enrolling CA certificates to trust');
     this.akCas = trust.akCas ?? [];
@@ -128,6 +132,43 @@ export class LogVerifier {
     }
   }
 
+  /**
+   * An AK rotation: the AK it starts from must be the one trusted now, and must have certified
+   * the new one; the new one is then trusted in its place (with `--ak`, it replaces the given
+   * key; with enrolling CAs, it counts as certified through the old key's certificate, which
+   * is why the old key must have been certified, not merely taken for now).
+   */
+  private akRotation(r: V1.AkRotation): void {
+    this.counts.akRotations++;
+    const old = this.rotatedFrom(r.oldAkPublic);
+    let next: TpmPublicKey;
+    try {
+      next = verifyAkRotation({ oldAk: old, newAkPublic: r.newAkPublic, certifyInfo: r.certifyInfo, signature: r.signature });
+    } catch (err) {
+      this.fail('ak-rotation', asAttestdError(err).message);
+    }
+    if (this.trustedKey) this.trustedKey = next.key;
+    this.ak = next;
+  }
+
+  /** The AK a rotation starts from, which must be the AK trusted at this point of the log. */
+  private rotatedFrom(publicArea: Uint8Array): TpmPublicKey {
+    let old: TpmPublicKey;
+    try {
+      old = parseTpmtPublic(publicArea);
+    } catch (err) {
+      this.fail('ak-rotation', `the attestation key rotated from does not parse: ${asAttestdError(err).message}`);
+    }
+    if (this.ak && !this.ak.publicArea.equals(old.publicArea)) this.fail('ak-rotation', 'the rotation starts from another attestation key than the one in use');
+    if (this.trustedKey) {
+      const spki = (k: KeyObject) => k.export({ type: 'spki', format: 'der' });
+      if (!spki(old.key).equals(spki(this.trustedKey))) this.fail('ak-rotation', 'the rotation starts from another attestation key than the trusted one');
+    } else if (!this.ak || this.uncertified !== undefined) {
+      this.fail('ak-rotation', 'the rotation starts from an attestation key that no AK certificate from the enrolling CA certified');
+    }
+    return old;
+  }
+
   /** Reports damage the reader found (framing, CRC); always a failure. */
   damaged(where: Omit<Where, 'seq'>, why: string): never {
     this.fail('framing', why, { ...where, seq: this.tree.size });
@@ -147,7 +188,7 @@ export class LogVerifier {
     this.lastTimeMs = rec.timeMs;
     // The tree before this record: what checkpoints and bindings written now refer to.
     const body = rec.body;
-    if (body !== 'sessionStart' && body !== 'logRecovery' && this.sessions.length === 0) {
+    if (body !== 'sessionStart' && body !== 'logRecovery' && body !== 'akRotation' && this.sessions.length === 0) {
       this.fail('session-chain', 'record before any session start');
     }
     switch (body) {
@@ -158,6 +199,7 @@ export class LogVerifier {
       case 'leaseDecision': this.leaseDecision(rec.leaseDecision as V1.LeaseDecision, rec.timeMs); break;
       case 'checkpoint': this.checkpoint(rec.checkpoint as V1.Checkpoint); break;
       case 'logRecovery': this.counts.recoveries++; break;
+      case 'akRotation': this.akRotation(rec.akRotation as V1.AkRotation); break;
       default: this.fail('record', 'has no body');
     }
     this.tree.append(payload);

@@ -3,7 +3,8 @@
 /** Which check failed, in the order the verifier applies them. Stable: part of --json output. */
 export type Check =
   | 'framing' | 'sequence' | 'record' | 'checkpoint-root' | 'checkpoint-signature' | 'session-chain'
-  | 'quote' | 'epoch-signature' | 'reappraisal' | 'lease-token' | 'lease-validity' | 'cvm-roots' | 'ak-certificate';
+  | 'quote' | 'epoch-signature' | 'reappraisal' | 'lease-token' | 'lease-validity' | 'cvm-roots' | 'ak-certificate'
+  | 'ak-rotation';
 
 export interface Where {
   seq: number;
@@ -32,6 +33,8 @@ export interface Summary {
   revocations: number;
   checkpoints: number;
   recoveries: number;
+  /** AK rotations followed (each certified by the AK trusted before it). */
+  akRotations: number;
   firstTimeMs: number;
   lastTimeMs: number;
   /** Hex RFC 6962 root over every record. */

@@ -32,6 +32,7 @@ export const ERROR_CODES = {
   AK_CERT_INVALID: 'the AK certificate does not chain to the enrolling CA or does not certify this attestation key',
   ENROLL_INVALID: 'an enrollment challenge, response or state file is malformed or does not match',
   AK_STORE_UNUSABLE: 'the stored attestation key cannot be read or written, or is not an attestd attestation key',
+  AK_ROTATION_INVALID: 'an attestation key rotation does not verify: the old key did not certify the new one as an attestd attestation key',
   TPM_RESET: 'the TPM was reset (a reboot) since the previous quote; earlier leases are over',
   TPM_RESTART: 'the TPM was restarted since the previous quote; earlier leases are over',
   TPM_CLOCK_WENT_BACKWARDS: 'the TPM clock moved backwards within one boot',
@@ -40,7 +41,7 @@ export const ERROR_CODES = {
   // Verification of evidence
   QUOTE_MALFORMED: 'a TPMS_ATTEST, TPMT_SIGNATURE or TPMT_PUBLIC structure is malformed',
   QUOTE_BAD_MAGIC: 'the attestation structure does not start with TPM_GENERATED_VALUE',
-  QUOTE_WRONG_TYPE: 'the attestation structure is not a quote',
+  QUOTE_WRONG_TYPE: 'the attestation structure is not of the type expected (a quote, a certification)',
   QUOTE_UNSUPPORTED_ALGORITHM: 'the key, signature or hash algorithm is not supported',
   QUOTE_BAD_SIGNATURE: 'the quote signature does not verify with the attestation key',
   QUOTE_KEY_NOT_RESTRICTED: 'the attestation key is not a restricted signing key',

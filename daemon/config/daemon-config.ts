@@ -31,6 +31,8 @@ export interface DaemonConfig {
   cvmTrustRoots?: string;
   /** Disk budget of the audit folder: bytes, or with a K, M, G or T suffix (powers of 1024); default what the filesystem can take. */
   auditBudget?: string;
+  /** `--rotate-ak`: at start, replace the stored AK by a new one it certifies (a flag only, never in the file). */
+  rotateAk?: boolean;
 }
 
 export const DEFAULTS = {

@@ -2252,8 +2252,11 @@ export namespace attestd {
                 /** AuditRecord checkpoint. */
                 checkpoint?: (attestd.audit.v1.Checkpoint.$Properties|null);
 
+                /** AuditRecord akRotation. */
+                akRotation?: (attestd.audit.v1.AkRotation.$Properties|null);
+
                 /** AuditRecord body. */
-                body?: ("sessionStart"|"policyLoad"|"epoch"|"leaseDecision"|"logRecovery"|"checkpoint");
+                body?: ("sessionStart"|"policyLoad"|"epoch"|"leaseDecision"|"logRecovery"|"checkpoint"|"akRotation");
 
                 /**
                  * Creates a new AuditRecord instance using the specified properties.
@@ -2318,8 +2321,11 @@ export namespace attestd {
                     /** AuditRecord checkpoint */
                     checkpoint?: (attestd.audit.v1.Checkpoint.$Properties|null);
 
+                    /** AuditRecord akRotation */
+                    akRotation?: (attestd.audit.v1.AkRotation.$Properties|null);
+
                     /** AuditRecord body */
-                    body?: ("sessionStart"|"policyLoad"|"epoch"|"leaseDecision"|"logRecovery"|"checkpoint");
+                    body?: ("sessionStart"|"policyLoad"|"epoch"|"leaseDecision"|"logRecovery"|"checkpoint"|"akRotation");
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
@@ -2335,10 +2341,101 @@ export namespace attestd {
                   leaseDecision?: attestd.audit.v1.LeaseDecision.$Shape|null;
                   logRecovery?: attestd.audit.v1.LogRecovery.$Shape|null;
                   checkpoint?: attestd.audit.v1.Checkpoint.$Shape|null;
+                  akRotation?: attestd.audit.v1.AkRotation.$Shape|null;
                   $unknowns?: Uint8Array[];
                 } & (
-                  ({ body?: undefined; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null }|{ body?: "sessionStart"; sessionStart: attestd.audit.v1.SessionStart.$Shape; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null }|{ body?: "policyLoad"; sessionStart?: null; policyLoad: attestd.audit.v1.PolicyLoad.$Shape; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null }|{ body?: "epoch"; sessionStart?: null; policyLoad?: null; epoch: attestd.audit.v1.Epoch.$Shape; leaseDecision?: null; logRecovery?: null; checkpoint?: null }|{ body?: "leaseDecision"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision: attestd.audit.v1.LeaseDecision.$Shape; logRecovery?: null; checkpoint?: null }|{ body?: "logRecovery"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery: attestd.audit.v1.LogRecovery.$Shape; checkpoint?: null }|{ body?: "checkpoint"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint: attestd.audit.v1.Checkpoint.$Shape })
+                  ({ body?: undefined; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null; akRotation?: null }|{ body?: "sessionStart"; sessionStart: attestd.audit.v1.SessionStart.$Shape; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null; akRotation?: null }|{ body?: "policyLoad"; sessionStart?: null; policyLoad: attestd.audit.v1.PolicyLoad.$Shape; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null; akRotation?: null }|{ body?: "epoch"; sessionStart?: null; policyLoad?: null; epoch: attestd.audit.v1.Epoch.$Shape; leaseDecision?: null; logRecovery?: null; checkpoint?: null; akRotation?: null }|{ body?: "leaseDecision"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision: attestd.audit.v1.LeaseDecision.$Shape; logRecovery?: null; checkpoint?: null; akRotation?: null }|{ body?: "logRecovery"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery: attestd.audit.v1.LogRecovery.$Shape; checkpoint?: null; akRotation?: null }|{ body?: "checkpoint"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint: attestd.audit.v1.Checkpoint.$Shape; akRotation?: null }|{ body?: "akRotation"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null; akRotation: attestd.audit.v1.AkRotation.$Shape })
                 );
+            }
+
+            /**
+             * Properties of an AkRotation.
+             * @deprecated Use attestd.audit.v1.AkRotation.$Properties instead.
+             */
+            interface IAkRotation extends attestd.audit.v1.AkRotation.$Properties {
+            }
+
+            /** Represents an AkRotation. */
+            class AkRotation {
+
+                /**
+                 * Constructs a new AkRotation.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.audit.v1.AkRotation.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** AkRotation oldAkPublic. */
+                oldAkPublic: Uint8Array;
+
+                /** AkRotation newAkPublic. */
+                newAkPublic: Uint8Array;
+
+                /** AkRotation certifyInfo. */
+                certifyInfo: Uint8Array;
+
+                /** AkRotation signature. */
+                signature: Uint8Array;
+
+                /**
+                 * Creates a new AkRotation instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns AkRotation instance
+                 */
+                static create(properties: attestd.audit.v1.AkRotation.$Shape): attestd.audit.v1.AkRotation & attestd.audit.v1.AkRotation.$Shape;
+                static create(properties?: attestd.audit.v1.AkRotation.$Properties): attestd.audit.v1.AkRotation;
+
+                /**
+                 * Encodes the specified AkRotation message. Does not implicitly {@link attestd.audit.v1.AkRotation.verify|verify} messages.
+                 * @param message AkRotation message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.audit.v1.AkRotation.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an AkRotation message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.AkRotation & attestd.audit.v1.AkRotation.$Shape} AkRotation
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.audit.v1.AkRotation & attestd.audit.v1.AkRotation.$Shape;
+
+                /**
+                 * Gets the type url for AkRotation
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace AkRotation {
+
+                /** Properties of an AkRotation. */
+                interface $Properties {
+
+                    /** AkRotation oldAkPublic */
+                    oldAkPublic?: (Uint8Array|null);
+
+                    /** AkRotation newAkPublic */
+                    newAkPublic?: (Uint8Array|null);
+
+                    /** AkRotation certifyInfo */
+                    certifyInfo?: (Uint8Array|null);
+
+                    /** AkRotation signature */
+                    signature?: (Uint8Array|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an AkRotation. */
+                type $Shape = attestd.audit.v1.AkRotation.$Properties;
             }
 
             /**

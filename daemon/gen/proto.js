@@ -5337,7 +5337,8 @@ export const attestd = $root.attestd = (() => {
                  * @property {attestd.audit.v1.LeaseDecision.$Properties|null} [leaseDecision] AuditRecord leaseDecision
                  * @property {attestd.audit.v1.LogRecovery.$Properties|null} [logRecovery] AuditRecord logRecovery
                  * @property {attestd.audit.v1.Checkpoint.$Properties|null} [checkpoint] AuditRecord checkpoint
-                 * @property {"sessionStart"|"policyLoad"|"epoch"|"leaseDecision"|"logRecovery"|"checkpoint"} [body] AuditRecord body
+                 * @property {attestd.audit.v1.AkRotation.$Properties|null} [akRotation] AuditRecord akRotation
+                 * @property {"sessionStart"|"policyLoad"|"epoch"|"leaseDecision"|"logRecovery"|"checkpoint"|"akRotation"} [body] AuditRecord body
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -5360,9 +5361,10 @@ export const attestd = $root.attestd = (() => {
                  *   leaseDecision?: attestd.audit.v1.LeaseDecision.$Shape|null;
                  *   logRecovery?: attestd.audit.v1.LogRecovery.$Shape|null;
                  *   checkpoint?: attestd.audit.v1.Checkpoint.$Shape|null;
+                 *   akRotation?: attestd.audit.v1.AkRotation.$Shape|null;
                  *   $unknowns?: Array.<Uint8Array>;
                  * } & (
-                 *   ({ body?: undefined; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null }|{ body?: "sessionStart"; sessionStart: attestd.audit.v1.SessionStart.$Shape; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null }|{ body?: "policyLoad"; sessionStart?: null; policyLoad: attestd.audit.v1.PolicyLoad.$Shape; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null }|{ body?: "epoch"; sessionStart?: null; policyLoad?: null; epoch: attestd.audit.v1.Epoch.$Shape; leaseDecision?: null; logRecovery?: null; checkpoint?: null }|{ body?: "leaseDecision"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision: attestd.audit.v1.LeaseDecision.$Shape; logRecovery?: null; checkpoint?: null }|{ body?: "logRecovery"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery: attestd.audit.v1.LogRecovery.$Shape; checkpoint?: null }|{ body?: "checkpoint"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint: attestd.audit.v1.Checkpoint.$Shape })
+                 *   ({ body?: undefined; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null; akRotation?: null }|{ body?: "sessionStart"; sessionStart: attestd.audit.v1.SessionStart.$Shape; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null; akRotation?: null }|{ body?: "policyLoad"; sessionStart?: null; policyLoad: attestd.audit.v1.PolicyLoad.$Shape; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null; akRotation?: null }|{ body?: "epoch"; sessionStart?: null; policyLoad?: null; epoch: attestd.audit.v1.Epoch.$Shape; leaseDecision?: null; logRecovery?: null; checkpoint?: null; akRotation?: null }|{ body?: "leaseDecision"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision: attestd.audit.v1.LeaseDecision.$Shape; logRecovery?: null; checkpoint?: null; akRotation?: null }|{ body?: "logRecovery"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery: attestd.audit.v1.LogRecovery.$Shape; checkpoint?: null; akRotation?: null }|{ body?: "checkpoint"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint: attestd.audit.v1.Checkpoint.$Shape; akRotation?: null }|{ body?: "akRotation"; sessionStart?: null; policyLoad?: null; epoch?: null; leaseDecision?: null; logRecovery?: null; checkpoint?: null; akRotation: attestd.audit.v1.AkRotation.$Shape })
                  * )} attestd.audit.v1.AuditRecord.$Shape
                  */
 
@@ -5445,17 +5447,25 @@ export const attestd = $root.attestd = (() => {
                  */
                 AuditRecord.prototype.checkpoint = null;
 
+                /**
+                 * AuditRecord akRotation.
+                 * @member {attestd.audit.v1.AkRotation.$Properties|null|undefined} akRotation
+                 * @memberof attestd.audit.v1.AuditRecord
+                 * @instance
+                 */
+                AuditRecord.prototype.akRotation = null;
+
                 // OneOf field names bound to virtual getters and setters
                 let $oneOfFields;
 
                 /**
                  * AuditRecord body.
-                 * @member {"sessionStart"|"policyLoad"|"epoch"|"leaseDecision"|"logRecovery"|"checkpoint"|undefined} body
+                 * @member {"sessionStart"|"policyLoad"|"epoch"|"leaseDecision"|"logRecovery"|"checkpoint"|"akRotation"|undefined} body
                  * @memberof attestd.audit.v1.AuditRecord
                  * @instance
                  */
                 $Object.defineProperty(AuditRecord.prototype, "body", {
-                    get: $util.oneOfGetter($oneOfFields = ["sessionStart", "policyLoad", "epoch", "leaseDecision", "logRecovery", "checkpoint"]),
+                    get: $util.oneOfGetter($oneOfFields = ["sessionStart", "policyLoad", "epoch", "leaseDecision", "logRecovery", "checkpoint", "akRotation"]),
                     set: $util.oneOfSetter($oneOfFields)
                 });
 
@@ -5507,6 +5517,8 @@ export const attestd = $root.attestd = (() => {
                         $root.attestd.audit.v1.LogRecovery.encode(message.logRecovery, writer.uint32(/* id 7, wireType 2 =*/58).fork(), _depth + 1).ldelim();
                     if (message.checkpoint != null && $Object.hasOwnProperty.call(message, "checkpoint"))
                         $root.attestd.audit.v1.Checkpoint.encode(message.checkpoint, writer.uint32(/* id 8, wireType 2 =*/66).fork(), _depth + 1).ldelim();
+                    if (message.akRotation != null && $Object.hasOwnProperty.call(message, "akRotation"))
+                        $root.attestd.audit.v1.AkRotation.encode(message.akRotation, writer.uint32(/* id 9, wireType 2 =*/74).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -5611,6 +5623,13 @@ export const attestd = $root.attestd = (() => {
                                 message.body = "checkpoint";
                                 continue;
                             }
+                        case 9: {
+                                if (wireType !== 2)
+                                    break;
+                                message.akRotation = $root.attestd.audit.v1.AkRotation.decode(reader, reader.size(), $undefined, _depth + 1, message.akRotation);
+                                message.body = "akRotation";
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -5643,6 +5662,232 @@ export const attestd = $root.attestd = (() => {
                 };
 
                 return AuditRecord;
+            })();
+
+            v1.AkRotation = (function() {
+
+                /**
+                 * Properties of an AkRotation.
+                 * @typedef {Object} attestd.audit.v1.AkRotation.$Properties
+                 * @property {Uint8Array|null} [oldAkPublic] AkRotation oldAkPublic
+                 * @property {Uint8Array|null} [newAkPublic] AkRotation newAkPublic
+                 * @property {Uint8Array|null} [certifyInfo] AkRotation certifyInfo
+                 * @property {Uint8Array|null} [signature] AkRotation signature
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of an AkRotation.
+                 * @memberof attestd.audit.v1
+                 * @interface IAkRotation
+                 * @augments attestd.audit.v1.AkRotation.$Properties
+                 * @deprecated Use attestd.audit.v1.AkRotation.$Properties instead.
+                 */
+
+                /**
+                 * Shape of an AkRotation.
+                 * @typedef {attestd.audit.v1.AkRotation.$Properties} attestd.audit.v1.AkRotation.$Shape
+                 */
+
+                /**
+                 * Constructs a new AkRotation.
+                 * @memberof attestd.audit.v1
+                 * @classdesc Represents an AkRotation.
+                 * @constructor
+                 * @param {attestd.audit.v1.AkRotation.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const AkRotation = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * AkRotation oldAkPublic.
+                 * @member {Uint8Array} oldAkPublic
+                 * @memberof attestd.audit.v1.AkRotation
+                 * @instance
+                 */
+                AkRotation.prototype.oldAkPublic = $util.newBuffer([]);
+
+                /**
+                 * AkRotation newAkPublic.
+                 * @member {Uint8Array} newAkPublic
+                 * @memberof attestd.audit.v1.AkRotation
+                 * @instance
+                 */
+                AkRotation.prototype.newAkPublic = $util.newBuffer([]);
+
+                /**
+                 * AkRotation certifyInfo.
+                 * @member {Uint8Array} certifyInfo
+                 * @memberof attestd.audit.v1.AkRotation
+                 * @instance
+                 */
+                AkRotation.prototype.certifyInfo = $util.newBuffer([]);
+
+                /**
+                 * AkRotation signature.
+                 * @member {Uint8Array} signature
+                 * @memberof attestd.audit.v1.AkRotation
+                 * @instance
+                 */
+                AkRotation.prototype.signature = $util.newBuffer([]);
+
+                /**
+                 * Creates a new AkRotation instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.audit.v1.AkRotation
+                 * @static
+                 * @param {attestd.audit.v1.AkRotation.$Properties=} [properties] Properties to set
+                 * @returns {attestd.audit.v1.AkRotation} AkRotation instance
+                 * @type {{
+                 *   (properties: attestd.audit.v1.AkRotation.$Shape): attestd.audit.v1.AkRotation & attestd.audit.v1.AkRotation.$Shape;
+                 *   (properties?: attestd.audit.v1.AkRotation.$Properties): attestd.audit.v1.AkRotation;
+                 * }}
+                 */
+                AkRotation.create = function(properties) {
+                    return new AkRotation(properties);
+                };
+
+                /**
+                 * Encodes the specified AkRotation message. Does not implicitly {@link attestd.audit.v1.AkRotation.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.audit.v1.AkRotation
+                 * @static
+                 * @param {attestd.audit.v1.AkRotation.$Properties} message AkRotation message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                AkRotation.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.oldAkPublic != null && $Object.hasOwnProperty.call(message, "oldAkPublic") && message.oldAkPublic.length)
+                        writer.uint32(/* id 1, wireType 2 =*/10).bytes(message.oldAkPublic);
+                    if (message.newAkPublic != null && $Object.hasOwnProperty.call(message, "newAkPublic") && message.newAkPublic.length)
+                        writer.uint32(/* id 2, wireType 2 =*/18).bytes(message.newAkPublic);
+                    if (message.certifyInfo != null && $Object.hasOwnProperty.call(message, "certifyInfo") && message.certifyInfo.length)
+                        writer.uint32(/* id 3, wireType 2 =*/26).bytes(message.certifyInfo);
+                    if (message.signature != null && $Object.hasOwnProperty.call(message, "signature") && message.signature.length)
+                        writer.uint32(/* id 4, wireType 2 =*/34).bytes(message.signature);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes an AkRotation message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.audit.v1.AkRotation
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.AkRotation & attestd.audit.v1.AkRotation.$Shape} AkRotation
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                AkRotation.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.audit.v1.AkRotation();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.oldAkPublic = value;
+                                else
+                                    delete message.oldAkPublic;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.newAkPublic = value;
+                                else
+                                    delete message.newAkPublic;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.certifyInfo = value;
+                                else
+                                    delete message.certifyInfo;
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.signature = value;
+                                else
+                                    delete message.signature;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for AkRotation
+                 * @function getTypeUrl
+                 * @memberof attestd.audit.v1.AkRotation
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                AkRotation.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.audit.v1.AkRotation";
+                };
+
+                return AkRotation;
             })();
 
             v1.Checkpoint = (function() {

@@ -6,10 +6,12 @@
 import { asAttestdError, AttestdError } from '../../base/errors.js';
 import type { EkKind } from './ek-template.js';
 import type { AkStore } from './ak-store.js';
-import { Tpm, type EkCertificates, type QuoteResult } from './tpm.js';
+import { Tpm, type AkRotationEvidence, type EkCertificates, type QuoteResult } from './tpm.js';
 import { parseTpmtPublic, type TpmPublicKey } from '../../verify/tpm-public.js';
 import type { PcrSelection } from '../../verify/pcr.js';
 import type { HashAlg } from '../../verify/tpm-alg.js';
+
+export type { AkRotationEvidence } from './tpm.js';
 
 export interface TpmQuoteEvidence extends QuoteResult {
   ak: TpmPublicKey;
@@ -83,6 +85,11 @@ export class TpmSource {
         throw asAttestdError(err);
       }
     })();
+  }
+
+  /** Replaces the stored AK by one it certifies (see Tpm.rotateAk); `record` makes the rotation durable. */
+  rotateAk(record: (rotation: AkRotationEvidence) => Promise<void>): Promise<AkRotationEvidence> {
+    return this.withTpm((tpm) => tpm.rotateAk(record));
   }
 
   private async withTpm<T>(job: (tpm: Tpm) => Promise<T>): Promise<T> {

@@ -9,6 +9,7 @@
  * The AK (see ak-template.ts, ak-key.ts) comes from an AkStore when one is given: created and
  * stored the first time, loaded from the store every time after. Without a store (tools and
  * tests) each session creates its own AK, whose authValue dies with the session.
+ * rotateAk() replaces the stored AK by a new one the old one certifies.
  *
  * On a TPM simulator without a resource manager, a session killed before close() leaves its
  * AK loaded; when that has filled the TPM, loading the AK flushes the leftovers and tries
@@ -22,6 +23,9 @@ import { decodeStoredAk, encodeStoredAk } from './ak-blob.js';
 import { createAk, loadAk, unwrap2b, withSrk, type LoadedAk, type Step } from './ak-key.js';
 import type { AkStore } from './ak-store.js';
 import { activateCredential } from './activate-credential.js';
+import { certifyObject } from './certify.js';
+import { akRotationQualifyingData, verifyAkRotation } from '../../verify/ak-rotation.js';
+import { parseTpmtPublic } from '../../verify/tpm-public.js';
 import { Arena, readPtr } from './arena.js';
 import type { EkKind } from './ek-template.js';
 import { MAX_IMPLEMENTED_BANKS, parseAllocatedBanks } from './banks.js';
@@ -49,6 +53,18 @@ export interface QuoteResult {
 }
 
 export type { EkCertificates } from './ek-cert.js';
+
+/** What an AK rotation leaves for the record: both keys and the old one's certification of the new. */
+export interface AkRotationEvidence {
+  /** TPMT_PUBLIC of the AK replaced. */
+  oldPublic: Buffer;
+  /** TPMT_PUBLIC of the new AK. */
+  newPublic: Buffer;
+  /** TPMS_ATTEST (TPM_ST_ATTEST_CERTIFY) of the new AK, by the old one. */
+  certifyInfo: Buffer;
+  /** TPMT_SIGNATURE by the old AK over certifyInfo. */
+  signature: Buffer;
+}
 
 export const MAX_QUALIFYING_DATA = 64;
 /** sizeof(TPMU_ENCRYPTED_SECRET) and of an ID object: bounded well below by TPM limits. */
@@ -172,6 +188,58 @@ export class Tpm {
       if ('rc' in got) throw rcError(got.op, got.rc, this.tss.decodeRc);
       return got.ok;
     });
+  }
+
+  /**
+   * Replaces the stored AK by a new one (same template, new random authValue) that the old
+   * one certifies with TPM2_Certify (see verify/ak-rotation.ts). In order: the new key is
+   * created and loaded, certified by the old and the certification checked as an auditor
+   * will; the new key is stored beside the old (AkStore.writeNext); `record` makes the
+   * rotation durable; only then does the new key replace the old in the store, and the old is
+   * flushed. A failure before `record` returns leaves the stored key as it was (a leftover
+   * next key is the start's to settle, daemon/ak-rotation.ts); the session keeps the old AK.
+   */
+  rotateAk(record: (rotation: AkRotationEvidence) => Promise<void>): Promise<AkRotationEvidence> {
+    return this.exclusive(async () => {
+      const store = this.akStore;
+      if (store === undefined || (await store.read()) === undefined) {
+        throw new AttestdError('AK_STORE_UNUSABLE', 'there is no stored attestation key to rotate');
+      }
+      const old = await this.ensureAk();
+      const made = await withSrk(this.tss, this.ctx, async (srk) => {
+        const created = await createAk(this.tss, this.ctx, srk);
+        if ('rc' in created) return created;
+        const loaded = await loadAk(this.tss, this.ctx, srk, created.ok);
+        return 'rc' in loaded ? loaded : { ok: { stored: created.ok, loaded: loaded.ok } };
+      });
+      if ('rc' in made) throw rcError(made.op, made.rc, this.tss.decodeRc);
+      const next = made.ok.loaded;
+      let rotation: AkRotationEvidence;
+      try {
+        rotation = await this.certifyNext(old, next);
+        await store.writeNext(encodeStoredAk(made.ok.stored));
+        await record(rotation);
+        await store.commitNext();
+      } catch (err) {
+        await this.tss.flushContext(this.ctx, next.handle).catch(() => 0);
+        throw err;
+      }
+      await this.tss.flushContext(this.ctx, old.handle).catch(() => 0);
+      this.ak = next;
+      return rotation;
+    });
+  }
+
+  /** The old AK's certification of the new one, checked before anything is stored. */
+  private async certifyNext(old: LoadedAk, next: LoadedAk): Promise<AkRotationEvidence> {
+    const oldAk = parseTpmtPublic(old.publicArea);
+    const qd = akRotationQualifyingData(oldAk.name, parseTpmtPublic(next.publicArea).name);
+    const got = await certifyObject(this.tss, this.ctx, next.handle, old.handle, qd);
+    if ('rc' in got) throw rcError(got.op, got.rc, this.tss.decodeRc);
+    const rotation = { oldPublic: Buffer.from(old.publicArea), newPublic: Buffer.from(next.publicArea), ...got.ok };
+    // The daemon records only what an auditor will accept: the TPM's answer is checked first.
+    verifyAkRotation({ oldAk, newAkPublic: rotation.newPublic, certifyInfo: rotation.certifyInfo, signature: rotation.signature });
+    return rotation;
   }
 
   /**

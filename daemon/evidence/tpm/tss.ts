@@ -102,6 +102,13 @@ export interface Tss {
   pcrRead(ctx: Ptr, selection: Ptr, outs: { updateCounter: Ptr; selectionOut: Ptr; values: Ptr }): Promise<number>;
   quote(ctx: Ptr, signHandle: number, qualifyingData: Ptr, scheme: Ptr, selection: Ptr,
     outs: { quoted: Ptr; signature: Ptr }): Promise<number>;
+  /**
+   * Esys_Certify: `signHandle` signs a certification of `objectHandle`, each with a password
+   * session carrying the auth value ESYS holds for it (Esys_TR_SetAuth); `certifyInfo`
+   * receives a TPM2B_ATTEST, `signature` a TPMT_SIGNATURE.
+   */
+  certify(ctx: Ptr, objectHandle: number, signHandle: number, qualifyingData: Ptr, scheme: Ptr,
+    outs: { certifyInfo: Ptr; signature: Ptr }): Promise<number>;
   flushContext(ctx: Ptr, handle: number): Promise<number>;
   /** Esys_GetCapability without sessions; `capabilityData` receives an ESYS allocation. */
   getCapability(ctx: Ptr, capability: number, property: number, count: number,
@@ -201,6 +208,8 @@ function bindEsys(esys: LibraryHandle): Omit<Tss, 'tctiInitialize' | 'tctiFinali
     'void *updateCounter, void *selectionOut, void *values)');
   const quote = f('uint32_t Esys_Quote(void *ctx, uint32_t signHandle, uint32_t s1, uint32_t s2, uint32_t s3, ' +
     'void *qualifyingData, void *scheme, void *selection, void *quoted, void *signature)');
+  const certify = f('uint32_t Esys_Certify(void *ctx, uint32_t objectHandle, uint32_t signHandle, uint32_t s1, uint32_t s2, ' +
+    'uint32_t s3, void *qualifyingData, void *inScheme, void *certifyInfo, void *signature)');
   const flush = f('uint32_t Esys_FlushContext(void *ctx, uint32_t handle)');
   const getCapability = f('uint32_t Esys_GetCapability(void *ctx, uint32_t s1, uint32_t s2, uint32_t s3, uint32_t capability, ' +
     'uint32_t property, uint32_t propertyCount, void *moreData, void *capabilityData)');
@@ -234,6 +243,8 @@ function bindEsys(esys: LibraryHandle): Omit<Tss, 'tctiInitialize' | 'tctiFinali
     pcrRead: (ctx, selection, o) => call(pcrRead, [ctx, NONE, NONE, NONE, selection, o.updateCounter, o.selectionOut, o.values]),
     quote: (ctx, signHandle, qualifyingData, scheme, selection, o) =>
       call(quote, [ctx, signHandle, PASSWORD, NONE, NONE, qualifyingData, scheme, selection, o.quoted, o.signature]),
+    certify: (ctx, objectHandle, signHandle, qualifyingData, scheme, o) =>
+      call(certify, [ctx, objectHandle, signHandle, PASSWORD, PASSWORD, NONE, qualifyingData, scheme, o.certifyInfo, o.signature]),
     flushContext: (ctx, handle) => call(flush, [ctx, handle]),
     getCapability: (ctx, capability, property, count, o) =>
       call(getCapability, [ctx, NONE, NONE, NONE, capability, property, count, o.moreData, o.capabilityData]),
