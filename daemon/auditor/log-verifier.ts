@@ -15,7 +15,7 @@
  *     the recorded verdict;
  *  5. every grant and renewal: the token's signature, its claims against the record, and that it
  *     was issued under a passing epoch of the same session, before that epoch's validity ended,
- *     with an expiry inside it.
+ *     with an expiry inside it; and its execution intent (lease-intent.ts).
  * It stops at the first failure and names the record.
  */
 import { createHash, verify, type KeyObject } from 'node:crypto';
@@ -38,6 +38,7 @@ import { decodeEvidence, recordedCollectionFailure, RecordMismatch, type Recorde
 import type { GpuTrust } from '../appraisal/gpu-reports.js';
 import { RootWindow } from '../verify/merkle/root-window.js';
 import { Session } from './session.js';
+import { recordedIntentProblem } from './lease-intent.js';
 import { AuditFailure, type Check, type Summary, type Where } from './report.js';
 
 const Kind = attestd.audit.v1.LeaseDecision.Kind;
@@ -50,6 +51,8 @@ export class LogVerifier {
   private lastTimeMs = 0;
   private readonly counts = { epochs: 0, passingEpochs: 0, grants: 0, renewals: 0, denials: 0, denialRecords: 0, revocations: 0, checkpoints: 0, recoveries: 0 };
   private lastCheckpointSize = 0;
+  /** The intent digest (hex, empty for none) each lease was granted with, so renewals keep it. */
+  private readonly leaseIntents = new Map<string, string>();
   private where: Where = { seq: 0 };
 
   private ak: TpmPublicKey | undefined;
@@ -340,6 +343,8 @@ export class LogVerifier {
     if (e.underUpdateWindow !== d.underUpdateWindow) {
       this.fail('lease-validity', `lease ${d.leaseId} is${d.underUpdateWindow ? '' : ' not'} marked as granted under the update window, unlike its epoch`);
     }
+    const intentProblem = recordedIntentProblem(d, claims, s.policy, this.leaseIntents, d.kind === Kind.GRANT);
+    if (intentProblem) this.fail('lease-intent', intentProblem);
   }
 
   /**

@@ -399,6 +399,9 @@ export namespace attestd {
                 /** AcquireLeaseRequest gpus. */
                 gpus: string[];
 
+                /** AcquireLeaseRequest intent. */
+                intent?: (attestd.lease.v1.Intent.$Properties|null);
+
                 /**
                  * Creates a new AcquireLeaseRequest instance using the specified properties.
                  * @param [properties] Properties to set
@@ -444,12 +447,189 @@ export namespace attestd {
                     /** AcquireLeaseRequest gpus */
                     gpus?: (string[]|null);
 
+                    /** AcquireLeaseRequest intent */
+                    intent?: (attestd.lease.v1.Intent.$Properties|null);
+
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
                 }
 
                 /** Shape of an AcquireLeaseRequest. */
                 type $Shape = attestd.lease.v1.AcquireLeaseRequest.$Properties;
+            }
+
+            /**
+             * Properties of an Intent.
+             * @deprecated Use attestd.lease.v1.Intent.$Properties instead.
+             */
+            interface IIntent extends attestd.lease.v1.Intent.$Properties {
+            }
+
+            /** Represents an Intent. */
+            class Intent {
+
+                /**
+                 * Constructs a new Intent.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.lease.v1.Intent.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** Intent artifacts. */
+                artifacts: attestd.lease.v1.IntentArtifact.$Properties[];
+
+                /** Intent imageDigest. */
+                imageDigest: string;
+
+                /** Intent jobId. */
+                jobId: string;
+
+                /** Intent labels. */
+                labels: { [k: string]: string };
+
+                /**
+                 * Creates a new Intent instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns Intent instance
+                 */
+                static create(properties: attestd.lease.v1.Intent.$Shape): attestd.lease.v1.Intent & attestd.lease.v1.Intent.$Shape;
+                static create(properties?: attestd.lease.v1.Intent.$Properties): attestd.lease.v1.Intent;
+
+                /**
+                 * Encodes the specified Intent message. Does not implicitly {@link attestd.lease.v1.Intent.verify|verify} messages.
+                 * @param message Intent message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.lease.v1.Intent.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an Intent message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.Intent & attestd.lease.v1.Intent.$Shape} Intent
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.lease.v1.Intent & attestd.lease.v1.Intent.$Shape;
+
+                /**
+                 * Gets the type url for Intent
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace Intent {
+
+                /** Properties of an Intent. */
+                interface $Properties {
+
+                    /** Intent artifacts */
+                    artifacts?: (attestd.lease.v1.IntentArtifact.$Properties[]|null);
+
+                    /** Intent imageDigest */
+                    imageDigest?: (string|null);
+
+                    /** Intent jobId */
+                    jobId?: (string|null);
+
+                    /** Intent labels */
+                    labels?: ({ [k: string]: string }|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an Intent. */
+                type $Shape = attestd.lease.v1.Intent.$Properties;
+            }
+
+            /**
+             * Properties of an IntentArtifact.
+             * @deprecated Use attestd.lease.v1.IntentArtifact.$Properties instead.
+             */
+            interface IIntentArtifact extends attestd.lease.v1.IntentArtifact.$Properties {
+            }
+
+            /** Represents an IntentArtifact. */
+            class IntentArtifact {
+
+                /**
+                 * Constructs a new IntentArtifact.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.lease.v1.IntentArtifact.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** IntentArtifact name. */
+                name: string;
+
+                /** IntentArtifact path. */
+                path: string;
+
+                /** IntentArtifact sha256. */
+                sha256: Uint8Array;
+
+                /**
+                 * Creates a new IntentArtifact instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns IntentArtifact instance
+                 */
+                static create(properties: attestd.lease.v1.IntentArtifact.$Shape): attestd.lease.v1.IntentArtifact & attestd.lease.v1.IntentArtifact.$Shape;
+                static create(properties?: attestd.lease.v1.IntentArtifact.$Properties): attestd.lease.v1.IntentArtifact;
+
+                /**
+                 * Encodes the specified IntentArtifact message. Does not implicitly {@link attestd.lease.v1.IntentArtifact.verify|verify} messages.
+                 * @param message IntentArtifact message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.lease.v1.IntentArtifact.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an IntentArtifact message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.IntentArtifact & attestd.lease.v1.IntentArtifact.$Shape} IntentArtifact
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.lease.v1.IntentArtifact & attestd.lease.v1.IntentArtifact.$Shape;
+
+                /**
+                 * Gets the type url for IntentArtifact
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace IntentArtifact {
+
+                /** Properties of an IntentArtifact. */
+                interface $Properties {
+
+                    /** IntentArtifact name */
+                    name?: (string|null);
+
+                    /** IntentArtifact path */
+                    path?: (string|null);
+
+                    /** IntentArtifact sha256 */
+                    sha256?: (Uint8Array|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an IntentArtifact. */
+                type $Shape = attestd.lease.v1.IntentArtifact.$Properties;
             }
 
             /**
@@ -2010,6 +2190,9 @@ export namespace attestd {
                 /** LeaseToken gpus. */
                 gpus: string[];
 
+                /** LeaseToken intentSha256. */
+                intentSha256: Uint8Array;
+
                 /**
                  * Creates a new LeaseToken instance using the specified properties.
                  * @param [properties] Properties to set
@@ -2084,6 +2267,9 @@ export namespace attestd {
 
                     /** LeaseToken gpus */
                     gpus?: (string[]|null);
+
+                    /** LeaseToken intentSha256 */
+                    intentSha256?: (Uint8Array|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
@@ -3929,6 +4115,9 @@ export namespace attestd {
                 /** LeaseDecision repeats. */
                 repeats?: (attestd.audit.v1.DenialRepeats.$Properties|null);
 
+                /** LeaseDecision intent. */
+                intent: Uint8Array;
+
                 /**
                  * Creates a new LeaseDecision instance using the specified properties.
                  * @param [properties] Properties to set
@@ -4006,6 +4195,9 @@ export namespace attestd {
 
                     /** LeaseDecision repeats */
                     repeats?: (attestd.audit.v1.DenialRepeats.$Properties|null);
+
+                    /** LeaseDecision intent */
+                    intent?: (Uint8Array|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];

@@ -3,6 +3,7 @@
  * appraiser, the lease manager and the offline auditor. Durations are milliseconds,
  * digests are raw bytes; nothing here still looks like YAML.
  */
+import type { IntentConstraints } from './intent.js';
 import type { HashAlg } from '../verify/tpm-alg.js';
 import type { PcrBank } from '../verify/pcr.js';
 
@@ -41,6 +42,8 @@ export interface Rule {
   scopes: string[];
   /** Version 2: the GPUs a lease under this rule names; absent, the lease names none. */
   gpus?: RuleGpus;
+  /** Version 2: what the rule requires of the execution intent (intent.ts); absent, nothing. */
+  intent?: IntentConstraints;
 }
 
 /** Values also accepted, until a deadline, while a planned update rolls out. */
