@@ -31,6 +31,7 @@ import { parseTpmtPublic, type TpmPublicKey } from '../verify/tpm-public.js';
 import { parseCheckpoint } from '../verify/checkpoint.js';
 import { noteKeyHash, openNote } from '../verify/signed-note.js';
 import { parsePolicy } from '../policy/parse.js';
+import { foldReferences } from '../policy/reference-values.js';
 import { epochVerdict, type EpochVerdict } from '../appraisal/epoch-verdict.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
 import { rootsInForce, type CvmTrustRoots } from '../verify/cvm/trust-roots.js';
@@ -222,7 +223,8 @@ export class LogVerifier {
     }
     if (!createHash('sha256').update(text).digest().equals(Buffer.from(p.sha256))) this.fail('reappraisal', 'policy text does not hash to its recorded digest');
     try {
-      this.session.policy = parsePolicy(text.toString('utf8'), p.file);
+      const refs = (p.references ?? []).map((r) => ({ file: r.file ?? '', bytes: Buffer.from(r.text ?? new Uint8Array()) }));
+      this.session.policy = foldReferences(parsePolicy(text.toString('utf8'), p.file), refs);
     } catch (err) {
       this.fail('reappraisal', `policy recorded as valid does not load: ${asAttestdError(err).message.split('\n')[0]}`);
     }

@@ -2843,6 +2843,9 @@ export namespace attestd {
                 /** PolicyLoad error. */
                 error: string;
 
+                /** PolicyLoad references. */
+                references: attestd.audit.v1.ReferenceValues.$Properties[];
+
                 /**
                  * Creates a new PolicyLoad instance using the specified properties.
                  * @param [properties] Properties to set
@@ -2897,12 +2900,93 @@ export namespace attestd {
                     /** PolicyLoad error */
                     error?: (string|null);
 
+                    /** PolicyLoad references */
+                    references?: (attestd.audit.v1.ReferenceValues.$Properties[]|null);
+
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
                 }
 
                 /** Shape of a PolicyLoad. */
                 type $Shape = attestd.audit.v1.PolicyLoad.$Properties;
+            }
+
+            /**
+             * Properties of a ReferenceValues.
+             * @deprecated Use attestd.audit.v1.ReferenceValues.$Properties instead.
+             */
+            interface IReferenceValues extends attestd.audit.v1.ReferenceValues.$Properties {
+            }
+
+            /** Represents a ReferenceValues. */
+            class ReferenceValues {
+
+                /**
+                 * Constructs a new ReferenceValues.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.audit.v1.ReferenceValues.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ReferenceValues file. */
+                file: string;
+
+                /** ReferenceValues text. */
+                text: Uint8Array;
+
+                /**
+                 * Creates a new ReferenceValues instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ReferenceValues instance
+                 */
+                static create(properties: attestd.audit.v1.ReferenceValues.$Shape): attestd.audit.v1.ReferenceValues & attestd.audit.v1.ReferenceValues.$Shape;
+                static create(properties?: attestd.audit.v1.ReferenceValues.$Properties): attestd.audit.v1.ReferenceValues;
+
+                /**
+                 * Encodes the specified ReferenceValues message. Does not implicitly {@link attestd.audit.v1.ReferenceValues.verify|verify} messages.
+                 * @param message ReferenceValues message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.audit.v1.ReferenceValues.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a ReferenceValues message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.ReferenceValues & attestd.audit.v1.ReferenceValues.$Shape} ReferenceValues
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.audit.v1.ReferenceValues & attestd.audit.v1.ReferenceValues.$Shape;
+
+                /**
+                 * Gets the type url for ReferenceValues
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ReferenceValues {
+
+                /** Properties of a ReferenceValues. */
+                interface $Properties {
+
+                    /** ReferenceValues file */
+                    file?: (string|null);
+
+                    /** ReferenceValues text */
+                    text?: (Uint8Array|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a ReferenceValues. */
+                type $Shape = attestd.audit.v1.ReferenceValues.$Properties;
             }
 
             /**

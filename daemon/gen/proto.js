@@ -6874,6 +6874,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {Uint8Array|null} [text] PolicyLoad text
                  * @property {boolean|null} [valid] PolicyLoad valid
                  * @property {string|null} [error] PolicyLoad error
+                 * @property {Array.<attestd.audit.v1.ReferenceValues.$Properties>|null} [references] PolicyLoad references
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -6899,6 +6900,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
                 const PolicyLoad = function (properties) {
+                    this.references = [];
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -6946,6 +6948,14 @@ export const attestd = $root.attestd = (() => {
                 PolicyLoad.prototype.error = "";
 
                 /**
+                 * PolicyLoad references.
+                 * @member {Array.<attestd.audit.v1.ReferenceValues.$Properties>} references
+                 * @memberof attestd.audit.v1.PolicyLoad
+                 * @instance
+                 */
+                PolicyLoad.prototype.references = $util.emptyArray;
+
+                /**
                  * Creates a new PolicyLoad instance using the specified properties.
                  * @function create
                  * @memberof attestd.audit.v1.PolicyLoad
@@ -6987,6 +6997,9 @@ export const attestd = $root.attestd = (() => {
                         writer.uint32(/* id 4, wireType 0 =*/32).bool(message.valid);
                     if (message.error != null && $Object.hasOwnProperty.call(message, "error") && message.error !== "")
                         writer.uint32(/* id 5, wireType 2 =*/42).string(message.error);
+                    if (message.references != null && message.references.length)
+                        for (let i = 0; i < message.references.length; ++i)
+                            $root.attestd.audit.v1.ReferenceValues.encode(message.references[i], writer.uint32(/* id 6, wireType 2 =*/50).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -7076,6 +7089,14 @@ export const attestd = $root.attestd = (() => {
                                     delete message.error;
                                 continue;
                             }
+                        case 6: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.references && message.references.length))
+                                    message.references = [];
+                                message.references.push($root.attestd.audit.v1.ReferenceValues.decode(reader, reader.size(), $undefined, _depth + 1));
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -7108,6 +7129,192 @@ export const attestd = $root.attestd = (() => {
                 };
 
                 return PolicyLoad;
+            })();
+
+            v1.ReferenceValues = (function() {
+
+                /**
+                 * Properties of a ReferenceValues.
+                 * @typedef {Object} attestd.audit.v1.ReferenceValues.$Properties
+                 * @property {string|null} [file] ReferenceValues file
+                 * @property {Uint8Array|null} [text] ReferenceValues text
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a ReferenceValues.
+                 * @memberof attestd.audit.v1
+                 * @interface IReferenceValues
+                 * @augments attestd.audit.v1.ReferenceValues.$Properties
+                 * @deprecated Use attestd.audit.v1.ReferenceValues.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a ReferenceValues.
+                 * @typedef {attestd.audit.v1.ReferenceValues.$Properties} attestd.audit.v1.ReferenceValues.$Shape
+                 */
+
+                /**
+                 * Constructs a new ReferenceValues.
+                 * @memberof attestd.audit.v1
+                 * @classdesc Represents a ReferenceValues.
+                 * @constructor
+                 * @param {attestd.audit.v1.ReferenceValues.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const ReferenceValues = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * ReferenceValues file.
+                 * @member {string} file
+                 * @memberof attestd.audit.v1.ReferenceValues
+                 * @instance
+                 */
+                ReferenceValues.prototype.file = "";
+
+                /**
+                 * ReferenceValues text.
+                 * @member {Uint8Array} text
+                 * @memberof attestd.audit.v1.ReferenceValues
+                 * @instance
+                 */
+                ReferenceValues.prototype.text = $util.newBuffer([]);
+
+                /**
+                 * Creates a new ReferenceValues instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.audit.v1.ReferenceValues
+                 * @static
+                 * @param {attestd.audit.v1.ReferenceValues.$Properties=} [properties] Properties to set
+                 * @returns {attestd.audit.v1.ReferenceValues} ReferenceValues instance
+                 * @type {{
+                 *   (properties: attestd.audit.v1.ReferenceValues.$Shape): attestd.audit.v1.ReferenceValues & attestd.audit.v1.ReferenceValues.$Shape;
+                 *   (properties?: attestd.audit.v1.ReferenceValues.$Properties): attestd.audit.v1.ReferenceValues;
+                 * }}
+                 */
+                ReferenceValues.create = function(properties) {
+                    return new ReferenceValues(properties);
+                };
+
+                /**
+                 * Encodes the specified ReferenceValues message. Does not implicitly {@link attestd.audit.v1.ReferenceValues.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.audit.v1.ReferenceValues
+                 * @static
+                 * @param {attestd.audit.v1.ReferenceValues.$Properties} message ReferenceValues message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                ReferenceValues.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.file != null && $Object.hasOwnProperty.call(message, "file") && message.file !== "")
+                        writer.uint32(/* id 1, wireType 2 =*/10).string(message.file);
+                    if (message.text != null && $Object.hasOwnProperty.call(message, "text") && message.text.length)
+                        writer.uint32(/* id 2, wireType 2 =*/18).bytes(message.text);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes a ReferenceValues message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.audit.v1.ReferenceValues
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.ReferenceValues & attestd.audit.v1.ReferenceValues.$Shape} ReferenceValues
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                ReferenceValues.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.audit.v1.ReferenceValues();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.file = value;
+                                else
+                                    delete message.file;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.text = value;
+                                else
+                                    delete message.text;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for ReferenceValues
+                 * @function getTypeUrl
+                 * @memberof attestd.audit.v1.ReferenceValues
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                ReferenceValues.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.audit.v1.ReferenceValues";
+                };
+
+                return ReferenceValues;
             })();
 
             v1.Epoch = (function() {

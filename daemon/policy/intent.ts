@@ -16,8 +16,10 @@ export interface IntentConstraints {
   require: IntentField[];
   /** Every artifact hashed by the daemon itself; a declared digest is refused. */
   measuredOnly: boolean;
-  /** Allowed artifact digests (lowercase hex); absent, any. */
+  /** Allowed artifact digests (lowercase hex): `allow`, and once folded in, those of `from`; absent, any. */
   artifacts?: string[];
+  /** The reference-value file named by artifacts.from, as written; its digests are folded in at load (reference-values.ts). */
+  artifactsFrom?: string;
   /** Allowed image digests ("sha256:" + lowercase hex); absent, any. */
   images?: string[];
 }
@@ -36,8 +38,11 @@ export const RULE_INTENT_SCHEMA: Schema = {
     },
     measured_only: { type: 'boolean', description: 'true or false' },
     artifacts: {
-      type: 'object', description: 'a mapping with allow', additionalProperties: false, required: ['allow'],
-      properties: { allow: hexList(64, 'SHA-256') },
+      type: 'object', description: 'a mapping with allow, from or both', additionalProperties: false, minProperties: 1,
+      properties: {
+        allow: hexList(64, 'SHA-256'),
+        from: { type: 'string', pattern: '^[\\x21-\\x7e]{1,1024}$', description: 'a reference-value file (sha256sum format), relative to the policy file' },
+      },
     },
     images: {
       type: 'object', description: 'a mapping with allow', additionalProperties: false, required: ['allow'],
@@ -56,7 +61,9 @@ export function intentConstraints(raw: Obj): IntentConstraints {
     measuredOnly: own(raw, 'measured_only') === true,
   };
   const artifacts = own(raw, 'artifacts') as Obj | undefined;
-  if (artifacts) out.artifacts = (own(artifacts, 'allow') as string[]).map((h) => h.toLowerCase());
+  if (artifacts) out.artifacts = ((own(artifacts, 'allow') as string[] | undefined) ?? []).map((h) => h.toLowerCase());
+  const from = artifacts && (own(artifacts, 'from') as string | undefined);
+  if (from !== undefined) out.artifactsFrom = from;
   const images = own(raw, 'images') as Obj | undefined;
   if (images) out.images = (own(images, 'allow') as string[]).map((h) => `sha256:${h.toLowerCase()}`);
   return out;

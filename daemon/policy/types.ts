@@ -177,6 +177,17 @@ export interface LoadedPolicy {
   text: string;
   /** SHA-256 of the exact file bytes; names this policy in epochs, tokens and the log. */
   digest: Buffer;
+  /**
+   * The reference-value files its rules name (intent artifacts.from), as read at load and folded
+   * in (reference-values.ts); recorded with the policy so an auditor folds in the same digests.
+   */
+  references?: ReferenceFile[];
+}
+
+export interface ReferenceFile {
+  /** As the policy names it. */
+  file: string;
+  bytes: Buffer;
 }
 
 /** One reason a policy was refused, located in the source file. Lines and columns are 1-based. */

@@ -32,6 +32,7 @@ beforeAll(async () => {
   const content = Buffer.from('model weights v1\n');
   await writeFile(weights, content, { mode: 0o644 });
   oldDigest = sha(content);
+  await writeFile(join(work, 'refs.sha256'), `# reference values\n${'e'.repeat(64)}  other.bin\n${oldDigest}  weights.bin\n`);
   const policy = testPolicy({ extra: [
     '  - name: pinned',
     `    match: { uids: [${process.getuid?.() ?? 0}] }`,
@@ -41,6 +42,10 @@ beforeAll(async () => {
     '      measured_only: true',
     `      artifacts: { allow: ["${oldDigest}"] }`,
     `      images: { allow: ["${'b'.repeat(64)}"] }`,
+    '  - name: fromfile',
+    `    match: { uids: [${process.getuid?.() ?? 0}] }`,
+    '    lease: { ttl: 30s, scopes: [a] }',
+    `    intent: { artifacts: { from: ${join(work, 'refs.sha256')} } }`,
   ].join('\n') }).replace('version: 1', 'version: 2');
   tpm = await startSwtpm();
   d = await startDaemon({ tcti: tpm.tcti, policy });
@@ -72,6 +77,13 @@ describe('execution intent', () => {
     expect(claimsOf(plain).intentSha256.length).toBe(0);
   });
 
+  it('a reference-value file named by the policy allows its digests, and is recorded with the policy', async () => {
+    await c.call({ acquireLease: { rule: 'fromfile', intent: intent() } });
+    const load = (await payloads(join(d.stateDir, 'audit'))).map(decode).find((r) => r.policyLoad?.valid)!.policyLoad!;
+    expect(load.references!.map((r) => r.file)).toEqual([join(work, 'refs.sha256')]);
+    expect(Buffer.from(load.references![0]!.text!).toString()).toContain(oldDigest);
+  });
+
   it('the command line comes from the kernel, never the request', async () => {
     const bogus = { ...intent(), cmdline: ['not', 'mine'] } as attestd.lease.v1.IIntent;
     const l = (await c.call({ acquireLease: { rule: 'tests', intent: bogus } })).acquireLease!.lease!;
@@ -96,6 +108,7 @@ describe('execution intent', () => {
     const l = (await c.call({ acquireLease: { rule: 'tests', intent: intent() } })).acquireLease!.lease!;
     expect(Buffer.from(claimsOf(l).intentSha256)).not.toEqual(Buffer.from(claimsOf(first).intentSha256));
     await expect(c.call({ acquireLease: { rule: 'pinned', intent: intent() } })).rejects.toMatchObject({ code: 'INTENT_ARTIFACT_NOT_ALLOWED' });
+    await expect(c.call({ acquireLease: { rule: 'fromfile', intent: intent() } })).rejects.toMatchObject({ code: 'INTENT_ARTIFACT_NOT_ALLOWED' });
     // The client hears the code; the refusal's record names the artifact and its digest.
     const denial = (await payloads(join(d.stateDir, 'audit'))).map(decode).reverse().find((r) => r.leaseDecision?.kind === 2)!;
     expect(denial.leaseDecision!.reasonCode).toBe('INTENT_ARTIFACT_NOT_ALLOWED');
