@@ -16,12 +16,20 @@ import * as native from '../native.js';
 import { canonicalIntent, type ResolvedArtifact, type ResolvedIntent } from '../verify/intent/codec.js';
 import { checkIntentBounds, INTENT_LIMITS } from '../verify/intent/bounds.js';
 import type { Peer } from './peer.js';
+import { ExeDigestCache, exeKey } from './exe-digests.js';
 
 /** The largest artifact the daemon hashes (model weights run to tens of GiB), and the most per request. */
 export const MAX_ARTIFACT_BYTES = 64 * 1024 ** 3;
 export const MAX_INTENT_BYTES = 256 * 1024 ** 3;
 
 type IntentRequest = attestd.lease.v1.Intent.$Properties;
+
+/**
+ * Digests of artifacts by the fstat of the descriptor hashed (as for executables, see
+ * exe-digests.ts): a model loaded by many jobs is hashed once per version of the file, and
+ * concurrent requests for one file share one hash. At most 256 hashes wait at once.
+ */
+const artifactDigests = new ExeDigestCache(256, (fd) => native.hashExecutable(fd, 'sha256', MAX_ARTIFACT_BYTES));
 
 /** The caller's intent resolved, or an INTENT_* refusal. */
 export async function resolveIntent(req: IntentRequest, who: WorkloadIdentity, peer: Pick<Peer, 'pid' | 'pidfd'>): Promise<ResolvedIntent> {
@@ -69,15 +77,12 @@ async function measure(path: string, who: WorkloadIdentity): Promise<{ digest: B
     if (!st.isFile()) throw new AttestdError('INTENT_ARTIFACT_UNREADABLE', `${path}: not a regular file`);
     if (!callerMayRead(st, who)) throw new AttestdError('INTENT_ARTIFACT_UNREADABLE', `${path}: not readable by the caller`);
     if (st.size > BigInt(MAX_ARTIFACT_BYTES)) throw new AttestdError('INTENT_ARTIFACT_TOO_LARGE', `${path}: over ${MAX_ARTIFACT_BYTES} bytes`);
-    const r = await native.hashExecutable(fd, 'sha256', MAX_ARTIFACT_BYTES).catch((err: unknown) => {
+    // The cache refuses a digest of another version of the file than the one checked above.
+    const digest = await artifactDigests.get(exeKey(st), fd).catch((err: unknown) => {
       const e = asAttestdError(err);
       throw new AttestdError(e.code === 'EXE_TOO_LARGE' ? 'INTENT_ARTIFACT_TOO_LARGE' : 'INTENT_ARTIFACT_UNREADABLE', `${path}: ${e.message}`);
     });
-    // The digest names the version of the file that was checked, or none.
-    if (r.dev !== st.dev || r.ino !== st.ino || r.size !== st.size || r.mtimeNs !== st.mtimeNs || r.ctimeNs !== st.ctimeNs) {
-      throw new AttestdError('INTENT_ARTIFACT_UNREADABLE', `${path}: changed while it was hashed`);
-    }
-    return { digest: r.digest, size: Number(st.size) };
+    return { digest, size: Number(st.size) };
   } finally {
     closeSync(fd);
   }
