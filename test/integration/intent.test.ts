@@ -130,11 +130,18 @@ describe('execution intent', () => {
     await expect(c.call({ acquireLease: { rule: 'pinned', intent: intent({ imageDigest: `sha256:${'c'.repeat(64)}` }) } })).rejects.toMatchObject({ code: 'INTENT_IMAGE_NOT_ALLOWED' });
   });
 
-  it('attestctl lease acquire --intent reads a JSON intent file', async () => {
+  it('attestctl lease acquire --intent and run --intent read a JSON intent file', async () => {
     const file = join(work, 'intent.json');
     await writeFile(file, JSON.stringify({ artifacts: [{ path: weights, name: 'weights' }], job_id: 'job-cli', labels: { a: 'b' } }));
     const r = await attestctl(['lease', 'acquire', '--rule', 'pinned', '--intent', file, '--json'], d.socket);
     expect(r.code).toBe(0);
+    const run = await attestctl(['run', '--rule', 'pinned', '--intent', file, '--', 'true', 'intent-run-marker'], d.socket);
+    expect(run.code, run.stderr).toBe(0);
+    const granted = (await payloads(join(d.stateDir, 'audit'))).map(decode).filter((x) => x.leaseDecision?.kind === 1).at(-1)!;
+    const recorded = decodeIntent(granted.leaseDecision!.intent!);
+    expect(recorded.jobId).toBe('job-cli');
+    // The command line is attestctl's own, read by the daemon: it names the command run.
+    expect(recorded.cmdline.slice(-2)).toEqual(['true', 'intent-run-marker']);
     await writeFile(file, JSON.stringify({ artifacts: [{ path: weights }], cmdline: ['x'] }));
     const bad = await attestctl(['lease', 'acquire', '--intent', file], d.socket);
     expect(bad.code).not.toBe(0);
