@@ -288,7 +288,8 @@ function hostInventory(log: LogFn): () => string | undefined {
 
 /** The record of a valid policy put in force. */
 function policyInForceRecord(p: LoadedPolicy): AuditBody['policyLoad'] {
-  return { file: p.file, sha256: p.digest, text: Buffer.from(p.text), valid: true };
+  return { file: p.file, sha256: p.digest, text: Buffer.from(p.text), valid: true,
+    references: (p.references ?? []).map((r) => ({ file: r.file, text: r.bytes })) };
 }
 
 /**

@@ -265,19 +265,51 @@ _RESULTS = {2: "error", 3: "acquire_lease", 4: "renew_lease", 5: "release_lease"
             10: "get_lease_result"}
 
 
-def encode_request(request_id: int, call: str, arg: Optional[str] = None, nonce: Optional[bytes] = None) -> bytes:
+def _encode_intent(intent: dict) -> bytes:
+    """An Intent message from the JSON form of ``attestctl --intent`` files (docs/attestctl.md):
+    artifacts with ``path`` or ``sha256`` (hex) and an optional ``name``; ``image_digest``,
+    ``job_id``, ``labels``. The daemon checks every bound; the command line is never sent."""
+    unknown = set(intent) - {"artifacts", "image_digest", "job_id", "labels"}
+    if unknown:
+        raise ValueError(f"unknown intent keys: {sorted(unknown)}")
+    out = b""
+    for a in intent.get("artifacts", []):
+        if bool(a.get("path")) == bool(a.get("sha256")) or set(a) - {"path", "sha256", "name"}:
+            raise ValueError("each artifact needs exactly one of path and sha256, and may have a name")
+        body = _len_field(1, a["name"].encode("utf-8")) if a.get("name") else b""
+        if a.get("path"):
+            body += _len_field(2, os.path.abspath(a["path"]).encode("utf-8"))
+        else:
+            body += _len_field(3, bytes.fromhex(a["sha256"]))
+        out += _len_field(1, body)
+    if intent.get("image_digest"):
+        out += _len_field(2, intent["image_digest"].encode("utf-8"))
+    if intent.get("job_id"):
+        out += _len_field(3, intent["job_id"].encode("utf-8"))
+    for k, v in intent.get("labels", {}).items():
+        out += _len_field(4, _len_field(1, k.encode("utf-8")) + _len_field(2, v.encode("utf-8")))
+    return out
+
+
+def encode_request(request_id: int, call: str, arg: Optional[str] = None, nonce: Optional[bytes] = None,
+                   intent: Optional[dict] = None) -> bytes:
     """A serialized Request. ``arg`` is the rule (acquire_lease) or the lease id (renew, release,
     watch, get_lease_result); ``nonce`` the relying party's nonce (get_lease_result, 8 to 64
-    bytes); proto3 leaves empty values out, as here."""
+    bytes); ``intent`` an execution intent (acquire_lease, see _encode_intent); proto3 leaves
+    empty values out, as here."""
     if call not in _CALLS:
         raise ValueError(f"unknown call {call}")
     if not 0 < request_id < 1 << 64:
         raise ValueError("request id must be non-zero")
     if nonce is not None and (call != "get_lease_result" or not 8 <= len(nonce) <= 64):
         raise ValueError("a nonce is for get_lease_result only, 8 to 64 bytes")
+    if intent is not None and call != "acquire_lease":
+        raise ValueError("an intent is for acquire_lease only")
     body = _len_field(1, arg.encode("utf-8")) if arg else b""
     if nonce:
         body += _len_field(2, bytes(nonce))
+    if intent is not None:
+        body += _len_field(3, _encode_intent(intent))
     return _tag(1, _VARINT) + _varint(request_id) + _len_field(_CALLS[call], body)
 
 
@@ -370,9 +402,10 @@ class AttestdClient:
     def status(self) -> Status:
         return self._call("get_status")
 
-    def acquire(self, rule: Optional[str] = None) -> Lease:
-        """A new lease for this process, under ``rule`` or the first rule that matches it."""
-        return self._call("acquire_lease", rule)
+    def acquire(self, rule: Optional[str] = None, intent: Optional[dict] = None) -> Lease:
+        """A new lease for this process, under ``rule`` or the first rule that matches it;
+        ``intent``: an execution intent in the JSON form of ``attestctl --intent`` files."""
+        return self._call("acquire_lease", rule, intent=intent)
 
     def renew(self, lease_id: str) -> Lease:
         return self._call("renew_lease", lease_id)
@@ -407,7 +440,8 @@ class AttestdClient:
     def closed(self) -> bool:
         return self._closed is not None
 
-    def _call(self, call: str, arg: Optional[str] = None, on_push=None, nonce: Optional[bytes] = None):
+    def _call(self, call: str, arg: Optional[str] = None, on_push=None, nonce: Optional[bytes] = None,
+              intent: Optional[dict] = None):
         with self._lock:
             if self._closed is not None:
                 raise AttestdUnavailable(self._closed)
@@ -417,7 +451,7 @@ class AttestdClient:
             self._pending[rid] = pending
         try:
             with self._send_lock:
-                self._sock.sendall(frame(encode_request(rid, call, arg, nonce)))
+                self._sock.sendall(frame(encode_request(rid, call, arg, nonce, intent)))
         except OSError as e:
             self._fail(f"connection to attestd lost: {e}")
         if not pending.done.wait(self.timeout):

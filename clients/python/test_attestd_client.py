@@ -49,7 +49,7 @@ class GoldenTest(unittest.TestCase):
         for r in self.golden["requests"]:
             with self.subTest(call=r["call"], arg=r["arg"]):
                 nonce = bytes.fromhex(r["nonce"]) if r.get("nonce") else None
-                self.assertEqual(encode_request(int(r["id"]), r["call"], r["arg"], nonce).hex(), r["hex"])
+                self.assertEqual(encode_request(int(r["id"]), r["call"], r["arg"], nonce, r.get("intent")).hex(), r["hex"])
 
     def test_responses_decode_like_attestd(self):
         seen = set()

@@ -15,7 +15,7 @@
  *     the recorded verdict;
  *  5. every grant and renewal: the token's signature, its claims against the record, and that it
  *     was issued under a passing epoch of the same session, before that epoch's validity ended,
- *     with an expiry inside it;
+ *     with an expiry inside it; and its execution intent (lease-intent.ts);
  *  6. every AK rotation: the AK trusted until then certified the new one (verify/ak-rotation.ts),
  *     and the new one is the AK trusted from there on.
  * It stops at the first failure and names the record.
@@ -34,6 +34,7 @@ import { parseTpmtPublic, type TpmPublicKey } from '../verify/tpm-public.js';
 import { parseCheckpoint } from '../verify/checkpoint.js';
 import { noteKeyHash, openNote } from '../verify/signed-note.js';
 import { parsePolicy } from '../policy/parse.js';
+import { foldReferences } from '../policy/reference-values.js';
 import { epochVerdict, type EpochVerdict } from '../appraisal/epoch-verdict.js';
 import type { CollateralFile } from '../verify/tdx/collateral.js';
 import { rootsInForce, type CvmTrustRoots } from '../verify/cvm/trust-roots.js';
@@ -41,6 +42,7 @@ import { decodeEvidence, recordedCollectionFailure, RecordMismatch, type Recorde
 import type { GpuTrust } from '../appraisal/gpu-reports.js';
 import { RootWindow } from '../verify/merkle/root-window.js';
 import { Session } from './session.js';
+import { recordedIntentProblem } from './lease-intent.js';
 import { AuditFailure, type Check, type Summary, type Where } from './report.js';
 
 const Kind = attestd.audit.v1.LeaseDecision.Kind;
@@ -53,6 +55,8 @@ export class LogVerifier {
   private lastTimeMs = 0;
   private readonly counts = { epochs: 0, passingEpochs: 0, grants: 0, renewals: 0, denials: 0, denialRecords: 0, revocations: 0, checkpoints: 0, recoveries: 0, akRotations: 0 };
   private lastCheckpointSize = 0;
+  /** The intent digest (hex, empty for none) each lease was granted with, so renewals keep it. */
+  private readonly leaseIntents = new Map<string, string>();
   private where: Where = { seq: 0 };
 
   private ak: TpmPublicKey | undefined;
@@ -261,7 +265,8 @@ export class LogVerifier {
     }
     if (!createHash('sha256').update(text).digest().equals(Buffer.from(p.sha256))) this.fail('reappraisal', 'policy text does not hash to its recorded digest');
     try {
-      this.session.policy = parsePolicy(text.toString('utf8'), p.file);
+      const refs = (p.references ?? []).map((r) => ({ file: r.file ?? '', bytes: Buffer.from(r.text ?? new Uint8Array()) }));
+      this.session.policy = foldReferences(parsePolicy(text.toString('utf8'), p.file), refs);
     } catch (err) {
       this.fail('reappraisal', `policy recorded as valid does not load: ${asAttestdError(err).message.split('\n')[0]}`);
     }
@@ -382,6 +387,8 @@ export class LogVerifier {
     if (e.underUpdateWindow !== d.underUpdateWindow) {
       this.fail('lease-validity', `lease ${d.leaseId} is${d.underUpdateWindow ? '' : ' not'} marked as granted under the update window, unlike its epoch`);
     }
+    const intentProblem = recordedIntentProblem(d, claims, s.policy, this.leaseIntents, d.kind === Kind.GRANT);
+    if (intentProblem) this.fail('lease-intent', intentProblem);
   }
 
   /**

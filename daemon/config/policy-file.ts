@@ -6,8 +6,10 @@ import { open } from 'node:fs/promises';
 import { AttestdError } from '../base/errors.js';
 import { MAX_POLICY_BYTES, parsePolicyBytes } from '../policy/parse.js';
 import type { LoadedPolicy } from '../policy/types.js';
+import { foldReferences, MAX_REFERENCE_BYTES, referencedFiles } from '../policy/reference-values.js';
+import { dirname, resolve } from 'node:path';
 
-async function readCapped(path: string): Promise<Buffer> {
+async function readCapped(path: string, cap = MAX_POLICY_BYTES): Promise<Buffer> {
   let handle;
   try {
     handle = await open(path, 'r');
@@ -17,19 +19,19 @@ async function readCapped(path: string): Promise<Buffer> {
   try {
     const info = await handle.stat();
     if (!info.isFile()) throw new AttestdError('POLICY_UNREADABLE', `${path}: not a regular file`);
-    if (info.size > MAX_POLICY_BYTES) {
-      throw new AttestdError('POLICY_UNREADABLE', `${path}: larger than ${MAX_POLICY_BYTES} bytes`);
+    if (info.size > cap) {
+      throw new AttestdError('POLICY_UNREADABLE', `${path}: larger than ${cap} bytes`);
     }
     // Read one byte past the cap, so a file that grew since stat() is still refused.
-    const buf = Buffer.alloc(MAX_POLICY_BYTES + 1);
+    const buf = Buffer.alloc(cap + 1);
     let length = 0;
     while (length < buf.length) {
       const { bytesRead } = await handle.read(buf, length, buf.length - length, length);
       if (bytesRead === 0) break;
       length += bytesRead;
     }
-    if (length > MAX_POLICY_BYTES) {
-      throw new AttestdError('POLICY_UNREADABLE', `${path}: larger than ${MAX_POLICY_BYTES} bytes`);
+    if (length > cap) {
+      throw new AttestdError('POLICY_UNREADABLE', `${path}: larger than ${cap} bytes`);
     }
     return buf.subarray(0, length);
   } catch (err) {
@@ -41,10 +43,17 @@ async function readCapped(path: string): Promise<Buffer> {
 }
 
 /**
- * Reads and validates a policy file. POLICY_UNREADABLE when the file cannot be opened or
- * read, is not a regular file, or exceeds 1 MiB; PolicyError (POLICY_INVALID) when its
+ * Reads and validates a policy file and the reference-value files it names. POLICY_UNREADABLE
+ * when a file cannot be opened or read, is not a regular file, or exceeds 1 MiB; PolicyError (POLICY_INVALID) when its
  * content is not a valid policy, including content that is not UTF-8.
  */
 export async function loadPolicyFile(path: string): Promise<LoadedPolicy> {
-  return parsePolicyBytes(await readCapped(path), path);
+  const loaded = parsePolicyBytes(await readCapped(path), path);
+  // Reference-value files (intent artifacts.from), relative to the policy's folder, read with
+  // the same care and folded in by the pure code the auditor runs on the recorded copies.
+  const refs = [];
+  for (const file of referencedFiles(loaded)) {
+    refs.push({ file, bytes: await readCapped(resolve(dirname(path), file), MAX_REFERENCE_BYTES) });
+  }
+  return foldReferences(loaded, refs);
 }

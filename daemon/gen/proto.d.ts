@@ -399,6 +399,9 @@ export namespace attestd {
                 /** AcquireLeaseRequest gpus. */
                 gpus: string[];
 
+                /** AcquireLeaseRequest intent. */
+                intent?: (attestd.lease.v1.Intent.$Properties|null);
+
                 /**
                  * Creates a new AcquireLeaseRequest instance using the specified properties.
                  * @param [properties] Properties to set
@@ -444,12 +447,189 @@ export namespace attestd {
                     /** AcquireLeaseRequest gpus */
                     gpus?: (string[]|null);
 
+                    /** AcquireLeaseRequest intent */
+                    intent?: (attestd.lease.v1.Intent.$Properties|null);
+
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
                 }
 
                 /** Shape of an AcquireLeaseRequest. */
                 type $Shape = attestd.lease.v1.AcquireLeaseRequest.$Properties;
+            }
+
+            /**
+             * Properties of an Intent.
+             * @deprecated Use attestd.lease.v1.Intent.$Properties instead.
+             */
+            interface IIntent extends attestd.lease.v1.Intent.$Properties {
+            }
+
+            /** Represents an Intent. */
+            class Intent {
+
+                /**
+                 * Constructs a new Intent.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.lease.v1.Intent.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** Intent artifacts. */
+                artifacts: attestd.lease.v1.IntentArtifact.$Properties[];
+
+                /** Intent imageDigest. */
+                imageDigest: string;
+
+                /** Intent jobId. */
+                jobId: string;
+
+                /** Intent labels. */
+                labels: { [k: string]: string };
+
+                /**
+                 * Creates a new Intent instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns Intent instance
+                 */
+                static create(properties: attestd.lease.v1.Intent.$Shape): attestd.lease.v1.Intent & attestd.lease.v1.Intent.$Shape;
+                static create(properties?: attestd.lease.v1.Intent.$Properties): attestd.lease.v1.Intent;
+
+                /**
+                 * Encodes the specified Intent message. Does not implicitly {@link attestd.lease.v1.Intent.verify|verify} messages.
+                 * @param message Intent message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.lease.v1.Intent.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an Intent message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.Intent & attestd.lease.v1.Intent.$Shape} Intent
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.lease.v1.Intent & attestd.lease.v1.Intent.$Shape;
+
+                /**
+                 * Gets the type url for Intent
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace Intent {
+
+                /** Properties of an Intent. */
+                interface $Properties {
+
+                    /** Intent artifacts */
+                    artifacts?: (attestd.lease.v1.IntentArtifact.$Properties[]|null);
+
+                    /** Intent imageDigest */
+                    imageDigest?: (string|null);
+
+                    /** Intent jobId */
+                    jobId?: (string|null);
+
+                    /** Intent labels */
+                    labels?: ({ [k: string]: string }|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an Intent. */
+                type $Shape = attestd.lease.v1.Intent.$Properties;
+            }
+
+            /**
+             * Properties of an IntentArtifact.
+             * @deprecated Use attestd.lease.v1.IntentArtifact.$Properties instead.
+             */
+            interface IIntentArtifact extends attestd.lease.v1.IntentArtifact.$Properties {
+            }
+
+            /** Represents an IntentArtifact. */
+            class IntentArtifact {
+
+                /**
+                 * Constructs a new IntentArtifact.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.lease.v1.IntentArtifact.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** IntentArtifact name. */
+                name: string;
+
+                /** IntentArtifact path. */
+                path: string;
+
+                /** IntentArtifact sha256. */
+                sha256: Uint8Array;
+
+                /**
+                 * Creates a new IntentArtifact instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns IntentArtifact instance
+                 */
+                static create(properties: attestd.lease.v1.IntentArtifact.$Shape): attestd.lease.v1.IntentArtifact & attestd.lease.v1.IntentArtifact.$Shape;
+                static create(properties?: attestd.lease.v1.IntentArtifact.$Properties): attestd.lease.v1.IntentArtifact;
+
+                /**
+                 * Encodes the specified IntentArtifact message. Does not implicitly {@link attestd.lease.v1.IntentArtifact.verify|verify} messages.
+                 * @param message IntentArtifact message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.lease.v1.IntentArtifact.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes an IntentArtifact message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.IntentArtifact & attestd.lease.v1.IntentArtifact.$Shape} IntentArtifact
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.lease.v1.IntentArtifact & attestd.lease.v1.IntentArtifact.$Shape;
+
+                /**
+                 * Gets the type url for IntentArtifact
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace IntentArtifact {
+
+                /** Properties of an IntentArtifact. */
+                interface $Properties {
+
+                    /** IntentArtifact name */
+                    name?: (string|null);
+
+                    /** IntentArtifact path */
+                    path?: (string|null);
+
+                    /** IntentArtifact sha256 */
+                    sha256?: (Uint8Array|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of an IntentArtifact. */
+                type $Shape = attestd.lease.v1.IntentArtifact.$Properties;
             }
 
             /**
@@ -2010,6 +2190,9 @@ export namespace attestd {
                 /** LeaseToken gpus. */
                 gpus: string[];
 
+                /** LeaseToken intentSha256. */
+                intentSha256: Uint8Array;
+
                 /**
                  * Creates a new LeaseToken instance using the specified properties.
                  * @param [properties] Properties to set
@@ -2084,6 +2267,9 @@ export namespace attestd {
 
                     /** LeaseToken gpus */
                     gpus?: (string[]|null);
+
+                    /** LeaseToken intentSha256 */
+                    intentSha256?: (Uint8Array|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
@@ -2754,6 +2940,9 @@ export namespace attestd {
                 /** PolicyLoad error. */
                 error: string;
 
+                /** PolicyLoad references. */
+                references: attestd.audit.v1.ReferenceValues.$Properties[];
+
                 /**
                  * Creates a new PolicyLoad instance using the specified properties.
                  * @param [properties] Properties to set
@@ -2808,12 +2997,93 @@ export namespace attestd {
                     /** PolicyLoad error */
                     error?: (string|null);
 
+                    /** PolicyLoad references */
+                    references?: (attestd.audit.v1.ReferenceValues.$Properties[]|null);
+
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
                 }
 
                 /** Shape of a PolicyLoad. */
                 type $Shape = attestd.audit.v1.PolicyLoad.$Properties;
+            }
+
+            /**
+             * Properties of a ReferenceValues.
+             * @deprecated Use attestd.audit.v1.ReferenceValues.$Properties instead.
+             */
+            interface IReferenceValues extends attestd.audit.v1.ReferenceValues.$Properties {
+            }
+
+            /** Represents a ReferenceValues. */
+            class ReferenceValues {
+
+                /**
+                 * Constructs a new ReferenceValues.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.audit.v1.ReferenceValues.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** ReferenceValues file. */
+                file: string;
+
+                /** ReferenceValues text. */
+                text: Uint8Array;
+
+                /**
+                 * Creates a new ReferenceValues instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns ReferenceValues instance
+                 */
+                static create(properties: attestd.audit.v1.ReferenceValues.$Shape): attestd.audit.v1.ReferenceValues & attestd.audit.v1.ReferenceValues.$Shape;
+                static create(properties?: attestd.audit.v1.ReferenceValues.$Properties): attestd.audit.v1.ReferenceValues;
+
+                /**
+                 * Encodes the specified ReferenceValues message. Does not implicitly {@link attestd.audit.v1.ReferenceValues.verify|verify} messages.
+                 * @param message ReferenceValues message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.audit.v1.ReferenceValues.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a ReferenceValues message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.ReferenceValues & attestd.audit.v1.ReferenceValues.$Shape} ReferenceValues
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.audit.v1.ReferenceValues & attestd.audit.v1.ReferenceValues.$Shape;
+
+                /**
+                 * Gets the type url for ReferenceValues
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace ReferenceValues {
+
+                /** Properties of a ReferenceValues. */
+                interface $Properties {
+
+                    /** ReferenceValues file */
+                    file?: (string|null);
+
+                    /** ReferenceValues text */
+                    text?: (Uint8Array|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a ReferenceValues. */
+                type $Shape = attestd.audit.v1.ReferenceValues.$Properties;
             }
 
             /**
@@ -4026,6 +4296,9 @@ export namespace attestd {
                 /** LeaseDecision repeats. */
                 repeats?: (attestd.audit.v1.DenialRepeats.$Properties|null);
 
+                /** LeaseDecision intent. */
+                intent: Uint8Array;
+
                 /**
                  * Creates a new LeaseDecision instance using the specified properties.
                  * @param [properties] Properties to set
@@ -4103,6 +4376,9 @@ export namespace attestd {
 
                     /** LeaseDecision repeats */
                     repeats?: (attestd.audit.v1.DenialRepeats.$Properties|null);
+
+                    /** LeaseDecision intent */
+                    intent?: (Uint8Array|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];

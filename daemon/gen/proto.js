@@ -925,6 +925,7 @@ export const attestd = $root.attestd = (() => {
                  * @typedef {Object} attestd.lease.v1.AcquireLeaseRequest.$Properties
                  * @property {string|null} [rule] AcquireLeaseRequest rule
                  * @property {Array.<string>|null} [gpus] AcquireLeaseRequest gpus
+                 * @property {attestd.lease.v1.Intent.$Properties|null} [intent] AcquireLeaseRequest intent
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -974,6 +975,14 @@ export const attestd = $root.attestd = (() => {
                 AcquireLeaseRequest.prototype.gpus = $util.emptyArray;
 
                 /**
+                 * AcquireLeaseRequest intent.
+                 * @member {attestd.lease.v1.Intent.$Properties|null|undefined} intent
+                 * @memberof attestd.lease.v1.AcquireLeaseRequest
+                 * @instance
+                 */
+                AcquireLeaseRequest.prototype.intent = null;
+
+                /**
                  * Creates a new AcquireLeaseRequest instance using the specified properties.
                  * @function create
                  * @memberof attestd.lease.v1.AcquireLeaseRequest
@@ -1010,6 +1019,8 @@ export const attestd = $root.attestd = (() => {
                     if (message.gpus != null && message.gpus.length)
                         for (let i = 0; i < message.gpus.length; ++i)
                             writer.uint32(/* id 2, wireType 2 =*/18).string(message.gpus[i]);
+                    if (message.intent != null && $Object.hasOwnProperty.call(message, "intent"))
+                        $root.attestd.lease.v1.Intent.encode(message.intent, writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -1071,6 +1082,12 @@ export const attestd = $root.attestd = (() => {
                                 message.gpus.push(reader.stringVerify());
                                 continue;
                             }
+                        case 3: {
+                                if (wireType !== 2)
+                                    break;
+                                message.intent = $root.attestd.lease.v1.Intent.decode(reader, reader.size(), $undefined, _depth + 1, message.intent);
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -1103,6 +1120,468 @@ export const attestd = $root.attestd = (() => {
                 };
 
                 return AcquireLeaseRequest;
+            })();
+
+            v1.Intent = (function() {
+
+                /**
+                 * Properties of an Intent.
+                 * @typedef {Object} attestd.lease.v1.Intent.$Properties
+                 * @property {Array.<attestd.lease.v1.IntentArtifact.$Properties>|null} [artifacts] Intent artifacts
+                 * @property {string|null} [imageDigest] Intent imageDigest
+                 * @property {string|null} [jobId] Intent jobId
+                 * @property {Object.<string,string>|null} [labels] Intent labels
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of an Intent.
+                 * @memberof attestd.lease.v1
+                 * @interface IIntent
+                 * @augments attestd.lease.v1.Intent.$Properties
+                 * @deprecated Use attestd.lease.v1.Intent.$Properties instead.
+                 */
+
+                /**
+                 * Shape of an Intent.
+                 * @typedef {attestd.lease.v1.Intent.$Properties} attestd.lease.v1.Intent.$Shape
+                 */
+
+                /**
+                 * Constructs a new Intent.
+                 * @memberof attestd.lease.v1
+                 * @classdesc Represents an Intent.
+                 * @constructor
+                 * @param {attestd.lease.v1.Intent.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const Intent = function (properties) {
+                    this.artifacts = [];
+                    this.labels = {};
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * Intent artifacts.
+                 * @member {Array.<attestd.lease.v1.IntentArtifact.$Properties>} artifacts
+                 * @memberof attestd.lease.v1.Intent
+                 * @instance
+                 */
+                Intent.prototype.artifacts = $util.emptyArray;
+
+                /**
+                 * Intent imageDigest.
+                 * @member {string} imageDigest
+                 * @memberof attestd.lease.v1.Intent
+                 * @instance
+                 */
+                Intent.prototype.imageDigest = "";
+
+                /**
+                 * Intent jobId.
+                 * @member {string} jobId
+                 * @memberof attestd.lease.v1.Intent
+                 * @instance
+                 */
+                Intent.prototype.jobId = "";
+
+                /**
+                 * Intent labels.
+                 * @member {Object.<string,string>} labels
+                 * @memberof attestd.lease.v1.Intent
+                 * @instance
+                 */
+                Intent.prototype.labels = $util.emptyObject;
+
+                /**
+                 * Creates a new Intent instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.lease.v1.Intent
+                 * @static
+                 * @param {attestd.lease.v1.Intent.$Properties=} [properties] Properties to set
+                 * @returns {attestd.lease.v1.Intent} Intent instance
+                 * @type {{
+                 *   (properties: attestd.lease.v1.Intent.$Shape): attestd.lease.v1.Intent & attestd.lease.v1.Intent.$Shape;
+                 *   (properties?: attestd.lease.v1.Intent.$Properties): attestd.lease.v1.Intent;
+                 * }}
+                 */
+                Intent.create = function(properties) {
+                    return new Intent(properties);
+                };
+
+                /**
+                 * Encodes the specified Intent message. Does not implicitly {@link attestd.lease.v1.Intent.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.lease.v1.Intent
+                 * @static
+                 * @param {attestd.lease.v1.Intent.$Properties} message Intent message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                Intent.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.artifacts != null && message.artifacts.length)
+                        for (let i = 0; i < message.artifacts.length; ++i)
+                            $root.attestd.lease.v1.IntentArtifact.encode(message.artifacts[i], writer.uint32(/* id 1, wireType 2 =*/10).fork(), _depth + 1).ldelim();
+                    if (message.imageDigest != null && $Object.hasOwnProperty.call(message, "imageDigest") && message.imageDigest !== "")
+                        writer.uint32(/* id 2, wireType 2 =*/18).string(message.imageDigest);
+                    if (message.jobId != null && $Object.hasOwnProperty.call(message, "jobId") && message.jobId !== "")
+                        writer.uint32(/* id 3, wireType 2 =*/26).string(message.jobId);
+                    if (message.labels != null && $Object.hasOwnProperty.call(message, "labels"))
+                        for (let keys = $Object.keys(message.labels), i = 0; i < keys.length; ++i)
+                            writer.uint32(/* id 4, wireType 2 =*/34).fork().uint32(/* id 1, wireType 2 =*/10).string(keys[i]).uint32(/* id 2, wireType 2 =*/18).string(message.labels[keys[i]]).ldelim();
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes an Intent message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.lease.v1.Intent
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.Intent & attestd.lease.v1.Intent.$Shape} Intent
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                Intent.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, key, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.lease.v1.Intent();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.artifacts && message.artifacts.length))
+                                    message.artifacts = [];
+                                message.artifacts.push($root.attestd.lease.v1.IntentArtifact.decode(reader, reader.size(), $undefined, _depth + 1));
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.imageDigest = value;
+                                else
+                                    delete message.imageDigest;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.jobId = value;
+                                else
+                                    delete message.jobId;
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 2)
+                                    break;
+                                if (message.labels === $util.emptyObject)
+                                    message.labels = {};
+                                let end2 = reader.size() + reader.pos;
+                                if (end2 > reader.len)
+                                    throw $RangeError("index out of range");
+                                reader.len = end2;
+                                key = "";
+                                value = "";
+                                while (reader.pos < end2) {
+                                    let tag2 = reader.tag();
+                                    wireType = tag2 & 7;
+                                    switch (tag2 >>>= 3) {
+                                    case 1:
+                                        if (wireType !== 2)
+                                            break;
+                                        key = reader.stringVerify();
+                                        continue;
+                                    case 2:
+                                        if (wireType !== 2)
+                                            break;
+                                        value = reader.stringVerify();
+                                        continue;
+                                    }
+                                    reader.skipType(wireType, _depth, tag2);
+                                }
+                                if (reader.pos !== end2)
+                                    throw $RangeError("index out of range");
+                                reader.len = end;
+                                if (key === "__proto__")
+                                    $util.makeProp(message.labels, key);
+                                message.labels[key] = value;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for Intent
+                 * @function getTypeUrl
+                 * @memberof attestd.lease.v1.Intent
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                Intent.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.lease.v1.Intent";
+                };
+
+                return Intent;
+            })();
+
+            v1.IntentArtifact = (function() {
+
+                /**
+                 * Properties of an IntentArtifact.
+                 * @typedef {Object} attestd.lease.v1.IntentArtifact.$Properties
+                 * @property {string|null} [name] IntentArtifact name
+                 * @property {string|null} [path] IntentArtifact path
+                 * @property {Uint8Array|null} [sha256] IntentArtifact sha256
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of an IntentArtifact.
+                 * @memberof attestd.lease.v1
+                 * @interface IIntentArtifact
+                 * @augments attestd.lease.v1.IntentArtifact.$Properties
+                 * @deprecated Use attestd.lease.v1.IntentArtifact.$Properties instead.
+                 */
+
+                /**
+                 * Shape of an IntentArtifact.
+                 * @typedef {attestd.lease.v1.IntentArtifact.$Properties} attestd.lease.v1.IntentArtifact.$Shape
+                 */
+
+                /**
+                 * Constructs a new IntentArtifact.
+                 * @memberof attestd.lease.v1
+                 * @classdesc Represents an IntentArtifact.
+                 * @constructor
+                 * @param {attestd.lease.v1.IntentArtifact.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const IntentArtifact = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * IntentArtifact name.
+                 * @member {string} name
+                 * @memberof attestd.lease.v1.IntentArtifact
+                 * @instance
+                 */
+                IntentArtifact.prototype.name = "";
+
+                /**
+                 * IntentArtifact path.
+                 * @member {string} path
+                 * @memberof attestd.lease.v1.IntentArtifact
+                 * @instance
+                 */
+                IntentArtifact.prototype.path = "";
+
+                /**
+                 * IntentArtifact sha256.
+                 * @member {Uint8Array} sha256
+                 * @memberof attestd.lease.v1.IntentArtifact
+                 * @instance
+                 */
+                IntentArtifact.prototype.sha256 = $util.newBuffer([]);
+
+                /**
+                 * Creates a new IntentArtifact instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.lease.v1.IntentArtifact
+                 * @static
+                 * @param {attestd.lease.v1.IntentArtifact.$Properties=} [properties] Properties to set
+                 * @returns {attestd.lease.v1.IntentArtifact} IntentArtifact instance
+                 * @type {{
+                 *   (properties: attestd.lease.v1.IntentArtifact.$Shape): attestd.lease.v1.IntentArtifact & attestd.lease.v1.IntentArtifact.$Shape;
+                 *   (properties?: attestd.lease.v1.IntentArtifact.$Properties): attestd.lease.v1.IntentArtifact;
+                 * }}
+                 */
+                IntentArtifact.create = function(properties) {
+                    return new IntentArtifact(properties);
+                };
+
+                /**
+                 * Encodes the specified IntentArtifact message. Does not implicitly {@link attestd.lease.v1.IntentArtifact.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.lease.v1.IntentArtifact
+                 * @static
+                 * @param {attestd.lease.v1.IntentArtifact.$Properties} message IntentArtifact message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                IntentArtifact.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.name != null && $Object.hasOwnProperty.call(message, "name") && message.name !== "")
+                        writer.uint32(/* id 1, wireType 2 =*/10).string(message.name);
+                    if (message.path != null && $Object.hasOwnProperty.call(message, "path") && message.path !== "")
+                        writer.uint32(/* id 2, wireType 2 =*/18).string(message.path);
+                    if (message.sha256 != null && $Object.hasOwnProperty.call(message, "sha256") && message.sha256.length)
+                        writer.uint32(/* id 3, wireType 2 =*/26).bytes(message.sha256);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes an IntentArtifact message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.lease.v1.IntentArtifact
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.IntentArtifact & attestd.lease.v1.IntentArtifact.$Shape} IntentArtifact
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                IntentArtifact.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.lease.v1.IntentArtifact();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.name = value;
+                                else
+                                    delete message.name;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.path = value;
+                                else
+                                    delete message.path;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.sha256 = value;
+                                else
+                                    delete message.sha256;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for IntentArtifact
+                 * @function getTypeUrl
+                 * @memberof attestd.lease.v1.IntentArtifact
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                IntentArtifact.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.lease.v1.IntentArtifact";
+                };
+
+                return IntentArtifact;
             })();
 
             v1.AcquireLeaseResponse = (function() {
@@ -4646,6 +5125,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {number|null} [expiresAtMs] LeaseToken expiresAtMs
                  * @property {number|null} [renewal] LeaseToken renewal
                  * @property {Array.<string>|null} [gpus] LeaseToken gpus
+                 * @property {Uint8Array|null} [intentSha256] LeaseToken intentSha256
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -4776,6 +5256,14 @@ export const attestd = $root.attestd = (() => {
                 LeaseToken.prototype.gpus = $util.emptyArray;
 
                 /**
+                 * LeaseToken intentSha256.
+                 * @member {Uint8Array} intentSha256
+                 * @memberof attestd.lease.v1.LeaseToken
+                 * @instance
+                 */
+                LeaseToken.prototype.intentSha256 = $util.newBuffer([]);
+
+                /**
                  * Creates a new LeaseToken instance using the specified properties.
                  * @function create
                  * @memberof attestd.lease.v1.LeaseToken
@@ -4833,6 +5321,8 @@ export const attestd = $root.attestd = (() => {
                     if (message.gpus != null && message.gpus.length)
                         for (let i = 0; i < message.gpus.length; ++i)
                             writer.uint32(/* id 12, wireType 2 =*/98).string(message.gpus[i]);
+                    if (message.intentSha256 != null && $Object.hasOwnProperty.call(message, "intentSha256") && message.intentSha256.length)
+                        writer.uint32(/* id 13, wireType 2 =*/106).bytes(message.intentSha256);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -4978,6 +5468,15 @@ export const attestd = $root.attestd = (() => {
                                 if (!(message.gpus && message.gpus.length))
                                     message.gpus = [];
                                 message.gpus.push(reader.stringVerify());
+                                continue;
+                            }
+                        case 13: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.intentSha256 = value;
+                                else
+                                    delete message.intentSha256;
                                 continue;
                             }
                         }
@@ -6620,6 +7119,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {Uint8Array|null} [text] PolicyLoad text
                  * @property {boolean|null} [valid] PolicyLoad valid
                  * @property {string|null} [error] PolicyLoad error
+                 * @property {Array.<attestd.audit.v1.ReferenceValues.$Properties>|null} [references] PolicyLoad references
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -6645,6 +7145,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
                 const PolicyLoad = function (properties) {
+                    this.references = [];
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -6692,6 +7193,14 @@ export const attestd = $root.attestd = (() => {
                 PolicyLoad.prototype.error = "";
 
                 /**
+                 * PolicyLoad references.
+                 * @member {Array.<attestd.audit.v1.ReferenceValues.$Properties>} references
+                 * @memberof attestd.audit.v1.PolicyLoad
+                 * @instance
+                 */
+                PolicyLoad.prototype.references = $util.emptyArray;
+
+                /**
                  * Creates a new PolicyLoad instance using the specified properties.
                  * @function create
                  * @memberof attestd.audit.v1.PolicyLoad
@@ -6733,6 +7242,9 @@ export const attestd = $root.attestd = (() => {
                         writer.uint32(/* id 4, wireType 0 =*/32).bool(message.valid);
                     if (message.error != null && $Object.hasOwnProperty.call(message, "error") && message.error !== "")
                         writer.uint32(/* id 5, wireType 2 =*/42).string(message.error);
+                    if (message.references != null && message.references.length)
+                        for (let i = 0; i < message.references.length; ++i)
+                            $root.attestd.audit.v1.ReferenceValues.encode(message.references[i], writer.uint32(/* id 6, wireType 2 =*/50).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -6822,6 +7334,14 @@ export const attestd = $root.attestd = (() => {
                                     delete message.error;
                                 continue;
                             }
+                        case 6: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.references && message.references.length))
+                                    message.references = [];
+                                message.references.push($root.attestd.audit.v1.ReferenceValues.decode(reader, reader.size(), $undefined, _depth + 1));
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -6854,6 +7374,192 @@ export const attestd = $root.attestd = (() => {
                 };
 
                 return PolicyLoad;
+            })();
+
+            v1.ReferenceValues = (function() {
+
+                /**
+                 * Properties of a ReferenceValues.
+                 * @typedef {Object} attestd.audit.v1.ReferenceValues.$Properties
+                 * @property {string|null} [file] ReferenceValues file
+                 * @property {Uint8Array|null} [text] ReferenceValues text
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a ReferenceValues.
+                 * @memberof attestd.audit.v1
+                 * @interface IReferenceValues
+                 * @augments attestd.audit.v1.ReferenceValues.$Properties
+                 * @deprecated Use attestd.audit.v1.ReferenceValues.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a ReferenceValues.
+                 * @typedef {attestd.audit.v1.ReferenceValues.$Properties} attestd.audit.v1.ReferenceValues.$Shape
+                 */
+
+                /**
+                 * Constructs a new ReferenceValues.
+                 * @memberof attestd.audit.v1
+                 * @classdesc Represents a ReferenceValues.
+                 * @constructor
+                 * @param {attestd.audit.v1.ReferenceValues.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const ReferenceValues = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * ReferenceValues file.
+                 * @member {string} file
+                 * @memberof attestd.audit.v1.ReferenceValues
+                 * @instance
+                 */
+                ReferenceValues.prototype.file = "";
+
+                /**
+                 * ReferenceValues text.
+                 * @member {Uint8Array} text
+                 * @memberof attestd.audit.v1.ReferenceValues
+                 * @instance
+                 */
+                ReferenceValues.prototype.text = $util.newBuffer([]);
+
+                /**
+                 * Creates a new ReferenceValues instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.audit.v1.ReferenceValues
+                 * @static
+                 * @param {attestd.audit.v1.ReferenceValues.$Properties=} [properties] Properties to set
+                 * @returns {attestd.audit.v1.ReferenceValues} ReferenceValues instance
+                 * @type {{
+                 *   (properties: attestd.audit.v1.ReferenceValues.$Shape): attestd.audit.v1.ReferenceValues & attestd.audit.v1.ReferenceValues.$Shape;
+                 *   (properties?: attestd.audit.v1.ReferenceValues.$Properties): attestd.audit.v1.ReferenceValues;
+                 * }}
+                 */
+                ReferenceValues.create = function(properties) {
+                    return new ReferenceValues(properties);
+                };
+
+                /**
+                 * Encodes the specified ReferenceValues message. Does not implicitly {@link attestd.audit.v1.ReferenceValues.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.audit.v1.ReferenceValues
+                 * @static
+                 * @param {attestd.audit.v1.ReferenceValues.$Properties} message ReferenceValues message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                ReferenceValues.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.file != null && $Object.hasOwnProperty.call(message, "file") && message.file !== "")
+                        writer.uint32(/* id 1, wireType 2 =*/10).string(message.file);
+                    if (message.text != null && $Object.hasOwnProperty.call(message, "text") && message.text.length)
+                        writer.uint32(/* id 2, wireType 2 =*/18).bytes(message.text);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes a ReferenceValues message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.audit.v1.ReferenceValues
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.audit.v1.ReferenceValues & attestd.audit.v1.ReferenceValues.$Shape} ReferenceValues
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                ReferenceValues.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.audit.v1.ReferenceValues();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.file = value;
+                                else
+                                    delete message.file;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.text = value;
+                                else
+                                    delete message.text;
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for ReferenceValues
+                 * @function getTypeUrl
+                 * @memberof attestd.audit.v1.ReferenceValues
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                ReferenceValues.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.audit.v1.ReferenceValues";
+                };
+
+                return ReferenceValues;
             })();
 
             v1.Epoch = (function() {
@@ -9814,6 +10520,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {Array.<string>|null} [leaseIds] LeaseDecision leaseIds
                  * @property {boolean|null} [underUpdateWindow] LeaseDecision underUpdateWindow
                  * @property {attestd.audit.v1.DenialRepeats.$Properties|null} [repeats] LeaseDecision repeats
+                 * @property {Uint8Array|null} [intent] LeaseDecision intent
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -9951,6 +10658,14 @@ export const attestd = $root.attestd = (() => {
                 LeaseDecision.prototype.repeats = null;
 
                 /**
+                 * LeaseDecision intent.
+                 * @member {Uint8Array} intent
+                 * @memberof attestd.audit.v1.LeaseDecision
+                 * @instance
+                 */
+                LeaseDecision.prototype.intent = $util.newBuffer([]);
+
+                /**
                  * Creates a new LeaseDecision instance using the specified properties.
                  * @function create
                  * @memberof attestd.audit.v1.LeaseDecision
@@ -10009,6 +10724,8 @@ export const attestd = $root.attestd = (() => {
                         writer.uint32(/* id 12, wireType 0 =*/96).bool(message.underUpdateWindow);
                     if (message.repeats != null && $Object.hasOwnProperty.call(message, "repeats"))
                         $root.attestd.audit.v1.DenialRepeats.encode(message.repeats, writer.uint32(/* id 13, wireType 2 =*/106).fork(), _depth + 1).ldelim();
+                    if (message.intent != null && $Object.hasOwnProperty.call(message, "intent") && message.intent.length)
+                        writer.uint32(/* id 14, wireType 2 =*/114).bytes(message.intent);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -10158,6 +10875,15 @@ export const attestd = $root.attestd = (() => {
                                 if (wireType !== 2)
                                     break;
                                 message.repeats = $root.attestd.audit.v1.DenialRepeats.decode(reader, reader.size(), $undefined, _depth + 1, message.repeats);
+                                continue;
+                            }
+                        case 14: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.bytes()).length)
+                                    message.intent = value;
+                                else
+                                    delete message.intent;
                                 continue;
                             }
                         }

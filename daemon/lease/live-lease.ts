@@ -8,6 +8,7 @@ import type { WorkloadIdentity } from '../base/workload-identity.js';
 import type { SignedToken } from './token.js';
 import type { LeaseEvent, LeaseView } from './types.js';
 import type { Terms } from './checks.js';
+import type { RecordedIntent } from './intent.js';
 
 export interface LiveLease {
   id: string;
@@ -22,6 +23,8 @@ export interface LiveLease {
   expiresAtMs: number;
   renewal: number;
   token: SignedToken;
+  /** The execution intent it was granted with, kept by every renewal. */
+  intent?: RecordedIntent;
   /** false until the grant is durable; revocation still sees it. */
   granted: boolean;
   revoked?: { code: ErrorCode; reason: string };

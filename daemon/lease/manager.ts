@@ -24,6 +24,8 @@ import { revokeWhere } from './revocation.js';
 import { expireDue, warnExpiring } from './sweep.js';
 import { LeaseTable } from './table.js';
 import { addWatcher, tell, tellEnd } from './watchers.js';
+import { checkIntent } from '../policy/intent.js';
+import { recordedIntent, type IntentResolver, type RecordedIntent } from './intent.js';
 
 export interface LeaseManagerOptions {
   signer: Signer;
@@ -104,22 +106,28 @@ export class LeaseManager {
    * `wantGpus`: UUIDs or indices the caller asks for, a subset of what its rule grants; empty
    * for all of them. A lease never covers a GPU that failed the current epoch.
    */
-  async acquire(who: WorkloadIdentity, ruleName?: string, wantGpus: string[] = []): Promise<LeaseView> {
+  async acquire(who: WorkloadIdentity, ruleName?: string, wantGpus: string[] = [], resolveIntent?: IntentResolver): Promise<LeaseView> {
     let terms: Terms;
     let gpus: string[];
+    let intent: RecordedIntent | undefined;
     try {
+      // Hashing artifacts may take long: done first, so the checks below stay one synchronous step.
+      const resolved = resolveIntent ? await resolveIntent() : undefined;
       const settling = this.policySettled();
       if (settling) await settling;
       const measuring = this.logFull();
       const full = measuring ? await measuring : false;
       terms = this.terms(who, ruleName, 'no policy rule matches this workload');
       gpus = grantGpus(terms.rule, terms.epoch, wantGpus);
+      checkIntent(terms.rule.intent, resolved);
+      intent = resolved && recordedIntent(resolved);
       refuseWhenLogFull(full);
     } catch (err) {
       await this.recordDenial(Kind.DENY, '', who, err as AttestdError);
       throw err;
     }
     const lease = newLease(terms, who, gpus, this.now());
+    if (intent) lease.intent = intent;
     lease.token = signLease(lease, terms.epoch, this.opts.signer);
     // Visible to revokeAll while the grant is being made durable.
     this.table.add(lease);
@@ -155,6 +163,8 @@ export class LeaseManager {
       // grants ends the renewal, like one that failed the epoch.
       if (lease.gpus.length > 0) grantGpus(terms.rule, epoch, lease.gpus);
       refuseFailedGpus(lease.gpus, epoch);
+      // The intent the lease was granted with must still satisfy the rule as it is now.
+      checkIntent(terms.rule.intent, lease.intent?.intent);
       refuseWhenLogFull(full);
       lease.ttlMs = terms.rule.ttlMs;
       lease.scopes = terms.rule.scopes;

@@ -16,25 +16,30 @@ import { signToken, type SignedToken } from './token.js';
 export const Kind = attestd.audit.v1.LeaseDecision.Kind;
 
 /** The token of `lease` as it stands, signed with the session key. */
-export function signLease(lease: Pick<LiveLease, 'id' | 'epoch' | 'rule' | 'scopes' | 'gpus' | 'who' | 'issuedAtMs' | 'expiresAtMs' | 'renewal'>,
+export function signLease(lease: Pick<LiveLease, 'id' | 'epoch' | 'rule' | 'scopes' | 'gpus' | 'who' | 'issuedAtMs' | 'expiresAtMs' | 'renewal' | 'intent'>,
   epoch: EpochState, signer: Signer): SignedToken {
   return signToken({
     version: 1, leaseId: lease.id, epoch: lease.epoch, sessionPublicKey: signer.publicKey(), rule: lease.rule, gpus: lease.gpus,
     policySha256: epoch.policyDigest, scopes: lease.scopes, workload: identityProto(lease.who),
     issuedAtMs: lease.issuedAtMs, expiresAtMs: lease.expiresAtMs, renewal: lease.renewal,
+    ...(lease.intent ? { intentSha256: lease.intent.digest } : {}),
   }, signer);
 }
 
-type Issued = Pick<LiveLease, 'id' | 'epoch' | 'rule' | 'who' | 'token' | 'expiresAtMs'>;
+type Issued = Pick<LiveLease, 'id' | 'epoch' | 'rule' | 'who' | 'token' | 'expiresAtMs' | 'intent'>;
 
 function decision(kind: number, lease: Issued): AuditBody['leaseDecision'] {
   return { kind, leaseId: lease.id, epoch: lease.epoch, rule: lease.rule, workload: identityProto(lease.who),
     token: lease.token, expiresAtMs: lease.expiresAtMs };
 }
 
-/** A GRANT or RENEW, with its token, marked when the epoch passed only thanks to the update window. */
+/**
+ * A GRANT or RENEW, with its token and the canonical encoding of its intent, marked when the
+ * epoch passed only thanks to the update window.
+ */
 export function issueRecord(kind: number, lease: Issued, epoch: EpochState): AuditBody {
-  return { leaseDecision: { ...decision(kind, lease), underUpdateWindow: epoch.underUpdateWindow ?? false } };
+  return { leaseDecision: { ...decision(kind, lease), underUpdateWindow: epoch.underUpdateWindow ?? false,
+    ...(lease.intent ? { intent: lease.intent.encoding } : {}) } };
 }
 
 export function releaseRecord(lease: Issued): AuditBody {

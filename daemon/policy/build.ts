@@ -5,6 +5,7 @@
  */
 import { parseDuration } from './duration.js';
 import { bootPolicy, cvmPolicy, digests, gpuPolicy, imaPolicy, pcrRequirements, ruleGpus, updateWindow } from './build-v2.js';
+import { intentConstraints } from './intent.js';
 import type { Policy, Rule, RuleMatch } from './types.js';
 
 type Obj = Record<string, unknown>;
@@ -44,6 +45,8 @@ function rule(raw: Obj): Rule {
   };
   const gpus = ruleGpus(field(lease, 'gpus'));
   if (gpus !== undefined) out.gpus = gpus;
+  const intent = field<Obj>(raw, 'intent');
+  if (intent !== undefined) out.intent = intentConstraints(intent);
   return out;
 }
 

@@ -60,6 +60,7 @@ export function v2Problems(value: unknown, tree: SourceTree): Located[] {
   if (versionOne) versionOneSections(value, check.report);
   const rules = own(value, 'rules');
   if (Array.isArray(rules)) rules.forEach((rule, i) => ruleGpus(rule, i, versionOne, check.report));
+  if (Array.isArray(rules) && versionOne) rules.forEach((rule, i) => ruleIntent(rule, i, check.report));
   const window = own(value, 'update_window');
   if (isObj(window)) updateWindow(window, own(value, 'pcrs'), check);
   const boot = own(value, 'boot');
@@ -77,6 +78,13 @@ export function v2Problems(value: unknown, tree: SourceTree): Located[] {
 function versionOneSections(value: Obj, report: Report): void {
   for (const key of V2_SECTIONS) {
     if (own(value, key) !== undefined) report([key], `expected version: 2 for the ${key} section; a version 1 policy does not have it`, true);
+  }
+}
+
+/** A rule's intent constraints exist only in version 2. */
+function ruleIntent(rule: unknown, i: number, report: Report): void {
+  if (isObj(rule) && own(rule, 'intent') !== undefined) {
+    report(['rules', i, 'intent'], 'expected version: 2 for a rule\'s intent; a version 1 policy does not have it', true);
   }
 }
 

@@ -11,6 +11,7 @@
  * Every pattern below is a fixed literal of this file; nothing from a policy ever
  * becomes a regular expression.
  */
+import { RULE_INTENT_SCHEMA } from './intent.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import {
@@ -110,6 +111,7 @@ export const POLICY_SCHEMA = {
               gpus: RULE_GPUS_SCHEMA,
             },
           },
+          intent: RULE_INTENT_SCHEMA,
         },
       },
     },

@@ -3,6 +3,7 @@
  * appraiser, the lease manager and the offline auditor. Durations are milliseconds,
  * digests are raw bytes; nothing here still looks like YAML.
  */
+import type { IntentConstraints } from './intent.js';
 import type { HashAlg } from '../verify/tpm-alg.js';
 import type { PcrBank } from '../verify/pcr.js';
 
@@ -41,6 +42,8 @@ export interface Rule {
   scopes: string[];
   /** Version 2: the GPUs a lease under this rule names; absent, the lease names none. */
   gpus?: RuleGpus;
+  /** Version 2: what the rule requires of the execution intent (intent.ts); absent, nothing. */
+  intent?: IntentConstraints;
 }
 
 /** Values also accepted, until a deadline, while a planned update rolls out. */
@@ -174,6 +177,17 @@ export interface LoadedPolicy {
   text: string;
   /** SHA-256 of the exact file bytes; names this policy in epochs, tokens and the log. */
   digest: Buffer;
+  /**
+   * The reference-value files its rules name (intent artifacts.from), as read at load and folded
+   * in (reference-values.ts); recorded with the policy so an auditor folds in the same digests.
+   */
+  references?: ReferenceFile[];
+}
+
+export interface ReferenceFile {
+  /** As the policy names it. */
+  file: string;
+  bytes: Buffer;
 }
 
 /** One reason a policy was refused, located in the source file. Lines and columns are 1-based. */

@@ -32,6 +32,8 @@ export function verifyLeaseToken(token: Uint8Array, signature: Uint8Array, key: 
     return undefined;
   }
   if (claims.version !== 1) return undefined;
+  // An intent digest is a SHA-256 or absent.
+  if (claims.intentSha256.length !== 0 && claims.intentSha256.length !== 32) return undefined;
   if (!Buffer.from(claims.sessionPublicKey).equals(Buffer.from(keyRaw))) return undefined;
   return claims;
 }

@@ -20,7 +20,11 @@ const U64_MAX = { low: 0xffffffff, high: 0xffffffff, unsigned: true };
 const bytes = (n: number, seed: number) => Buffer.from(Array.from({ length: n }, (_, i) => (i * 31 + seed) & 0xff));
 
 function goldenRequests() {
-  const cases: { id: number; call: string; arg: string | null; nonce?: string; req: attestd.lease.v1.IRequest }[] = [
+  const intent = { artifacts: [{ path: '/models/w.safetensors', name: 'weights' }, { sha256: 'ab'.repeat(32) }],
+    image_digest: `sha256:${'cd'.repeat(32)}`, job_id: 'job-7', labels: { team: 'ml', 'ключ': 'значение' } };
+  const intentProto = { artifacts: [{ name: 'weights', path: '/models/w.safetensors' }, { sha256: Buffer.from('ab'.repeat(32), 'hex') }],
+    imageDigest: intent.image_digest, jobId: intent.job_id, labels: intent.labels };
+  const cases: { id: number; call: string; arg: string | null; nonce?: string; intent?: object; req: attestd.lease.v1.IRequest }[] = [
     { id: 1, call: 'get_status', arg: null, req: { getStatus: {} } },
     { id: 2, call: 'acquire_lease', arg: null, req: { acquireLease: {} } },
     { id: 300, call: 'acquire_lease', arg: 'trainer', req: { acquireLease: { rule: 'trainer' } } },
@@ -31,8 +35,9 @@ function goldenRequests() {
     { id: 129, call: 'get_lease_result', arg: '12'.repeat(16), req: { getLeaseResult: { leaseId: '12'.repeat(16) } } },
     { id: 130, call: 'get_lease_result', arg: '34'.repeat(16), nonce: 'ab'.repeat(16),
       req: { getLeaseResult: { leaseId: '34'.repeat(16), nonce: Buffer.from('ab'.repeat(16), 'hex') } } },
+    { id: 131, call: 'acquire_lease', arg: 'trainer', intent, req: { acquireLease: { rule: 'trainer', intent: intentProto } } },
   ];
-  return cases.map(({ id, call, arg, nonce, req }) => ({ id: String(id), call, arg, nonce, hex: hex(v1.Request.encode({ id, ...req }).finish()) }));
+  return cases.map(({ id, call, arg, nonce, intent: i, req }) => ({ id: String(id), call, arg, nonce, intent: i, hex: hex(v1.Request.encode({ id, ...req }).finish()) }));
 }
 
 function goldenResponses() {

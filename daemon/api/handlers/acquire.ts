@@ -2,6 +2,7 @@ import type { attestd } from '../../gen/proto.js';
 import type { Handler } from '../handler.js';
 import { leaseProto } from '../lease-proto.js';
 import { AttestdError } from '../../base/errors.js';
+import { resolveIntent } from '../intent-resolver.js';
 
 export const acquireLease: Handler<attestd.lease.v1.AcquireLeaseRequest.$Properties> = async (conn, req, ctx) => {
   const who = await conn.identity();
@@ -9,6 +10,9 @@ export const acquireLease: Handler<attestd.lease.v1.AcquireLeaseRequest.$Propert
   if (wanted.length > 64 || wanted.some((g) => typeof g !== 'string' || g.length > 64)) {
     throw new AttestdError('MALFORMED_REQUEST', 'at most 64 GPU names of at most 64 characters');
   }
-  const lease = await ctx.leases.acquire(who, req.rule || undefined, wanted);
+  const intent = req.intent;
+  // Resolved inside the manager's acquire, so a refusal (an unreadable artifact) is recorded like any other.
+  const resolver = intent ? () => resolveIntent(intent, who, conn.peer) : undefined;
+  const lease = await ctx.leases.acquire(who, req.rule || undefined, wanted, resolver);
   return { acquireLease: { lease: leaseProto(lease) } };
 };
