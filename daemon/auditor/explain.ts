@@ -6,6 +6,7 @@
  * audit verify` is what proves the log.
  */
 import { attestd } from '../gen/proto.js';
+import { decodeIntent, intentDigest } from '../verify/intent/codec.js';
 import { parseQuoteAttest } from '../verify/tpm-attest.js';
 
 import V1 = attestd.audit.v1;
@@ -31,9 +32,35 @@ export interface LeaseStory {
   rule: string;
   workload?: { pid: number; uid: number; gid: number; exePath: string; exeSha256: string; cgroup: string } | undefined;
   granted: { atMs: number; seq: number; expiresAtMs: number; underUpdateWindow: boolean; epoch: EpochStory | undefined };
+  /** The execution intent the grant recorded, with its digest; absent for a lease granted without one. */
+  intent?: IntentStory | undefined;
   renewals: { atMs: number; seq: number; expiresAtMs: number; epoch: EpochStory | undefined }[];
   refusedRenewals: { atMs: number; seq: number; code: string; reason: string }[];
   ended?: { atMs: number; seq: number; how: 'released' | 'revoked' | 'expired'; code: string; reason: string } | undefined;
+}
+
+export interface IntentStory {
+  sha256: string;
+  artifacts: { name: string; path?: string | undefined; sha256: string; measured: boolean }[];
+  imageDigest: string;
+  cmdline: string[];
+  jobId: string;
+  labels: Record<string, string>;
+}
+
+/** The recorded intent as the story tells it; undefined when there is none or it does not decode (audit verify says why). */
+function intentStory(encoding: Uint8Array | null | undefined): IntentStory | undefined {
+  if (!encoding || encoding.length === 0) return undefined;
+  try {
+    const i = decodeIntent(encoding);
+    return {
+      sha256: intentDigest(encoding).toString('hex'),
+      artifacts: i.artifacts.map((a) => ({ name: a.name, path: a.path, sha256: a.sha256.toString('hex'), measured: a.measured })),
+      imageDigest: i.imageDigest, cmdline: i.cmdline, jobId: i.jobId, labels: Object.fromEntries(i.labels),
+    };
+  } catch {
+    return undefined;
+  }
 }
 
 /** The reason-code prefixes of each kind of evidence. */
@@ -106,6 +133,7 @@ export class LeaseExplainer {
           workload: w ? { pid: w.pid ?? 0, uid: w.uid ?? 0, gid: w.gid ?? 0, exePath: w.exePath ?? '', exeSha256: Buffer.from(w.exeSha256 ?? []).toString('hex'),
             cgroup: w.cgroup ?? '' } : undefined,
           granted: { atMs: at, seq, expiresAtMs: Number(d.expiresAtMs), underUpdateWindow: d.underUpdateWindow, epoch },
+          intent: intentStory(d.intent),
           renewals: [], refusedRenewals: [],
         };
         break;

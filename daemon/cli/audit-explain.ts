@@ -9,7 +9,8 @@ export const AUDIT_EXPLAIN_HELP = `Usage: attestctl audit explain LEASE_ID [DIR]
 Tells a lease's story from the audit log in DIR (default --dir, $ATTESTD_AUDIT_DIR or
 /var/lib/attestd/audit) alone: who held it (pid, uid, executable and its SHA-256, cgroup), the
 rule, the epoch it was granted under (when appraised, the quote's TPM clock and PCR digest, each
-kind of evidence and its verdict, the policy file and digest), every renewal and refused
+kind of evidence and its verdict, the policy file and digest), its execution intent (measured
+and declared artifacts, image, command line, job, labels), every renewal and refused
 renewal with its epoch, and how and why it ended. It reads the log; attestctl audit verify is
 what proves it. Exit codes: 0 found, 1 the log could not be read or holds no such lease, 2 usage.`;
 
@@ -31,6 +32,13 @@ function storyText(s: LeaseStory): string {
   if (w) out += `  holder: pid ${w.pid}, uid ${w.uid}, gid ${w.gid}, ${w.exePath} (sha256 ${w.exeSha256}), cgroup ${w.cgroup}\n`;
   out += `  granted ${iso(s.granted.atMs)} (record ${s.granted.seq}), until ${iso(s.granted.expiresAtMs)}${s.granted.underUpdateWindow ? ', under the update window' : ''}\n`;
   out += epochText(s.granted.epoch);
+  if (s.intent) {
+    const i = s.intent;
+    out += `  intent sha256 ${i.sha256}${i.jobId ? `, job ${i.jobId}` : ''}${i.imageDigest ? `, image ${i.imageDigest}` : ''}\n`;
+    for (const a of i.artifacts) out += `    artifact ${a.name}: sha256 ${a.sha256} ${a.measured ? `measured from ${a.path ?? ''}` : 'declared'}\n`;
+    if (i.cmdline.length > 0) out += `    command line: ${JSON.stringify(i.cmdline)}\n`;
+    for (const [k, v] of Object.entries(i.labels)) out += `    label ${k}=${v}\n`;
+  }
   for (const r of s.renewals) out += `  renewed ${iso(r.atMs)} (record ${r.seq}), until ${iso(r.expiresAtMs)}\n${epochText(r.epoch)}`;
   for (const r of s.refusedRenewals) out += `  renewal refused ${iso(r.atMs)} (record ${r.seq}): ${r.code} ${r.reason}\n`;
   out += s.ended ? `  ${s.ended.how} ${iso(s.ended.atMs)} (record ${s.ended.seq})${s.ended.code ? `: ${s.ended.code} ${s.ended.reason}` : ''}\n`

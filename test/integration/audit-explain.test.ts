@@ -20,7 +20,9 @@ describe('audit explain', () => {
     sw = await startSwtpm();
     d = await startDaemon({ tcti: sw.tcti });
     client = await d.client();
-    released = (await client.call({ acquireLease: {} })).acquireLease!.lease!.leaseId!;
+    released = (await client.call({ acquireLease: { intent: {
+      artifacts: [{ name: 'weights', sha256: Buffer.alloc(32, 7) }], jobId: 'job-42', labels: { team: 'vision' },
+    } } })).acquireLease!.lease!.leaseId!;
     await client.call({ renewLease: { leaseId: released } });
     await client.call({ releaseLease: { leaseId: released } });
     revoked = (await client.call({ acquireLease: {} })).acquireLease!.lease!.leaseId!;
@@ -58,15 +60,22 @@ describe('audit explain', () => {
     expect(s.renewals[0].atMs).toBeGreaterThanOrEqual(s.granted.atMs);
     expect(s.ended.how).toBe('released');
     expect(s.ended.seq).toBeGreaterThan(s.renewals[0].seq);
+    expect(s.intent.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(s.intent.jobId).toBe('job-42');
+    expect(s.intent.labels).toEqual({ team: 'vision' });
+    expect(s.intent.artifacts).toEqual([{ name: 'weights', sha256: '07'.repeat(32), measured: false }]);
+    expect(s.intent.cmdline.length).toBeGreaterThan(0);
     const text = await explain(released, join(d.stateDir, 'audit'));
     expect(text.stdout).toMatch(/rule tests/);
     expect(text.stdout).toMatch(/renewed .* until/);
     expect(text.stdout).toMatch(/released/);
+    expect(text.stdout).toMatch(/artifact weights: sha256 (07){32} declared/);
   });
 
   it('tells a lease revoked by drift, with the reason', async () => {
     const s = JSON.parse((await explain(revoked, join(d.stateDir, 'audit'), '--json')).stdout);
     expect(s.renewals).toEqual([]);
+    expect(s.intent).toBeUndefined();
     expect(s.ended.how).toBe('revoked');
     expect(s.ended.code).toMatch(/NOT_TRUSTED|PCR/);
   });
