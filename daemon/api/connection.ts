@@ -88,6 +88,11 @@ export class Connection {
     return identify(this.peer, this.cache);
   }
 
+  /** Another process, pinned by its own pidfd (a derivation's child), identified like a caller with this connection's digest cache. */
+  identifyOther(other: Peer): Promise<WorkloadIdentity> {
+    return identify(other, this.cache);
+  }
+
   send(response: ResponseProps): void {
     if (this.closed) return;
     this.socket.write(frameMessage(attestd.lease.v1.Response.encode(response).finish()));

@@ -153,18 +153,64 @@ export function parseIds(status: string, field: 'Uid' | 'Gid'): { real: number; 
  * opener when there is one: the daemon itself cannot see another user's /proc/PID then.
  */
 export function readStartTime(pid: number): bigint {
-  if (native.procOpenerState() === 'none') return parseStartTime(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  return parseStartTime(readStat(pid));
+}
+
+/** /proc/PID/stat of whichever process holds `pid` now, through the opener when there is one. */
+function readStat(pid: number): string {
+  if (native.procOpenerState() === 'none') return readFileSync(`/proc/${pid}/stat`, 'utf8');
   const pidfd = native.pidfdOpen(pid);
   try {
     const entries = native.openProcEntries(pidfd);
     try {
-      return parseStartTime(readFileSync(entries.stat, 'utf8'));
+      return readFileSync(entries.stat, 'utf8');
     } finally {
       closeEntries(entries);
     }
   } finally {
     native.closeFd(pidfd);
   }
+}
+
+/** How far up the kernel's parent chain a descent is looked for: deeper process trees are refused. */
+export const MAX_DESCENT_STEPS = 64;
+
+/**
+ * Whether `pid` descends from `ancestor` (a pid and its start time, so a reused pid is not
+ * taken for it): its parent, its parent's parent and so on, read from /proc/PID/stat as the
+ * kernel has them now, at most MAX_DESCENT_STEPS up. A process is not its own descendant. A
+ * process in the chain that exits meanwhile ends the walk (false), as does pid 1 or 0.
+ */
+export function descendsFrom(pid: number, ancestor: { pid: number; startTime: bigint }): boolean {
+  let at = pid;
+  for (let step = 0; step < MAX_DESCENT_STEPS; step++) {
+    let parent: number;
+    try {
+      parent = parseParentPid(readStat(at));
+    } catch {
+      return false;
+    }
+    if (parent === ancestor.pid) {
+      try {
+        return readStartTime(parent) === ancestor.startTime;
+      } catch {
+        return false;
+      }
+    }
+    if (parent <= 1) return false;
+    at = parent;
+  }
+  return false;
+}
+
+/** Field 4 of /proc/PID/stat, the parent pid; the command name before it may hold spaces and parentheses. */
+export function parseParentPid(text: string): number {
+  const close = text.lastIndexOf(')');
+  const value = text.slice(close + 2).split(' ')[1];
+  if (close < 0 || value === undefined || !/^\d{1,10}$/.test(value)) {
+    throw new AttestdError('PEER_UNIDENTIFIED', 'unreadable parent pid');
+  }
+  return Number(value);
 }
 
 /** Field 22 of /proc/PID/stat; the command name before it may hold spaces and parentheses. */

@@ -24,6 +24,7 @@ import { getStatus } from './handlers/status.js';
 import { verifyLease } from './handlers/verify.js';
 import { activateCredential } from './handlers/activate-credential.js';
 import { getLeaseResult } from './handlers/lease-result.js';
+import { deriveLease } from './handlers/derive.js';
 
 export interface ServerOptions {
   socketPath: string;
@@ -56,6 +57,7 @@ type Call = NonNullable<attestd.lease.v1.Request['call']>;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 const HANDLERS: Record<Call, Handler<any>> = {
   acquireLease, renewLease, releaseLease, watchLease, getStatus, verifyLease, activateCredential, getLeaseResult,
+  deriveLease,
 };
 
 export class ApiServer {

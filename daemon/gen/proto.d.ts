@@ -57,8 +57,11 @@ export namespace attestd {
                 /** Request getLeaseResult. */
                 getLeaseResult?: (attestd.lease.v1.GetLeaseResultRequest.$Properties|null);
 
+                /** Request deriveLease. */
+                deriveLease?: (attestd.lease.v1.DeriveLeaseRequest.$Properties|null);
+
                 /** Request call. */
-                call?: ("acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult");
+                call?: ("acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult"|"deriveLease");
 
                 /**
                  * Creates a new Request instance using the specified properties.
@@ -126,8 +129,11 @@ export namespace attestd {
                     /** Request getLeaseResult */
                     getLeaseResult?: (attestd.lease.v1.GetLeaseResultRequest.$Properties|null);
 
+                    /** Request deriveLease */
+                    deriveLease?: (attestd.lease.v1.DeriveLeaseRequest.$Properties|null);
+
                     /** Request call */
-                    call?: ("acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult");
+                    call?: ("acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult"|"deriveLease");
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
@@ -144,9 +150,10 @@ export namespace attestd {
                   verifyLease?: attestd.lease.v1.VerifyLeaseRequest.$Shape|null;
                   activateCredential?: attestd.lease.v1.ActivateCredentialRequest.$Shape|null;
                   getLeaseResult?: attestd.lease.v1.GetLeaseResultRequest.$Shape|null;
+                  deriveLease?: attestd.lease.v1.DeriveLeaseRequest.$Shape|null;
                   $unknowns?: Uint8Array[];
                 } & (
-                  ({ call?: undefined; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "acquireLease"; acquireLease: attestd.lease.v1.AcquireLeaseRequest.$Shape; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "renewLease"; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseRequest.$Shape; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "releaseLease"; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseRequest.$Shape; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "watchLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease: attestd.lease.v1.WatchLeaseRequest.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "getStatus"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus: attestd.lease.v1.GetStatusRequest.$Shape; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "verifyLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseRequest.$Shape; activateCredential?: null; getLeaseResult?: null }|{ call?: "activateCredential"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialRequest.$Shape; getLeaseResult?: null }|{ call?: "getLeaseResult"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult: attestd.lease.v1.GetLeaseResultRequest.$Shape })
+                  ({ call?: undefined; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ call?: "acquireLease"; acquireLease: attestd.lease.v1.AcquireLeaseRequest.$Shape; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ call?: "renewLease"; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseRequest.$Shape; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ call?: "releaseLease"; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseRequest.$Shape; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ call?: "watchLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease: attestd.lease.v1.WatchLeaseRequest.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ call?: "getStatus"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus: attestd.lease.v1.GetStatusRequest.$Shape; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ call?: "verifyLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseRequest.$Shape; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ call?: "activateCredential"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialRequest.$Shape; getLeaseResult?: null; deriveLease?: null }|{ call?: "getLeaseResult"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult: attestd.lease.v1.GetLeaseResultRequest.$Shape; deriveLease?: null }|{ call?: "deriveLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease: attestd.lease.v1.DeriveLeaseRequest.$Shape })
                 );
             }
 
@@ -199,8 +206,11 @@ export namespace attestd {
                 /** Response getLeaseResult. */
                 getLeaseResult?: (attestd.lease.v1.GetLeaseResultResponse.$Properties|null);
 
+                /** Response deriveLease. */
+                deriveLease?: (attestd.lease.v1.DeriveLeaseResponse.$Properties|null);
+
                 /** Response result. */
-                result?: ("error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult");
+                result?: ("error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult"|"deriveLease");
 
                 /**
                  * Creates a new Response instance using the specified properties.
@@ -271,8 +281,11 @@ export namespace attestd {
                     /** Response getLeaseResult */
                     getLeaseResult?: (attestd.lease.v1.GetLeaseResultResponse.$Properties|null);
 
+                    /** Response deriveLease */
+                    deriveLease?: (attestd.lease.v1.DeriveLeaseResponse.$Properties|null);
+
                     /** Response result */
-                    result?: ("error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult");
+                    result?: ("error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult"|"deriveLease");
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
@@ -290,9 +303,10 @@ export namespace attestd {
                   verifyLease?: attestd.lease.v1.VerifyLeaseResponse.$Shape|null;
                   activateCredential?: attestd.lease.v1.ActivateCredentialResponse.$Shape|null;
                   getLeaseResult?: attestd.lease.v1.GetLeaseResultResponse.$Shape|null;
+                  deriveLease?: attestd.lease.v1.DeriveLeaseResponse.$Shape|null;
                   $unknowns?: Uint8Array[];
                 } & (
-                  ({ result?: undefined; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "error"; error: attestd.lease.v1.Error.$Shape; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "acquireLease"; error?: null; acquireLease: attestd.lease.v1.AcquireLeaseResponse.$Shape; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "renewLease"; error?: null; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseResponse.$Shape; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "releaseLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseResponse.$Shape; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "leaseEvent"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent: attestd.lease.v1.LeaseEvent.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "getStatus"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus: attestd.lease.v1.GetStatusResponse.$Shape; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "verifyLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseResponse.$Shape; activateCredential?: null; getLeaseResult?: null }|{ result?: "activateCredential"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialResponse.$Shape; getLeaseResult?: null }|{ result?: "getLeaseResult"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult: attestd.lease.v1.GetLeaseResultResponse.$Shape })
+                  ({ result?: undefined; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ result?: "error"; error: attestd.lease.v1.Error.$Shape; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ result?: "acquireLease"; error?: null; acquireLease: attestd.lease.v1.AcquireLeaseResponse.$Shape; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ result?: "renewLease"; error?: null; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseResponse.$Shape; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ result?: "releaseLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseResponse.$Shape; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ result?: "leaseEvent"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent: attestd.lease.v1.LeaseEvent.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ result?: "getStatus"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus: attestd.lease.v1.GetStatusResponse.$Shape; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ result?: "verifyLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseResponse.$Shape; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ result?: "activateCredential"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialResponse.$Shape; getLeaseResult?: null; deriveLease?: null }|{ result?: "getLeaseResult"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult: attestd.lease.v1.GetLeaseResultResponse.$Shape; deriveLease?: null }|{ result?: "deriveLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease: attestd.lease.v1.DeriveLeaseResponse.$Shape })
                 );
             }
 
@@ -2193,6 +2207,15 @@ export namespace attestd {
                 /** LeaseToken intentSha256. */
                 intentSha256: Uint8Array;
 
+                /** LeaseToken parentLeaseId. */
+                parentLeaseId: string;
+
+                /** LeaseToken rootLeaseId. */
+                rootLeaseId: string;
+
+                /** LeaseToken depth. */
+                depth: number;
+
                 /**
                  * Creates a new LeaseToken instance using the specified properties.
                  * @param [properties] Properties to set
@@ -2270,6 +2293,15 @@ export namespace attestd {
 
                     /** LeaseToken intentSha256 */
                     intentSha256?: (Uint8Array|null);
+
+                    /** LeaseToken parentLeaseId */
+                    parentLeaseId?: (string|null);
+
+                    /** LeaseToken rootLeaseId */
+                    rootLeaseId?: (string|null);
+
+                    /** LeaseToken depth */
+                    depth?: (number|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
@@ -2385,6 +2417,168 @@ export namespace attestd {
 
                 /** Shape of a WorkloadIdentity. */
                 type $Shape = attestd.lease.v1.WorkloadIdentity.$Properties;
+            }
+
+            /**
+             * Properties of a DeriveLeaseRequest.
+             * @deprecated Use attestd.lease.v1.DeriveLeaseRequest.$Properties instead.
+             */
+            interface IDeriveLeaseRequest extends attestd.lease.v1.DeriveLeaseRequest.$Properties {
+            }
+
+            /** Represents a DeriveLeaseRequest. */
+            class DeriveLeaseRequest {
+
+                /**
+                 * Constructs a new DeriveLeaseRequest.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.lease.v1.DeriveLeaseRequest.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** DeriveLeaseRequest parentLeaseId. */
+                parentLeaseId: string;
+
+                /** DeriveLeaseRequest childPid. */
+                childPid: number;
+
+                /** DeriveLeaseRequest scopes. */
+                scopes: string[];
+
+                /** DeriveLeaseRequest gpus. */
+                gpus: string[];
+
+                /**
+                 * Creates a new DeriveLeaseRequest instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns DeriveLeaseRequest instance
+                 */
+                static create(properties: attestd.lease.v1.DeriveLeaseRequest.$Shape): attestd.lease.v1.DeriveLeaseRequest & attestd.lease.v1.DeriveLeaseRequest.$Shape;
+                static create(properties?: attestd.lease.v1.DeriveLeaseRequest.$Properties): attestd.lease.v1.DeriveLeaseRequest;
+
+                /**
+                 * Encodes the specified DeriveLeaseRequest message. Does not implicitly {@link attestd.lease.v1.DeriveLeaseRequest.verify|verify} messages.
+                 * @param message DeriveLeaseRequest message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.lease.v1.DeriveLeaseRequest.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a DeriveLeaseRequest message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.DeriveLeaseRequest & attestd.lease.v1.DeriveLeaseRequest.$Shape} DeriveLeaseRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.lease.v1.DeriveLeaseRequest & attestd.lease.v1.DeriveLeaseRequest.$Shape;
+
+                /**
+                 * Gets the type url for DeriveLeaseRequest
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace DeriveLeaseRequest {
+
+                /** Properties of a DeriveLeaseRequest. */
+                interface $Properties {
+
+                    /** DeriveLeaseRequest parentLeaseId */
+                    parentLeaseId?: (string|null);
+
+                    /** DeriveLeaseRequest childPid */
+                    childPid?: (number|null);
+
+                    /** DeriveLeaseRequest scopes */
+                    scopes?: (string[]|null);
+
+                    /** DeriveLeaseRequest gpus */
+                    gpus?: (string[]|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a DeriveLeaseRequest. */
+                type $Shape = attestd.lease.v1.DeriveLeaseRequest.$Properties;
+            }
+
+            /**
+             * Properties of a DeriveLeaseResponse.
+             * @deprecated Use attestd.lease.v1.DeriveLeaseResponse.$Properties instead.
+             */
+            interface IDeriveLeaseResponse extends attestd.lease.v1.DeriveLeaseResponse.$Properties {
+            }
+
+            /** Represents a DeriveLeaseResponse. */
+            class DeriveLeaseResponse {
+
+                /**
+                 * Constructs a new DeriveLeaseResponse.
+                 * @param [properties] Properties to set
+                 */
+                constructor(properties?: attestd.lease.v1.DeriveLeaseResponse.$Properties);
+
+                /** Unknown fields preserved while decoding when enabled */
+                $unknowns?: Uint8Array[];
+
+                /** DeriveLeaseResponse lease. */
+                lease?: (attestd.lease.v1.Lease.$Properties|null);
+
+                /**
+                 * Creates a new DeriveLeaseResponse instance using the specified properties.
+                 * @param [properties] Properties to set
+                 * @returns DeriveLeaseResponse instance
+                 */
+                static create(properties: attestd.lease.v1.DeriveLeaseResponse.$Shape): attestd.lease.v1.DeriveLeaseResponse & attestd.lease.v1.DeriveLeaseResponse.$Shape;
+                static create(properties?: attestd.lease.v1.DeriveLeaseResponse.$Properties): attestd.lease.v1.DeriveLeaseResponse;
+
+                /**
+                 * Encodes the specified DeriveLeaseResponse message. Does not implicitly {@link attestd.lease.v1.DeriveLeaseResponse.verify|verify} messages.
+                 * @param message DeriveLeaseResponse message or plain object to encode
+                 * @param [writer] Writer to encode to
+                 * @returns Writer
+                 */
+                static encode(message: attestd.lease.v1.DeriveLeaseResponse.$Properties, writer?: $protobuf.Writer): $protobuf.Writer;
+
+                /**
+                 * Decodes a DeriveLeaseResponse message from the specified reader or buffer.
+                 * @param reader Reader or buffer to decode from
+                 * @param [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.DeriveLeaseResponse & attestd.lease.v1.DeriveLeaseResponse.$Shape} DeriveLeaseResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                static decode(reader: ($protobuf.Reader|Uint8Array), length?: number): attestd.lease.v1.DeriveLeaseResponse & attestd.lease.v1.DeriveLeaseResponse.$Shape;
+
+                /**
+                 * Gets the type url for DeriveLeaseResponse
+                 * @param [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns The type url
+                 */
+                static getTypeUrl(prefix?: string): string;
+            }
+
+            namespace DeriveLeaseResponse {
+
+                /** Properties of a DeriveLeaseResponse. */
+                interface $Properties {
+
+                    /** DeriveLeaseResponse lease */
+                    lease?: (attestd.lease.v1.Lease.$Properties|null);
+
+                    /** Unknown fields preserved while decoding when enabled */
+                    $unknowns?: Uint8Array[];
+                }
+
+                /** Shape of a DeriveLeaseResponse. */
+                type $Shape = attestd.lease.v1.DeriveLeaseResponse.$Properties;
             }
         }
     }
@@ -4299,6 +4493,15 @@ export namespace attestd {
                 /** LeaseDecision intent. */
                 intent: Uint8Array;
 
+                /** LeaseDecision parentLeaseId. */
+                parentLeaseId: string;
+
+                /** LeaseDecision rootLeaseId. */
+                rootLeaseId: string;
+
+                /** LeaseDecision depth. */
+                depth: number;
+
                 /**
                  * Creates a new LeaseDecision instance using the specified properties.
                  * @param [properties] Properties to set
@@ -4379,6 +4582,15 @@ export namespace attestd {
 
                     /** LeaseDecision intent */
                     intent?: (Uint8Array|null);
+
+                    /** LeaseDecision parentLeaseId */
+                    parentLeaseId?: (string|null);
+
+                    /** LeaseDecision rootLeaseId */
+                    rootLeaseId?: (string|null);
+
+                    /** LeaseDecision depth */
+                    depth?: (number|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];

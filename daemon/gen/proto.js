@@ -51,7 +51,8 @@ export const attestd = $root.attestd = (() => {
                  * @property {attestd.lease.v1.VerifyLeaseRequest.$Properties|null} [verifyLease] Request verifyLease
                  * @property {attestd.lease.v1.ActivateCredentialRequest.$Properties|null} [activateCredential] Request activateCredential
                  * @property {attestd.lease.v1.GetLeaseResultRequest.$Properties|null} [getLeaseResult] Request getLeaseResult
-                 * @property {"acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult"} [call] Request call
+                 * @property {attestd.lease.v1.DeriveLeaseRequest.$Properties|null} [deriveLease] Request deriveLease
+                 * @property {"acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult"|"deriveLease"} [call] Request call
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -75,9 +76,10 @@ export const attestd = $root.attestd = (() => {
                  *   verifyLease?: attestd.lease.v1.VerifyLeaseRequest.$Shape|null;
                  *   activateCredential?: attestd.lease.v1.ActivateCredentialRequest.$Shape|null;
                  *   getLeaseResult?: attestd.lease.v1.GetLeaseResultRequest.$Shape|null;
+                 *   deriveLease?: attestd.lease.v1.DeriveLeaseRequest.$Shape|null;
                  *   $unknowns?: Array.<Uint8Array>;
                  * } & (
-                 *   ({ call?: undefined; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "acquireLease"; acquireLease: attestd.lease.v1.AcquireLeaseRequest.$Shape; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "renewLease"; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseRequest.$Shape; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "releaseLease"; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseRequest.$Shape; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "watchLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease: attestd.lease.v1.WatchLeaseRequest.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "getStatus"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus: attestd.lease.v1.GetStatusRequest.$Shape; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ call?: "verifyLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseRequest.$Shape; activateCredential?: null; getLeaseResult?: null }|{ call?: "activateCredential"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialRequest.$Shape; getLeaseResult?: null }|{ call?: "getLeaseResult"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult: attestd.lease.v1.GetLeaseResultRequest.$Shape })
+                 *   ({ call?: undefined; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ call?: "acquireLease"; acquireLease: attestd.lease.v1.AcquireLeaseRequest.$Shape; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ call?: "renewLease"; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseRequest.$Shape; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ call?: "releaseLease"; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseRequest.$Shape; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ call?: "watchLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease: attestd.lease.v1.WatchLeaseRequest.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ call?: "getStatus"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus: attestd.lease.v1.GetStatusRequest.$Shape; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ call?: "verifyLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseRequest.$Shape; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ call?: "activateCredential"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialRequest.$Shape; getLeaseResult?: null; deriveLease?: null }|{ call?: "getLeaseResult"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult: attestd.lease.v1.GetLeaseResultRequest.$Shape; deriveLease?: null }|{ call?: "deriveLease"; acquireLease?: null; renewLease?: null; releaseLease?: null; watchLease?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease: attestd.lease.v1.DeriveLeaseRequest.$Shape })
                  * )} attestd.lease.v1.Request.$Shape
                  */
 
@@ -168,17 +170,25 @@ export const attestd = $root.attestd = (() => {
                  */
                 Request.prototype.getLeaseResult = null;
 
+                /**
+                 * Request deriveLease.
+                 * @member {attestd.lease.v1.DeriveLeaseRequest.$Properties|null|undefined} deriveLease
+                 * @memberof attestd.lease.v1.Request
+                 * @instance
+                 */
+                Request.prototype.deriveLease = null;
+
                 // OneOf field names bound to virtual getters and setters
                 let $oneOfFields;
 
                 /**
                  * Request call.
-                 * @member {"acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult"|undefined} call
+                 * @member {"acquireLease"|"renewLease"|"releaseLease"|"watchLease"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult"|"deriveLease"|undefined} call
                  * @memberof attestd.lease.v1.Request
                  * @instance
                  */
                 $Object.defineProperty(Request.prototype, "call", {
-                    get: $util.oneOfGetter($oneOfFields = ["acquireLease", "renewLease", "releaseLease", "watchLease", "getStatus", "verifyLease", "activateCredential", "getLeaseResult"]),
+                    get: $util.oneOfGetter($oneOfFields = ["acquireLease", "renewLease", "releaseLease", "watchLease", "getStatus", "verifyLease", "activateCredential", "getLeaseResult", "deriveLease"]),
                     set: $util.oneOfSetter($oneOfFields)
                 });
 
@@ -232,6 +242,8 @@ export const attestd = $root.attestd = (() => {
                         $root.attestd.lease.v1.ActivateCredentialRequest.encode(message.activateCredential, writer.uint32(/* id 8, wireType 2 =*/66).fork(), _depth + 1).ldelim();
                     if (message.getLeaseResult != null && $Object.hasOwnProperty.call(message, "getLeaseResult"))
                         $root.attestd.lease.v1.GetLeaseResultRequest.encode(message.getLeaseResult, writer.uint32(/* id 9, wireType 2 =*/74).fork(), _depth + 1).ldelim();
+                    if (message.deriveLease != null && $Object.hasOwnProperty.call(message, "deriveLease"))
+                        $root.attestd.lease.v1.DeriveLeaseRequest.encode(message.deriveLease, writer.uint32(/* id 10, wireType 2 =*/82).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -341,6 +353,13 @@ export const attestd = $root.attestd = (() => {
                                 message.call = "getLeaseResult";
                                 continue;
                             }
+                        case 10: {
+                                if (wireType !== 2)
+                                    break;
+                                message.deriveLease = $root.attestd.lease.v1.DeriveLeaseRequest.decode(reader, reader.size(), $undefined, _depth + 1, message.deriveLease);
+                                message.call = "deriveLease";
+                                continue;
+                            }
                         }
                         reader.skipType(wireType, _depth, tag);
                         if (!reader.discardUnknown) {
@@ -390,7 +409,8 @@ export const attestd = $root.attestd = (() => {
                  * @property {attestd.lease.v1.VerifyLeaseResponse.$Properties|null} [verifyLease] Response verifyLease
                  * @property {attestd.lease.v1.ActivateCredentialResponse.$Properties|null} [activateCredential] Response activateCredential
                  * @property {attestd.lease.v1.GetLeaseResultResponse.$Properties|null} [getLeaseResult] Response getLeaseResult
-                 * @property {"error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult"} [result] Response result
+                 * @property {attestd.lease.v1.DeriveLeaseResponse.$Properties|null} [deriveLease] Response deriveLease
+                 * @property {"error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult"|"deriveLease"} [result] Response result
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -415,9 +435,10 @@ export const attestd = $root.attestd = (() => {
                  *   verifyLease?: attestd.lease.v1.VerifyLeaseResponse.$Shape|null;
                  *   activateCredential?: attestd.lease.v1.ActivateCredentialResponse.$Shape|null;
                  *   getLeaseResult?: attestd.lease.v1.GetLeaseResultResponse.$Shape|null;
+                 *   deriveLease?: attestd.lease.v1.DeriveLeaseResponse.$Shape|null;
                  *   $unknowns?: Array.<Uint8Array>;
                  * } & (
-                 *   ({ result?: undefined; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "error"; error: attestd.lease.v1.Error.$Shape; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "acquireLease"; error?: null; acquireLease: attestd.lease.v1.AcquireLeaseResponse.$Shape; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "renewLease"; error?: null; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseResponse.$Shape; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "releaseLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseResponse.$Shape; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "leaseEvent"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent: attestd.lease.v1.LeaseEvent.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "getStatus"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus: attestd.lease.v1.GetStatusResponse.$Shape; verifyLease?: null; activateCredential?: null; getLeaseResult?: null }|{ result?: "verifyLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseResponse.$Shape; activateCredential?: null; getLeaseResult?: null }|{ result?: "activateCredential"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialResponse.$Shape; getLeaseResult?: null }|{ result?: "getLeaseResult"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult: attestd.lease.v1.GetLeaseResultResponse.$Shape })
+                 *   ({ result?: undefined; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ result?: "error"; error: attestd.lease.v1.Error.$Shape; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ result?: "acquireLease"; error?: null; acquireLease: attestd.lease.v1.AcquireLeaseResponse.$Shape; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ result?: "renewLease"; error?: null; acquireLease?: null; renewLease: attestd.lease.v1.RenewLeaseResponse.$Shape; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ result?: "releaseLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease: attestd.lease.v1.ReleaseLeaseResponse.$Shape; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ result?: "leaseEvent"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent: attestd.lease.v1.LeaseEvent.$Shape; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ result?: "getStatus"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus: attestd.lease.v1.GetStatusResponse.$Shape; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ result?: "verifyLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease: attestd.lease.v1.VerifyLeaseResponse.$Shape; activateCredential?: null; getLeaseResult?: null; deriveLease?: null }|{ result?: "activateCredential"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential: attestd.lease.v1.ActivateCredentialResponse.$Shape; getLeaseResult?: null; deriveLease?: null }|{ result?: "getLeaseResult"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult: attestd.lease.v1.GetLeaseResultResponse.$Shape; deriveLease?: null }|{ result?: "deriveLease"; error?: null; acquireLease?: null; renewLease?: null; releaseLease?: null; leaseEvent?: null; getStatus?: null; verifyLease?: null; activateCredential?: null; getLeaseResult?: null; deriveLease: attestd.lease.v1.DeriveLeaseResponse.$Shape })
                  * )} attestd.lease.v1.Response.$Shape
                  */
 
@@ -516,17 +537,25 @@ export const attestd = $root.attestd = (() => {
                  */
                 Response.prototype.getLeaseResult = null;
 
+                /**
+                 * Response deriveLease.
+                 * @member {attestd.lease.v1.DeriveLeaseResponse.$Properties|null|undefined} deriveLease
+                 * @memberof attestd.lease.v1.Response
+                 * @instance
+                 */
+                Response.prototype.deriveLease = null;
+
                 // OneOf field names bound to virtual getters and setters
                 let $oneOfFields;
 
                 /**
                  * Response result.
-                 * @member {"error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult"|undefined} result
+                 * @member {"error"|"acquireLease"|"renewLease"|"releaseLease"|"leaseEvent"|"getStatus"|"verifyLease"|"activateCredential"|"getLeaseResult"|"deriveLease"|undefined} result
                  * @memberof attestd.lease.v1.Response
                  * @instance
                  */
                 $Object.defineProperty(Response.prototype, "result", {
-                    get: $util.oneOfGetter($oneOfFields = ["error", "acquireLease", "renewLease", "releaseLease", "leaseEvent", "getStatus", "verifyLease", "activateCredential", "getLeaseResult"]),
+                    get: $util.oneOfGetter($oneOfFields = ["error", "acquireLease", "renewLease", "releaseLease", "leaseEvent", "getStatus", "verifyLease", "activateCredential", "getLeaseResult", "deriveLease"]),
                     set: $util.oneOfSetter($oneOfFields)
                 });
 
@@ -582,6 +611,8 @@ export const attestd = $root.attestd = (() => {
                         $root.attestd.lease.v1.ActivateCredentialResponse.encode(message.activateCredential, writer.uint32(/* id 9, wireType 2 =*/74).fork(), _depth + 1).ldelim();
                     if (message.getLeaseResult != null && $Object.hasOwnProperty.call(message, "getLeaseResult"))
                         $root.attestd.lease.v1.GetLeaseResultResponse.encode(message.getLeaseResult, writer.uint32(/* id 10, wireType 2 =*/82).fork(), _depth + 1).ldelim();
+                    if (message.deriveLease != null && $Object.hasOwnProperty.call(message, "deriveLease"))
+                        $root.attestd.lease.v1.DeriveLeaseResponse.encode(message.deriveLease, writer.uint32(/* id 11, wireType 2 =*/90).fork(), _depth + 1).ldelim();
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -696,6 +727,13 @@ export const attestd = $root.attestd = (() => {
                                     break;
                                 message.getLeaseResult = $root.attestd.lease.v1.GetLeaseResultResponse.decode(reader, reader.size(), $undefined, _depth + 1, message.getLeaseResult);
                                 message.result = "getLeaseResult";
+                                continue;
+                            }
+                        case 11: {
+                                if (wireType !== 2)
+                                    break;
+                                message.deriveLease = $root.attestd.lease.v1.DeriveLeaseResponse.decode(reader, reader.size(), $undefined, _depth + 1, message.deriveLease);
+                                message.result = "deriveLease";
                                 continue;
                             }
                         }
@@ -5126,6 +5164,9 @@ export const attestd = $root.attestd = (() => {
                  * @property {number|null} [renewal] LeaseToken renewal
                  * @property {Array.<string>|null} [gpus] LeaseToken gpus
                  * @property {Uint8Array|null} [intentSha256] LeaseToken intentSha256
+                 * @property {string|null} [parentLeaseId] LeaseToken parentLeaseId
+                 * @property {string|null} [rootLeaseId] LeaseToken rootLeaseId
+                 * @property {number|null} [depth] LeaseToken depth
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -5264,6 +5305,30 @@ export const attestd = $root.attestd = (() => {
                 LeaseToken.prototype.intentSha256 = $util.newBuffer([]);
 
                 /**
+                 * LeaseToken parentLeaseId.
+                 * @member {string} parentLeaseId
+                 * @memberof attestd.lease.v1.LeaseToken
+                 * @instance
+                 */
+                LeaseToken.prototype.parentLeaseId = "";
+
+                /**
+                 * LeaseToken rootLeaseId.
+                 * @member {string} rootLeaseId
+                 * @memberof attestd.lease.v1.LeaseToken
+                 * @instance
+                 */
+                LeaseToken.prototype.rootLeaseId = "";
+
+                /**
+                 * LeaseToken depth.
+                 * @member {number} depth
+                 * @memberof attestd.lease.v1.LeaseToken
+                 * @instance
+                 */
+                LeaseToken.prototype.depth = 0;
+
+                /**
                  * Creates a new LeaseToken instance using the specified properties.
                  * @function create
                  * @memberof attestd.lease.v1.LeaseToken
@@ -5323,6 +5388,12 @@ export const attestd = $root.attestd = (() => {
                             writer.uint32(/* id 12, wireType 2 =*/98).string(message.gpus[i]);
                     if (message.intentSha256 != null && $Object.hasOwnProperty.call(message, "intentSha256") && message.intentSha256.length)
                         writer.uint32(/* id 13, wireType 2 =*/106).bytes(message.intentSha256);
+                    if (message.parentLeaseId != null && $Object.hasOwnProperty.call(message, "parentLeaseId") && message.parentLeaseId !== "")
+                        writer.uint32(/* id 14, wireType 2 =*/114).string(message.parentLeaseId);
+                    if (message.rootLeaseId != null && $Object.hasOwnProperty.call(message, "rootLeaseId") && message.rootLeaseId !== "")
+                        writer.uint32(/* id 15, wireType 2 =*/122).string(message.rootLeaseId);
+                    if (message.depth != null && $Object.hasOwnProperty.call(message, "depth") && message.depth !== 0)
+                        writer.uint32(/* id 16, wireType 0 =*/128).uint32(message.depth);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -5477,6 +5548,33 @@ export const attestd = $root.attestd = (() => {
                                     message.intentSha256 = value;
                                 else
                                     delete message.intentSha256;
+                                continue;
+                            }
+                        case 14: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.parentLeaseId = value;
+                                else
+                                    delete message.parentLeaseId;
+                                continue;
+                            }
+                        case 15: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.rootLeaseId = value;
+                                else
+                                    delete message.rootLeaseId;
+                                continue;
+                            }
+                        case 16: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.uint32())
+                                    message.depth = value;
+                                else
+                                    delete message.depth;
                                 continue;
                             }
                         }
@@ -5797,6 +5895,397 @@ export const attestd = $root.attestd = (() => {
                 };
 
                 return WorkloadIdentity;
+            })();
+
+            v1.DeriveLeaseRequest = (function() {
+
+                /**
+                 * Properties of a DeriveLeaseRequest.
+                 * @typedef {Object} attestd.lease.v1.DeriveLeaseRequest.$Properties
+                 * @property {string|null} [parentLeaseId] DeriveLeaseRequest parentLeaseId
+                 * @property {number|null} [childPid] DeriveLeaseRequest childPid
+                 * @property {Array.<string>|null} [scopes] DeriveLeaseRequest scopes
+                 * @property {Array.<string>|null} [gpus] DeriveLeaseRequest gpus
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a DeriveLeaseRequest.
+                 * @memberof attestd.lease.v1
+                 * @interface IDeriveLeaseRequest
+                 * @augments attestd.lease.v1.DeriveLeaseRequest.$Properties
+                 * @deprecated Use attestd.lease.v1.DeriveLeaseRequest.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a DeriveLeaseRequest.
+                 * @typedef {attestd.lease.v1.DeriveLeaseRequest.$Properties} attestd.lease.v1.DeriveLeaseRequest.$Shape
+                 */
+
+                /**
+                 * Constructs a new DeriveLeaseRequest.
+                 * @memberof attestd.lease.v1
+                 * @classdesc Represents a DeriveLeaseRequest.
+                 * @constructor
+                 * @param {attestd.lease.v1.DeriveLeaseRequest.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const DeriveLeaseRequest = function (properties) {
+                    this.scopes = [];
+                    this.gpus = [];
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * DeriveLeaseRequest parentLeaseId.
+                 * @member {string} parentLeaseId
+                 * @memberof attestd.lease.v1.DeriveLeaseRequest
+                 * @instance
+                 */
+                DeriveLeaseRequest.prototype.parentLeaseId = "";
+
+                /**
+                 * DeriveLeaseRequest childPid.
+                 * @member {number} childPid
+                 * @memberof attestd.lease.v1.DeriveLeaseRequest
+                 * @instance
+                 */
+                DeriveLeaseRequest.prototype.childPid = 0;
+
+                /**
+                 * DeriveLeaseRequest scopes.
+                 * @member {Array.<string>} scopes
+                 * @memberof attestd.lease.v1.DeriveLeaseRequest
+                 * @instance
+                 */
+                DeriveLeaseRequest.prototype.scopes = $util.emptyArray;
+
+                /**
+                 * DeriveLeaseRequest gpus.
+                 * @member {Array.<string>} gpus
+                 * @memberof attestd.lease.v1.DeriveLeaseRequest
+                 * @instance
+                 */
+                DeriveLeaseRequest.prototype.gpus = $util.emptyArray;
+
+                /**
+                 * Creates a new DeriveLeaseRequest instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.lease.v1.DeriveLeaseRequest
+                 * @static
+                 * @param {attestd.lease.v1.DeriveLeaseRequest.$Properties=} [properties] Properties to set
+                 * @returns {attestd.lease.v1.DeriveLeaseRequest} DeriveLeaseRequest instance
+                 * @type {{
+                 *   (properties: attestd.lease.v1.DeriveLeaseRequest.$Shape): attestd.lease.v1.DeriveLeaseRequest & attestd.lease.v1.DeriveLeaseRequest.$Shape;
+                 *   (properties?: attestd.lease.v1.DeriveLeaseRequest.$Properties): attestd.lease.v1.DeriveLeaseRequest;
+                 * }}
+                 */
+                DeriveLeaseRequest.create = function(properties) {
+                    return new DeriveLeaseRequest(properties);
+                };
+
+                /**
+                 * Encodes the specified DeriveLeaseRequest message. Does not implicitly {@link attestd.lease.v1.DeriveLeaseRequest.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.lease.v1.DeriveLeaseRequest
+                 * @static
+                 * @param {attestd.lease.v1.DeriveLeaseRequest.$Properties} message DeriveLeaseRequest message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                DeriveLeaseRequest.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.parentLeaseId != null && $Object.hasOwnProperty.call(message, "parentLeaseId") && message.parentLeaseId !== "")
+                        writer.uint32(/* id 1, wireType 2 =*/10).string(message.parentLeaseId);
+                    if (message.childPid != null && $Object.hasOwnProperty.call(message, "childPid") && message.childPid !== 0)
+                        writer.uint32(/* id 2, wireType 0 =*/16).uint32(message.childPid);
+                    if (message.scopes != null && message.scopes.length)
+                        for (let i = 0; i < message.scopes.length; ++i)
+                            writer.uint32(/* id 3, wireType 2 =*/26).string(message.scopes[i]);
+                    if (message.gpus != null && message.gpus.length)
+                        for (let i = 0; i < message.gpus.length; ++i)
+                            writer.uint32(/* id 4, wireType 2 =*/34).string(message.gpus[i]);
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes a DeriveLeaseRequest message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.lease.v1.DeriveLeaseRequest
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.DeriveLeaseRequest & attestd.lease.v1.DeriveLeaseRequest.$Shape} DeriveLeaseRequest
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                DeriveLeaseRequest.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.lease.v1.DeriveLeaseRequest();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.parentLeaseId = value;
+                                else
+                                    delete message.parentLeaseId;
+                                continue;
+                            }
+                        case 2: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.uint32())
+                                    message.childPid = value;
+                                else
+                                    delete message.childPid;
+                                continue;
+                            }
+                        case 3: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.scopes && message.scopes.length))
+                                    message.scopes = [];
+                                message.scopes.push(reader.stringVerify());
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.gpus && message.gpus.length))
+                                    message.gpus = [];
+                                message.gpus.push(reader.stringVerify());
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for DeriveLeaseRequest
+                 * @function getTypeUrl
+                 * @memberof attestd.lease.v1.DeriveLeaseRequest
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                DeriveLeaseRequest.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.lease.v1.DeriveLeaseRequest";
+                };
+
+                return DeriveLeaseRequest;
+            })();
+
+            v1.DeriveLeaseResponse = (function() {
+
+                /**
+                 * Properties of a DeriveLeaseResponse.
+                 * @typedef {Object} attestd.lease.v1.DeriveLeaseResponse.$Properties
+                 * @property {attestd.lease.v1.Lease.$Properties|null} [lease] DeriveLeaseResponse lease
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+
+                /**
+                 * Properties of a DeriveLeaseResponse.
+                 * @memberof attestd.lease.v1
+                 * @interface IDeriveLeaseResponse
+                 * @augments attestd.lease.v1.DeriveLeaseResponse.$Properties
+                 * @deprecated Use attestd.lease.v1.DeriveLeaseResponse.$Properties instead.
+                 */
+
+                /**
+                 * Shape of a DeriveLeaseResponse.
+                 * @typedef {attestd.lease.v1.DeriveLeaseResponse.$Properties} attestd.lease.v1.DeriveLeaseResponse.$Shape
+                 */
+
+                /**
+                 * Constructs a new DeriveLeaseResponse.
+                 * @memberof attestd.lease.v1
+                 * @classdesc Represents a DeriveLeaseResponse.
+                 * @constructor
+                 * @param {attestd.lease.v1.DeriveLeaseResponse.$Properties=} [properties] Properties to set
+                 * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
+                 */
+                const DeriveLeaseResponse = function (properties) {
+                    if (properties)
+                        for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
+                            if (properties[keys[i]] != null && keys[i] !== "__proto__")
+                                this[keys[i]] = properties[keys[i]];
+                };
+
+                /**
+                 * DeriveLeaseResponse lease.
+                 * @member {attestd.lease.v1.Lease.$Properties|null|undefined} lease
+                 * @memberof attestd.lease.v1.DeriveLeaseResponse
+                 * @instance
+                 */
+                DeriveLeaseResponse.prototype.lease = null;
+
+                /**
+                 * Creates a new DeriveLeaseResponse instance using the specified properties.
+                 * @function create
+                 * @memberof attestd.lease.v1.DeriveLeaseResponse
+                 * @static
+                 * @param {attestd.lease.v1.DeriveLeaseResponse.$Properties=} [properties] Properties to set
+                 * @returns {attestd.lease.v1.DeriveLeaseResponse} DeriveLeaseResponse instance
+                 * @type {{
+                 *   (properties: attestd.lease.v1.DeriveLeaseResponse.$Shape): attestd.lease.v1.DeriveLeaseResponse & attestd.lease.v1.DeriveLeaseResponse.$Shape;
+                 *   (properties?: attestd.lease.v1.DeriveLeaseResponse.$Properties): attestd.lease.v1.DeriveLeaseResponse;
+                 * }}
+                 */
+                DeriveLeaseResponse.create = function(properties) {
+                    return new DeriveLeaseResponse(properties);
+                };
+
+                /**
+                 * Encodes the specified DeriveLeaseResponse message. Does not implicitly {@link attestd.lease.v1.DeriveLeaseResponse.verify|verify} messages.
+                 * @function encode
+                 * @memberof attestd.lease.v1.DeriveLeaseResponse
+                 * @static
+                 * @param {attestd.lease.v1.DeriveLeaseResponse.$Properties} message DeriveLeaseResponse message or plain object to encode
+                 * @param {$protobuf.Writer} [writer] Writer to encode to
+                 * @returns {$protobuf.Writer} Writer
+                 */
+                DeriveLeaseResponse.encode = function (message, writer, _depth) {
+                    if (!writer)
+                        writer = $Writer.create();
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $util.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    if (message.lease != null && $Object.hasOwnProperty.call(message, "lease"))
+                        $root.attestd.lease.v1.Lease.encode(message.lease, writer.uint32(/* id 1, wireType 2 =*/10).fork(), _depth + 1).ldelim();
+                    if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
+                        for (let i = 0; i < message.$unknowns.length; ++i)
+                            writer.raw(message.$unknowns[i]);
+                    return writer;
+                };
+
+                /**
+                 * Decodes a DeriveLeaseResponse message from the specified reader or buffer.
+                 * @function decode
+                 * @memberof attestd.lease.v1.DeriveLeaseResponse
+                 * @static
+                 * @param {$protobuf.Reader|Uint8Array} reader Reader or buffer to decode from
+                 * @param {number} [length] Message length if known beforehand
+                 * @returns {attestd.lease.v1.DeriveLeaseResponse & attestd.lease.v1.DeriveLeaseResponse.$Shape} DeriveLeaseResponse
+                 * @throws {Error} If the payload is not a reader or valid buffer
+                 * @throws {$protobuf.util.ProtocolError} If required fields are missing
+                 */
+                DeriveLeaseResponse.decode = function (reader, length, _end, _depth, _target) {
+                    if (!(reader instanceof $Reader))
+                        reader = $Reader.create(reader);
+                    if (_depth === $undefined)
+                        _depth = 0;
+                    if (_depth > $Reader.recursionLimit)
+                        throw $Error("max depth exceeded");
+                    let end, message, value;
+                    if (length === $undefined)
+                        end = reader.len;
+                    else {
+                        end = reader.pos + length;
+                        if (end > reader.len)
+                            throw $RangeError("index out of range");
+                        length = reader.len;
+                        reader.len = end;
+                    }
+                    message = _target || new $root.attestd.lease.v1.DeriveLeaseResponse();
+                    while (reader.pos < end) {
+                        let start = reader.pos;
+                        let tag = reader.tag();
+                        if (tag === _end) {
+                            _end = $undefined;
+                            break;
+                        }
+                        let wireType = tag & 7;
+                        switch (tag >>>= 3) {
+                        case 1: {
+                                if (wireType !== 2)
+                                    break;
+                                message.lease = $root.attestd.lease.v1.Lease.decode(reader, reader.size(), $undefined, _depth + 1, message.lease);
+                                continue;
+                            }
+                        }
+                        reader.skipType(wireType, _depth, tag);
+                        if (!reader.discardUnknown) {
+                            $util.makeProp(message, "$unknowns", false);
+                            (message.$unknowns || (message.$unknowns = [])).push(reader.raw(start, reader.pos));
+                        }
+                    }
+                    if (length !== $undefined) {
+                        if (reader.pos !== end)
+                            throw $RangeError("index out of range");
+                        reader.len = length;
+                    }
+                    if (_end !== $undefined)
+                        throw $Error("missing end group");
+                    return message;
+                };
+
+                /**
+                 * Gets the type url for DeriveLeaseResponse
+                 * @function getTypeUrl
+                 * @memberof attestd.lease.v1.DeriveLeaseResponse
+                 * @static
+                 * @param {string} [prefix] Custom type url prefix, defaults to `"type.googleapis.com"`
+                 * @returns {string} The type url
+                 */
+                DeriveLeaseResponse.getTypeUrl = function(prefix) {
+                    if (prefix === $undefined)
+                        prefix = "type.googleapis.com";
+                    return prefix + "/attestd.lease.v1.DeriveLeaseResponse";
+                };
+
+                return DeriveLeaseResponse;
             })();
 
             return v1;
@@ -10521,6 +11010,9 @@ export const attestd = $root.attestd = (() => {
                  * @property {boolean|null} [underUpdateWindow] LeaseDecision underUpdateWindow
                  * @property {attestd.audit.v1.DenialRepeats.$Properties|null} [repeats] LeaseDecision repeats
                  * @property {Uint8Array|null} [intent] LeaseDecision intent
+                 * @property {string|null} [parentLeaseId] LeaseDecision parentLeaseId
+                 * @property {string|null} [rootLeaseId] LeaseDecision rootLeaseId
+                 * @property {number|null} [depth] LeaseDecision depth
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -10666,6 +11158,30 @@ export const attestd = $root.attestd = (() => {
                 LeaseDecision.prototype.intent = $util.newBuffer([]);
 
                 /**
+                 * LeaseDecision parentLeaseId.
+                 * @member {string} parentLeaseId
+                 * @memberof attestd.audit.v1.LeaseDecision
+                 * @instance
+                 */
+                LeaseDecision.prototype.parentLeaseId = "";
+
+                /**
+                 * LeaseDecision rootLeaseId.
+                 * @member {string} rootLeaseId
+                 * @memberof attestd.audit.v1.LeaseDecision
+                 * @instance
+                 */
+                LeaseDecision.prototype.rootLeaseId = "";
+
+                /**
+                 * LeaseDecision depth.
+                 * @member {number} depth
+                 * @memberof attestd.audit.v1.LeaseDecision
+                 * @instance
+                 */
+                LeaseDecision.prototype.depth = 0;
+
+                /**
                  * Creates a new LeaseDecision instance using the specified properties.
                  * @function create
                  * @memberof attestd.audit.v1.LeaseDecision
@@ -10726,6 +11242,12 @@ export const attestd = $root.attestd = (() => {
                         $root.attestd.audit.v1.DenialRepeats.encode(message.repeats, writer.uint32(/* id 13, wireType 2 =*/106).fork(), _depth + 1).ldelim();
                     if (message.intent != null && $Object.hasOwnProperty.call(message, "intent") && message.intent.length)
                         writer.uint32(/* id 14, wireType 2 =*/114).bytes(message.intent);
+                    if (message.parentLeaseId != null && $Object.hasOwnProperty.call(message, "parentLeaseId") && message.parentLeaseId !== "")
+                        writer.uint32(/* id 15, wireType 2 =*/122).string(message.parentLeaseId);
+                    if (message.rootLeaseId != null && $Object.hasOwnProperty.call(message, "rootLeaseId") && message.rootLeaseId !== "")
+                        writer.uint32(/* id 16, wireType 2 =*/130).string(message.rootLeaseId);
+                    if (message.depth != null && $Object.hasOwnProperty.call(message, "depth") && message.depth !== 0)
+                        writer.uint32(/* id 17, wireType 0 =*/136).uint32(message.depth);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -10884,6 +11406,33 @@ export const attestd = $root.attestd = (() => {
                                     message.intent = value;
                                 else
                                     delete message.intent;
+                                continue;
+                            }
+                        case 15: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.parentLeaseId = value;
+                                else
+                                    delete message.parentLeaseId;
+                                continue;
+                            }
+                        case 16: {
+                                if (wireType !== 2)
+                                    break;
+                                if ((value = reader.stringVerify()).length)
+                                    message.rootLeaseId = value;
+                                else
+                                    delete message.rootLeaseId;
+                                continue;
+                            }
+                        case 17: {
+                                if (wireType !== 0)
+                                    break;
+                                if (value = reader.uint32())
+                                    message.depth = value;
+                                else
+                                    delete message.depth;
                                 continue;
                             }
                         }

@@ -9,6 +9,7 @@ import type { SignedToken } from './token.js';
 import type { LeaseEvent, LeaseView } from './types.js';
 import type { Terms } from './checks.js';
 import type { RecordedIntent } from './intent.js';
+import type { LineageLink } from './lineage.js';
 
 export interface LiveLease {
   id: string;
@@ -25,6 +26,8 @@ export interface LiveLease {
   token: SignedToken;
   /** The execution intent it was granted with, kept by every renewal. */
   intent?: RecordedIntent;
+  /** For a derived lease: its parent, root and depth (lineage.ts); absent for an acquired one. */
+  lineage?: LineageLink;
   /** false until the grant is durable; revocation still sees it. */
   granted: boolean;
   revoked?: { code: ErrorCode; reason: string };

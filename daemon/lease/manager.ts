@@ -20,12 +20,13 @@ import { checkTerms, grantGpus, refuseFailedGpus, type Terms } from './checks.js
 import { Decisions, type AuditFn, type DecisionCounter, type DenialLimits, type LeaseLogFn } from './decisions.js';
 import { leaseView, newLease, type LiveLease } from './live-lease.js';
 import { denialRecord, issueRecord, Kind, releaseRecord, signLease } from './records.js';
-import { revokeWhere } from './revocation.js';
 import { expireDue, warnExpiring } from './sweep.js';
 import { LeaseTable } from './table.js';
 import { addWatcher, tell, tellEnd } from './watchers.js';
 import { checkIntent } from '../policy/intent.js';
 import { recordedIntent, type IntentResolver, type RecordedIntent } from './intent.js';
+import { childGpus, childLink, childScopes, type DeriveWants, type LineageLink } from './lineage.js';
+import { endDescendants, revokeWithLineage } from './lineage-end.js';
 
 export interface LeaseManagerOptions {
   signer: Signer;
@@ -91,7 +92,7 @@ export class LeaseManager {
       const first = epoch.reasons[0];
       this.revokeAll('NOT_TRUSTED', first ? first.message : 'appraisal failed', epoch.epoch);
     } else if (epoch.badGpus?.length) {
-      revokeWhere(this.table, this.decisions, (l) => l.gpus.some((g) => epoch.badGpus!.includes(g)),
+      revokeWithLineage(this.table, this.decisions, (l) => l.gpus.some((g) => epoch.badGpus!.includes(g)),
         'NOT_TRUSTED', `GPU drift: ${epoch.badGpus.join(', ')}`, epoch.epoch);
     }
   }
@@ -166,15 +167,18 @@ export class LeaseManager {
       // The intent the lease was granted with must still satisfy the rule as it is now.
       checkIntent(terms.rule.intent, lease.intent?.intent);
       refuseWhenLogFull(full);
+      // A derived lease is renewed only while its parent lives (and never past it, below).
+      this.liveParent(lease.lineage);
       lease.ttlMs = terms.rule.ttlMs;
-      lease.scopes = terms.rule.scopes;
+      // A derived lease keeps its narrower scopes, as far as the rule still grants them.
+      lease.scopes = lease.lineage ? lease.scopes.filter((s) => terms.rule.scopes.includes(s)) : terms.rule.scopes;
     } catch (err) {
       await this.recordDenial(Kind.RENEW_DENIED, leaseId, who, err as AttestdError);
       throw err;
     }
     const now = this.now();
     const next = { ...lease, epoch: epoch.epoch, issuedAtMs: now, renewal: lease.renewal + 1,
-      expiresAtMs: Math.min(now + lease.ttlMs, epoch.validUntilMs) };
+      expiresAtMs: Math.min(now + lease.ttlMs, epoch.validUntilMs, this.parentExpiry(lease.lineage)) };
     next.token = signLease(next, epoch, this.opts.signer);
     this.decisions.beforeIssue(who);
     await this.decisions.recordOrFail(issueRecord(Kind.RENEW, next, epoch), 'lease renewal not recorded', { lease_id: leaseId });
@@ -195,8 +199,58 @@ export class LeaseManager {
     this.table.forget(lease);
     this.decisions.count('released');
     tellEnd(lease, { kind: 'RELEASED', leaseId }, this.decisions.log);
+    endDescendants(this.table, this.decisions, [leaseId], this.epochState?.epoch ?? 0);
     // The lease is gone either way; releasing can only make the host safer.
     await this.decisions.recordAfter(releaseRecord(lease), 'lease release not recorded', { lease_id: leaseId });
+  }
+
+  /**
+   * A lease for `child`, a process the holder of `parentId` started, derived from that lease:
+   * its rule (which must match the child) and intent, at most its scopes and GPUs, one
+   * generation deeper within the rule's lineage.max_depth, never beyond its expiry. Only the
+   * parent's very holder process may ask. `resolveChild` identifies the child and checks from
+   * the kernel that it descends from the caller (the API layer's job); a refusal is recorded.
+   */
+  async derive(who: WorkloadIdentity, parentId: string, resolveChild: () => Promise<WorkloadIdentity>, want: DeriveWants): Promise<LeaseView> {
+    let terms: Terms, child: WorkloadIdentity, parent: LiveLease, shape: { link: LineageLink; scopes: string[]; gpus: string[] };
+    try {
+      parent = this.holderLease(who, parentId);
+      child = await resolveChild();
+      const settling = this.policySettled();
+      if (settling) await settling;
+      const measuring = this.logFull();
+      const full = measuring ? await measuring : false;
+      // Checked after every wait: the parent may have ended meanwhile.
+      this.liveParent({ parentId, rootId: parentId, depth: 0 });
+      terms = this.terms(child, parent.rule, 'the parent lease\'s rule does not match the child process');
+      shape = { link: childLink(parent, terms.rule), scopes: childScopes(parent, want.scopes), gpus: childGpus(parent, want.gpus, terms.epoch) };
+      refuseFailedGpus(shape.gpus, terms.epoch);
+      refuseWhenLogFull(full);
+    } catch (err) {
+      await this.recordDenial(Kind.DENY, '', who, err as AttestdError);
+      throw err;
+    }
+    const lease = newLease(terms, child, shape.gpus, this.now());
+    Object.assign(lease, { scopes: shape.scopes, lineage: shape.link, expiresAtMs: Math.min(lease.expiresAtMs, parent.expiresAtMs) });
+    if (parent.intent) lease.intent = parent.intent;
+    lease.token = signLease(lease, terms.epoch, this.opts.signer);
+    // In the table while recorded, so that its parent's end (or a failed epoch) reaches it.
+    this.table.add(lease);
+    this.decisions.beforeIssue(child);
+    try {
+      await this.decisions.recordOrFail(issueRecord(Kind.GRANT, lease, terms.epoch), 'derived lease not recorded', { lease_id: lease.id, parent: parentId });
+    } catch (err) {
+      this.table.forget(lease);
+      throw err;
+    }
+    if (lease.revoked) {
+      this.table.forget(lease);
+      throw new AttestdError(lease.revoked.code, 'the lease ended while deriving');
+    }
+    lease.granted = true;
+    this.table.schedule(lease);
+    this.decisions.count('granted');
+    return leaseView(lease);
   }
 
   /** Registers a watcher; returns the current view and an unsubscribe function. */
@@ -243,7 +297,7 @@ export class LeaseManager {
       if (v === undefined) verdicts.set(key, (v = alive(l.who)));
       return !v;
     };
-    revokeWhere(this.table, this.decisions, (l) => l.granted && gone(l), 'HOLDER_EXITED', 'the holder process exited',
+    revokeWithLineage(this.table, this.decisions, (l) => l.granted && gone(l), 'HOLDER_EXITED', 'the holder process exited',
       this.epochState?.epoch ?? 0);
   }
 
@@ -255,7 +309,8 @@ export class LeaseManager {
       this.failEpoch('ATTESTATION_STALE', 'no passing appraisal within max_age');
     }
     warnExpiring(this.table, this.decisions, now);
-    expireDue(this.table, this.decisions, now, e?.epoch ?? 0);
+    const expired = expireDue(this.table, this.decisions, now, e?.epoch ?? 0);
+    endDescendants(this.table, this.decisions, expired, e?.epoch ?? 0);
   }
 
   /** Writes the counts of refused requests held in memory (at shutdown, before the final checkpoint). */
@@ -265,7 +320,7 @@ export class LeaseManager {
 
   /** Revokes every lease (also those whose grant is still being recorded) and tells watchers. */
   revokeAll(code: ErrorCode, reason: string, epoch: number): void {
-    revokeWhere(this.table, this.decisions, () => true, code, reason, epoch);
+    revokeWithLineage(this.table, this.decisions, () => true, code, reason, epoch);
   }
 
   /** The checks path of grants and renewals, against the epoch and the policy in force now. */
@@ -328,6 +383,21 @@ export class LeaseManager {
   private logFull(): Promise<boolean> | undefined {
     const full = this.opts.logFull?.() ?? false;
     return typeof full === 'boolean' ? (full ? Promise.resolve(true) : undefined) : full;
+  }
+
+  /** The parent of a derived lease if it is live; ANCESTOR_ENDED otherwise. Nothing for an acquired lease. */
+  private liveParent(link: LineageLink | undefined): LiveLease | undefined {
+    if (!link) return undefined;
+    const parent = this.table.get(link.parentId);
+    if (!parent || !parent.granted || parent.revoked || this.now() >= parent.expiresAtMs) {
+      throw new AttestdError('ANCESTOR_ENDED', `parent lease ${link.parentId} has ended`);
+    }
+    return parent;
+  }
+
+  /** The furthest a derived lease may run: its parent's expiry; no bound for an acquired lease. */
+  private parentExpiry(link: LineageLink | undefined): number {
+    return this.liveParent(link)?.expiresAtMs ?? Number.POSITIVE_INFINITY;
   }
 
   /**

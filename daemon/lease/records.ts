@@ -12,21 +12,23 @@ import { attestd } from '../gen/proto.js';
 import { identityProto } from './identity.js';
 import type { LiveLease } from './live-lease.js';
 import { signToken, type SignedToken } from './token.js';
+import { lineageFields } from './lineage.js';
 
 export const Kind = attestd.audit.v1.LeaseDecision.Kind;
 
 /** The token of `lease` as it stands, signed with the session key. */
-export function signLease(lease: Pick<LiveLease, 'id' | 'epoch' | 'rule' | 'scopes' | 'gpus' | 'who' | 'issuedAtMs' | 'expiresAtMs' | 'renewal' | 'intent'>,
+export function signLease(lease: Pick<LiveLease, 'id' | 'epoch' | 'rule' | 'scopes' | 'gpus' | 'who' | 'issuedAtMs' | 'expiresAtMs' | 'renewal' | 'intent' | 'lineage'>,
   epoch: EpochState, signer: Signer): SignedToken {
   return signToken({
     version: 1, leaseId: lease.id, epoch: lease.epoch, sessionPublicKey: signer.publicKey(), rule: lease.rule, gpus: lease.gpus,
     policySha256: epoch.policyDigest, scopes: lease.scopes, workload: identityProto(lease.who),
     issuedAtMs: lease.issuedAtMs, expiresAtMs: lease.expiresAtMs, renewal: lease.renewal,
     ...(lease.intent ? { intentSha256: lease.intent.digest } : {}),
+    ...lineageFields(lease.lineage),
   }, signer);
 }
 
-type Issued = Pick<LiveLease, 'id' | 'epoch' | 'rule' | 'who' | 'token' | 'expiresAtMs' | 'intent'>;
+type Issued = Pick<LiveLease, 'id' | 'epoch' | 'rule' | 'who' | 'token' | 'expiresAtMs' | 'intent' | 'lineage'>;
 
 function decision(kind: number, lease: Issued): AuditBody['leaseDecision'] {
   return { kind, leaseId: lease.id, epoch: lease.epoch, rule: lease.rule, workload: identityProto(lease.who),
@@ -39,7 +41,7 @@ function decision(kind: number, lease: Issued): AuditBody['leaseDecision'] {
  */
 export function issueRecord(kind: number, lease: Issued, epoch: EpochState): AuditBody {
   return { leaseDecision: { ...decision(kind, lease), underUpdateWindow: epoch.underUpdateWindow ?? false,
-    ...(lease.intent ? { intent: lease.intent.encoding } : {}) } };
+    ...(lease.intent ? { intent: lease.intent.encoding } : {}), ...lineageFields(lease.lineage) } };
 }
 
 export function releaseRecord(lease: Issued): AuditBody {

@@ -19,18 +19,20 @@ export function warnExpiring(table: LeaseTable, decisions: Decisions, nowMs: num
   }
 }
 
-/** Ends the leases whose time is up; the record names the epoch in force. */
-export function expireDue(table: LeaseTable, decisions: Decisions, nowMs: number, epoch: number): void {
+/** Ends the leases whose time is up; the record names the epoch in force. Returns their ids. */
+export function expireDue(table: LeaseTable, decisions: Decisions, nowMs: number, epoch: number): string[] {
   const expired: LiveLease[] = [];
   for (const id of table.takeDueExpiries(nowMs)) {
     const lease = table.get(id);
     if (lease) expired.push(lease);
   }
-  if (expired.length === 0) return;
+  if (expired.length === 0) return [];
   decisions.count('expired', '', expired.length);
   for (const lease of expired) {
     table.forget(lease);
     tellEnd(lease, { kind: 'EXPIRED', leaseId: lease.id }, decisions.log);
   }
-  void decisions.recordAfter(expiryRecord(epoch, expired.map((l) => l.id)), 'lease expiry not recorded');
+  const ids = expired.map((l) => l.id);
+  void decisions.recordAfter(expiryRecord(epoch, ids), 'lease expiry not recorded');
+  return ids;
 }

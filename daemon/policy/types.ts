@@ -4,6 +4,7 @@
  * digests are raw bytes; nothing here still looks like YAML.
  */
 import type { IntentConstraints } from './intent.js';
+import type { LineageLimits } from './lineage.js';
 import type { HashAlg } from '../verify/tpm-alg.js';
 import type { PcrBank } from '../verify/pcr.js';
 
@@ -44,6 +45,8 @@ export interface Rule {
   gpus?: RuleGpus;
   /** Version 2: what the rule requires of the execution intent (intent.ts); absent, nothing. */
   intent?: IntentConstraints;
+  /** Version 2: how deep leases derived under this rule may go (lineage.ts); absent, none may be derived. */
+  lineage?: LineageLimits;
 }
 
 /** Values also accepted, until a deadline, while a planned update rolls out. */
