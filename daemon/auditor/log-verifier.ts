@@ -363,6 +363,7 @@ export class LogVerifier {
     if (d.kind === Kind.DENY || d.kind === Kind.RENEW_DENIED) this.denial(d, timeMs);
     else if (d.repeats) this.fail('record', 'only a refusal may count repeats');
     if (d.kind === Kind.REVOKE) this.counts.revocations++;
+    s.lineage.ended(d);
     if (d.kind !== Kind.GRANT && d.kind !== Kind.RENEW) return;
     if (d.kind === Kind.GRANT) this.counts.grants++;
     else this.counts.renewals++;
@@ -389,6 +390,8 @@ export class LogVerifier {
     }
     const intentProblem = recordedIntentProblem(d, claims, s.policy, this.leaseIntents, d.kind === Kind.GRANT);
     if (intentProblem) this.fail('lease-intent', intentProblem);
+    const lineageProblem = s.lineage.issued(d, claims);
+    if (lineageProblem) this.fail('lease-lineage', lineageProblem);
   }
 
   /**

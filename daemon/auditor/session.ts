@@ -3,6 +3,7 @@ import type { KeyObject } from 'node:crypto';
 import { ed25519PublicKey } from '../verify/lease-token.js';
 import type { LoadedPolicy } from '../policy/types.js';
 import { RecordCarry } from '../appraisal/epoch-record.js';
+import { LineageTracker } from './lease-lineage.js';
 
 export interface EpochSeen {
   pass: boolean;
@@ -28,6 +29,8 @@ export class Session {
   readonly deadLeases = new Set<string>();
   /** What the session's epoch records carry from one to the next, moved forward as the daemon did. */
   readonly carry = new RecordCarry();
+  /** The session's leases as lineage sees them (lease-lineage.ts): a restart ends every lease. */
+  readonly lineage = new LineageTracker();
 
   constructor(readonly index: number, readonly key: Buffer, readonly startSeq: number) {
     this.keyObject = ed25519PublicKey(key);

@@ -199,9 +199,11 @@ export class LeaseManager {
     this.table.forget(lease);
     this.decisions.count('released');
     tellEnd(lease, { kind: 'RELEASED', leaseId }, this.decisions.log);
-    endDescendants(this.table, this.decisions, [leaseId], this.epochState?.epoch ?? 0);
     // The lease is gone either way; releasing can only make the host safer.
-    await this.decisions.recordAfter(releaseRecord(lease), 'lease release not recorded', { lease_id: leaseId });
+    const recorded = this.decisions.recordAfter(releaseRecord(lease), 'lease release not recorded', { lease_id: leaseId });
+    // Its descendants end with it, recorded after its release.
+    endDescendants(this.table, this.decisions, [leaseId], this.epochState?.epoch ?? 0);
+    await recorded;
   }
 
   /**
