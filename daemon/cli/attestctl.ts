@@ -69,6 +69,7 @@ const OPTIONS = {
   'cvm-roots': { type: 'string' }, 'ek-cert': { type: 'string' }, 'ek-ca': { type: 'string' }, state: { type: 'string' },
   'ca-cert': { type: 'string' }, 'ca-key': { type: 'string' }, days: { type: 'string' }, ca: { type: 'string' },
   nonce: { type: 'string' }, rim: { type: 'string', multiple: true }, gpus: { type: 'string' },
+  pid: { type: 'string' }, scopes: { type: 'string' },
   tcti: { type: 'string' }, intent: { type: 'string' }, 'event-log': { type: 'string' }, ima: { type: 'string' }, nvml: { type: 'string' }, output: { type: 'string' },
 } as const;
 
@@ -111,7 +112,8 @@ async function dispatch(cmd: string | undefined, rest: string[], values: Values,
     case 'status':
       return status(socket, json);
     case 'lease':
-      return lease(socket, rest, { json, rule: values.rule, hold: values.hold ?? false, nonce: values.nonce, output: values.output, intent: values.intent });
+      return lease(socket, rest, { json, rule: values.rule, hold: values.hold ?? false, nonce: values.nonce, output: values.output, intent: values.intent,
+        derive: { pid: values.pid, scopes: values.scopes, gpus: values.gpus } });
     case 'run':
       return runCommand(socket, command, values, json);
     case 'audit':

@@ -16,6 +16,11 @@ export const LEASE_HELP = `Usage: attestctl lease <command> [--json]
   renew LEASE_ID                   renew (only the holder process may)
   release LEASE_ID                 release (the holder or a process of its uid)
   watch LEASE_ID                   print events until the lease ends (holder's uid)
+  derive PARENT_ID --pid PID [--scopes S1,S2] [--gpus G1,G2]
+                                   a narrower lease for process PID, which must descend from
+                                   the caller; only the parent's holder process may derive, so
+                                   this works where attestctl itself holds PARENT_ID (programs
+                                   derive through the client libraries)
   verify TOKEN SIGNATURE           check a token (base64) with the daemon's session key
   result LEASE_ID [--nonce HEX] [--output FILE]
                                    an attestation result for a live lease (holder's uid): an
@@ -68,7 +73,8 @@ function follow(client: AttestdClient, leaseId: string, json: boolean, onEvent?:
 }
 
 export async function lease(socket: string, args: string[],
-  opts: { json: boolean; rule?: string; hold: boolean; nonce?: string | undefined; output?: string | undefined; intent?: string | undefined }): Promise<number> {
+  opts: { json: boolean; rule?: string; hold: boolean; nonce?: string | undefined; output?: string | undefined; intent?: string | undefined;
+    derive?: DeriveOptions }): Promise<number> {
   const [sub, ...rest] = args;
   const client = await AttestdClient.connect(socket);
   try {
@@ -96,6 +102,8 @@ export async function lease(socket: string, args: string[],
         }
         return EXIT.OK;
       }
+      case 'derive':
+        return await derive(client, rest[0], opts.derive ?? {}, opts.json);
       case 'watch': {
         const leaseId = rest[0];
         if (!leaseId) return usage('lease watch needs a LEASE_ID');
@@ -157,6 +165,23 @@ function keepRenewed(client: AttestdClient, granted: attestd.lease.v1.Lease.$Pro
     void tick().catch(() => undefined).finally(() => (busy = false));
   }, 250);
   return () => clearInterval(timer);
+}
+
+interface DeriveOptions {
+  pid?: string | undefined;
+  scopes?: string | undefined;
+  gpus?: string | undefined;
+}
+
+const list = (s: string | undefined): string[] => (s ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '');
+
+/** attestctl lease derive PARENT_ID --pid PID [--scopes ...] [--gpus ...]: prints the derived lease. */
+async function derive(client: AttestdClient, parentLeaseId: string | undefined, o: DeriveOptions, json: boolean): Promise<number> {
+  if (!parentLeaseId) return usage('lease derive needs a PARENT_ID');
+  if (!o.pid || !/^[1-9]\d{0,9}$/.test(o.pid)) return usage('lease derive needs --pid PID');
+  const r = await client.call({ deriveLease: { parentLeaseId, childPid: Number(o.pid), scopes: list(o.scopes), gpus: list(o.gpus) } });
+  printLease(r.deriveLease!.lease, json);
+  return EXIT.OK;
 }
 
 function usage(msg: string): number {

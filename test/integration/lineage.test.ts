@@ -85,6 +85,11 @@ describe('lineage', () => {
     expect(claims.workload).toMatchObject({ pid: child.pid });
     // Only the holder derives: the child lease is held by the sleep, not by this process.
     expect(await codeOf(derive(narrow.leaseId!, sleeper().pid!))).toBe('IDENTITY_MISMATCH');
+    // attestctl lease derive is refused unless attestctl itself holds the parent; a bad command line never reaches the daemon.
+    const cli = await attestctl(['lease', 'derive', root.leaseId!, '--pid', String(child.pid), '--scopes', 'net', '--json'], d.socket);
+    expect(cli.code).toBe(4);
+    expect(JSON.parse(cli.stdout)).toMatchObject({ error: 'IDENTITY_MISMATCH' });
+    expect((await attestctl(['lease', 'derive', root.leaseId!], d.socket)).code).toBe(2);
     await client.call({ releaseLease: { leaseId: root.leaseId } });
   }, 30_000);
 
