@@ -8,6 +8,7 @@
 import { attestd } from '../gen/proto.js';
 import { decodeIntent, intentDigest } from '../verify/intent/codec.js';
 import { parseQuoteAttest } from '../verify/tpm-attest.js';
+import { LineageIndex, type LineageStory } from './explain-lineage.js';
 
 import V1 = attestd.audit.v1;
 const Kind = V1.LeaseDecision.Kind;
@@ -37,6 +38,8 @@ export interface LeaseStory {
   renewals: { atMs: number; seq: number; expiresAtMs: number; epoch: EpochStory | undefined }[];
   refusedRenewals: { atMs: number; seq: number; code: string; reason: string }[];
   ended?: { atMs: number; seq: number; how: 'released' | 'revoked' | 'expired'; code: string; reason: string } | undefined;
+  /** The leases it was derived from and those derived from it; absent when there are none. */
+  lineage?: LineageStory | undefined;
 }
 
 export interface IntentStory {
@@ -78,6 +81,8 @@ export class LeaseExplainer {
   private readonly epochs = new Map<string, EpochStory>();
   private story: LeaseStory | undefined;
   private seq = 0;
+  /** Lineage per session: a restart ends every lease, so a lineage never spans two. */
+  private readonly lineages = new Map<number, LineageIndex>();
 
   constructor(private readonly leaseId: string) {}
 
@@ -93,6 +98,7 @@ export class LeaseExplainer {
 
   /** The story, or undefined when the log never granted that lease. */
   finish(): LeaseStory | undefined {
+    if (this.story) this.story.lineage = this.lineages.get(this.story.session)?.story(this.leaseId);
     return this.story;
   }
 
@@ -122,6 +128,11 @@ export class LeaseExplainer {
   }
 
   private decision(d: V1.LeaseDecision, at: number, seq: number): void {
+    if (d.kind === Kind.GRANT && d.parentLeaseId) {
+      let index = this.lineages.get(this.session);
+      if (!index) this.lineages.set(this.session, (index = new LineageIndex()));
+      index.granted(d.leaseId, d.parentLeaseId, d.depth);
+    }
     const mine = d.leaseId === this.leaseId || d.leaseIds.includes(this.leaseId);
     if (!mine) return;
     const epoch = this.epochs.get(`${this.session}/${Number(d.epoch)}`);

@@ -11,7 +11,8 @@ Tells a lease's story from the audit log in DIR (default --dir, $ATTESTD_AUDIT_D
 rule, the epoch it was granted under (when appraised, the quote's TPM clock and PCR digest, each
 kind of evidence and its verdict, the policy file and digest), its execution intent (measured
 and declared artifacts, image, command line, job, labels), every renewal and refused
-renewal with its epoch, and how and why it ended. It reads the log; attestctl audit verify is
+renewal with its epoch, its lineage (the leases it was derived from, parent first, and every
+lease derived from it), and how and why it ended. It reads the log; attestctl audit verify is
 what proves it. Exit codes: 0 found, 1 the log could not be read or holds no such lease, 2 usage.`;
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -41,6 +42,11 @@ function storyText(s: LeaseStory): string {
   }
   for (const r of s.renewals) out += `  renewed ${iso(r.atMs)} (record ${r.seq}), until ${iso(r.expiresAtMs)}\n${epochText(r.epoch)}`;
   for (const r of s.refusedRenewals) out += `  renewal refused ${iso(r.atMs)} (record ${r.seq}): ${r.code} ${r.reason}\n`;
+  if (s.lineage) {
+    const l = s.lineage;
+    out += `  lineage: depth ${l.depth}${l.ancestors.length ? `, derived from ${l.ancestors.join(' <- ')}` : ''}\n`;
+    for (const c of l.descendants) out += `    descendant ${c.leaseId} (depth ${c.depth}, from ${c.parentLeaseId})\n`;
+  }
   out += s.ended ? `  ${s.ended.how} ${iso(s.ended.atMs)} (record ${s.ended.seq})${s.ended.code ? `: ${s.ended.code} ${s.ended.reason}` : ''}\n`
     : '  not ended in this log\n';
   return out;

@@ -158,5 +158,15 @@ describe('lineage', () => {
     rmSync(pem, { force: true });
     expect(v.code, v.stdout + v.stderr).toBe(0);
     expect(JSON.parse(v.stdout)).toMatchObject({ verified: true });
+
+    // audit explain tells the middle generation's ancestors and descendants, and how it ended.
+    const x = await attestctl(['audit', 'explain', ids[1]!, join(stateDir, 'audit'), '--json']);
+    expect(x.code, x.stderr).toBe(0);
+    expect(JSON.parse(x.stdout)).toMatchObject({
+      lineage: { depth: 2, ancestors: [ids[0], root.leaseId], descendants: [{ leaseId: ids[2], parentLeaseId: ids[1], depth: 3 }] },
+      ended: { how: 'revoked', code: 'ANCESTOR_ENDED', reason: `ancestor lease ${root.leaseId} ended` },
+    });
+    const text = await attestctl(['audit', 'explain', root.leaseId!, join(stateDir, 'audit')]);
+    expect(text.stdout).toContain(`lineage: depth 0\n    descendant ${ids[0]} (depth 1, from ${root.leaseId})`);
   }, 60_000);
 });

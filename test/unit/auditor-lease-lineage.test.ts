@@ -55,3 +55,19 @@ describe('audit lease-lineage', () => {
     expect(t.issued(...issue(D.Kind.GRANT, id('d')))).toBeUndefined();
   });
 });
+
+describe('audit explain: lineage', () => {
+  it('names ancestors parent first and every descendant; nothing for a lease without lineage', async () => {
+    const { LineageIndex } = await import('../../daemon/auditor/explain-lineage.js');
+    const x = new LineageIndex();
+    x.granted(id('b'), id('a'), 1);
+    x.granted(id('c'), id('b'), 2);
+    x.granted(id('d'), id('a'), 1);
+    x.granted(id('e'), id('f'), 1);
+    expect(x.story(id('c'))).toEqual({ depth: 2, ancestors: [id('b'), id('a')], descendants: [] });
+    expect(x.story(id('a'))).toEqual({ depth: 0, ancestors: [], descendants: [
+      { leaseId: id('b'), parentLeaseId: id('a'), depth: 1 }, { leaseId: id('c'), parentLeaseId: id('b'), depth: 2 },
+      { leaseId: id('d'), parentLeaseId: id('a'), depth: 1 }] });
+    expect(x.story(id('9'))).toBeUndefined();
+  });
+});
