@@ -259,10 +259,10 @@ class Status:
 
 # Request.call field numbers, and what each call carries (field 1 of the call message).
 _CALLS = {"acquire_lease": 2, "renew_lease": 3, "release_lease": 4, "watch_lease": 5, "get_status": 6,
-          "get_lease_result": 9}
+          "get_lease_result": 9, "derive_lease": 10}
 # Response.result field numbers.
 _RESULTS = {2: "error", 3: "acquire_lease", 4: "renew_lease", 5: "release_lease", 6: "lease_event", 7: "get_status",
-            10: "get_lease_result"}
+            10: "get_lease_result", 11: "derive_lease"}
 
 
 def _encode_intent(intent: dict) -> bytes:
@@ -291,12 +291,27 @@ def _encode_intent(intent: dict) -> bytes:
     return out
 
 
+def _encode_derive(derive: dict) -> bytes:
+    """The DeriveLeaseRequest fields after the parent lease id: the child's pid, then the
+    scopes and GPUs asked for (subsets of the parent's; none for all of them)."""
+    pid = derive.get("child_pid")
+    if not isinstance(pid, int) or not 1 < pid < 1 << 32:
+        raise ValueError("derive needs the child's pid")
+    out = _tag(2, _VARINT) + _varint(pid)
+    for s in derive.get("scopes") or []:
+        out += _len_field(3, s.encode("utf-8"))
+    for g in derive.get("gpus") or []:
+        out += _len_field(4, g.encode("utf-8"))
+    return out
+
+
 def encode_request(request_id: int, call: str, arg: Optional[str] = None, nonce: Optional[bytes] = None,
-                   intent: Optional[dict] = None) -> bytes:
+                   intent: Optional[dict] = None, derive: Optional[dict] = None) -> bytes:
     """A serialized Request. ``arg`` is the rule (acquire_lease) or the lease id (renew, release,
     watch, get_lease_result); ``nonce`` the relying party's nonce (get_lease_result, 8 to 64
-    bytes); ``intent`` an execution intent (acquire_lease, see _encode_intent); proto3 leaves
-    empty values out, as here."""
+    bytes); ``intent`` an execution intent (acquire_lease, see _encode_intent); ``derive`` the
+    child of derive_lease (``arg`` is then the parent lease id; see _encode_derive); proto3
+    leaves empty values out, as here."""
     if call not in _CALLS:
         raise ValueError(f"unknown call {call}")
     if not 0 < request_id < 1 << 64:
@@ -305,11 +320,15 @@ def encode_request(request_id: int, call: str, arg: Optional[str] = None, nonce:
         raise ValueError("a nonce is for get_lease_result only, 8 to 64 bytes")
     if intent is not None and call != "acquire_lease":
         raise ValueError("an intent is for acquire_lease only")
+    if (derive is not None) != (call == "derive_lease"):
+        raise ValueError("derive_lease takes a child, and only it")
     body = _len_field(1, arg.encode("utf-8")) if arg else b""
     if nonce:
         body += _len_field(2, bytes(nonce))
     if intent is not None:
         body += _len_field(3, _encode_intent(intent))
+    if derive is not None:
+        body += _encode_derive(derive)
     return _tag(1, _VARINT) + _varint(request_id) + _len_field(_CALLS[call], body)
 
 
@@ -329,7 +348,7 @@ def decode_response(buf: bytes) -> Tuple[int, str, object]:
     m = _msg(f, number) or {}
     if name == "error":
         return rid, name, AttestdError(_str(m, 1) or "INTERNAL", _str(m, 2))
-    if name in ("acquire_lease", "renew_lease"):
+    if name in ("acquire_lease", "renew_lease", "derive_lease"):
         lf = _msg(m, 1)
         if lf is None:
             raise DecodeError(f"{name} without a lease")
@@ -407,6 +426,13 @@ class AttestdClient:
         ``intent``: an execution intent in the JSON form of ``attestctl --intent`` files."""
         return self._call("acquire_lease", rule, intent=intent)
 
+    def derive(self, parent_id: str, pid: int, scopes: Optional[List[str]] = None, gpus: Optional[List[str]] = None) -> Lease:
+        """A narrower lease, derived from ``parent_id`` (held by this very process), for the
+        process ``pid``, which must descend from this one: at most the parent's ``scopes`` and
+        ``gpus`` (none asked: all of them). The child holds it: it renews, releases and derives
+        further itself, and the lease ends whenever the parent does."""
+        return self._call("derive_lease", parent_id, derive={"child_pid": pid, "scopes": scopes or [], "gpus": gpus or []})
+
     def renew(self, lease_id: str) -> Lease:
         return self._call("renew_lease", lease_id)
 
@@ -441,7 +467,7 @@ class AttestdClient:
         return self._closed is not None
 
     def _call(self, call: str, arg: Optional[str] = None, on_push=None, nonce: Optional[bytes] = None,
-              intent: Optional[dict] = None):
+              intent: Optional[dict] = None, derive: Optional[dict] = None):
         with self._lock:
             if self._closed is not None:
                 raise AttestdUnavailable(self._closed)
@@ -451,7 +477,7 @@ class AttestdClient:
             self._pending[rid] = pending
         try:
             with self._send_lock:
-                self._sock.sendall(frame(encode_request(rid, call, arg, nonce, intent)))
+                self._sock.sendall(frame(encode_request(rid, call, arg, nonce, intent, derive)))
         except OSError as e:
             self._fail(f"connection to attestd lost: {e}")
         if not pending.done.wait(self.timeout):

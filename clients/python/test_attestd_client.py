@@ -49,7 +49,7 @@ class GoldenTest(unittest.TestCase):
         for r in self.golden["requests"]:
             with self.subTest(call=r["call"], arg=r["arg"]):
                 nonce = bytes.fromhex(r["nonce"]) if r.get("nonce") else None
-                self.assertEqual(encode_request(int(r["id"]), r["call"], r["arg"], nonce, r.get("intent")).hex(), r["hex"])
+                self.assertEqual(encode_request(int(r["id"]), r["call"], r["arg"], nonce, r.get("intent"), r.get("derive")).hex(), r["hex"])
 
     def test_responses_decode_like_attestd(self):
         seen = set()
@@ -61,13 +61,13 @@ class GoldenTest(unittest.TestCase):
                 self.assertEqual(name, r["result"])
                 self.check_value(name, value, r.get("expect"))
         self.assertTrue({"error", "acquire_lease", "renew_lease", "release_lease", "lease_event", "get_status",
-                         "unknown"} <= seen)
+                         "derive_lease", "unknown"} <= seen)
 
     def check_value(self, name, value, expect):
         if name == "error":
             self.assertIsInstance(value, AttestdError)
             self.assertEqual((value.code, value.message), (expect["code"], expect["message"]))
-        elif name in ("acquire_lease", "renew_lease"):
+        elif name in ("acquire_lease", "renew_lease", "derive_lease"):
             self.assertEqual(_lease_dict(value), expect)
         elif name == "lease_event":
             self.assertEqual((value.kind_name, value.lease_id, value.reason_code, value.reason),
@@ -142,6 +142,12 @@ class WireTest(unittest.TestCase):
             encode_request(0, "get_status")
         with self.assertRaises(ValueError):
             encode_request(1, "no_such_call")
+        with self.assertRaises(ValueError):
+            encode_request(1, "derive_lease", "ab" * 16)
+        with self.assertRaises(ValueError):
+            encode_request(1, "derive_lease", "ab" * 16, derive={"child_pid": 1})
+        with self.assertRaises(ValueError):
+            encode_request(1, "renew_lease", "ab" * 16, derive={"child_pid": 42})
         with self.assertRaises(ValueError):
             ac.frame(b"\x00" * (ac.MAX_FRAME + 1))
 
@@ -243,6 +249,32 @@ class LiveDaemonTest(unittest.TestCase):
         with self.assertRaises(AttestdError) as ctx:
             self.client.renew(got.lease_id)
         self.assertEqual(ctx.exception.code, "LEASE_NOT_FOUND")
+
+    def test_derive_for_a_child_process(self):
+        got = self.client.acquire()
+        child = subprocess.Popen(["sleep", "30"])
+        try:
+            with self.assertRaises(AttestdError) as ctx:
+                self.client.derive(got.lease_id, child.pid, scopes=["not-the-parents"])
+            self.assertEqual(ctx.exception.code, "LINEAGE_NOT_SUBSET")
+            with self.assertRaises(AttestdError) as ctx:
+                self.client.derive(got.lease_id, os.getppid())
+            self.assertEqual(ctx.exception.code, "LINEAGE_NOT_DESCENDANT")
+            derived = self.client.derive(got.lease_id, child.pid)
+            self.assertRegex(derived.lease_id, r"^[0-9a-f]{32}$")
+            self.assertNotEqual(derived.lease_id, got.lease_id)
+            self.assertEqual((derived.rule, derived.scopes), ("tests", ["gpu:all"]))
+            self.assertLessEqual(derived.expires_at_ms, got.expires_at_ms)
+            ended = []
+            self.client.watch(derived.lease_id, ended.append)
+            self.client.release(got.lease_id)
+            end = time.time() + 5
+            while not ended and time.time() < end:
+                time.sleep(0.05)
+            self.assertEqual((ended[0].kind_name, ended[0].reason_code), ("REVOKED", "ANCESTOR_ENDED"))
+        finally:
+            child.kill()
+            child.wait()
 
     def test_result_for_a_held_lease(self):
         got = self.client.acquire()

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { attestd } from '../../daemon/gen/proto.js';
-import { sharedDaemon } from '../helpers/daemon.js';
+import { sharedDaemon, testPolicy } from '../helpers/daemon.js';
 
 const v1 = attestd.lease.v1;
 const PY_DIR = resolve(import.meta.dirname, '../../clients/python');
@@ -24,7 +24,7 @@ function goldenRequests() {
     image_digest: `sha256:${'cd'.repeat(32)}`, job_id: 'job-7', labels: { team: 'ml', 'ключ': 'значение' } };
   const intentProto = { artifacts: [{ name: 'weights', path: '/models/w.safetensors' }, { sha256: Buffer.from('ab'.repeat(32), 'hex') }],
     imageDigest: intent.image_digest, jobId: intent.job_id, labels: intent.labels };
-  const cases: { id: number; call: string; arg: string | null; nonce?: string; intent?: object; req: attestd.lease.v1.IRequest }[] = [
+  const cases: { id: number; call: string; arg: string | null; nonce?: string; intent?: object; derive?: object; req: attestd.lease.v1.IRequest }[] = [
     { id: 1, call: 'get_status', arg: null, req: { getStatus: {} } },
     { id: 2, call: 'acquire_lease', arg: null, req: { acquireLease: {} } },
     { id: 300, call: 'acquire_lease', arg: 'trainer', req: { acquireLease: { rule: 'trainer' } } },
@@ -36,8 +36,13 @@ function goldenRequests() {
     { id: 130, call: 'get_lease_result', arg: '34'.repeat(16), nonce: 'ab'.repeat(16),
       req: { getLeaseResult: { leaseId: '34'.repeat(16), nonce: Buffer.from('ab'.repeat(16), 'hex') } } },
     { id: 131, call: 'acquire_lease', arg: 'trainer', intent, req: { acquireLease: { rule: 'trainer', intent: intentProto } } },
+    { id: 132, call: 'derive_lease', arg: '56'.repeat(16), derive: { child_pid: 4_194_303 },
+      req: { deriveLease: { parentLeaseId: '56'.repeat(16), childPid: 4_194_303 } } },
+    { id: 133, call: 'derive_lease', arg: '78'.repeat(16), derive: { child_pid: 77, scopes: ['net', 'gpu:0'], gpus: ['0', 'GPU-ab'] },
+      req: { deriveLease: { parentLeaseId: '78'.repeat(16), childPid: 77, scopes: ['net', 'gpu:0'], gpus: ['0', 'GPU-ab'] } } },
   ];
-  return cases.map(({ id, call, arg, nonce, intent: i, req }) => ({ id: String(id), call, arg, nonce, intent: i, hex: hex(v1.Request.encode({ id, ...req }).finish()) }));
+  return cases.map(({ id, call, arg, nonce, intent: i, derive, req }) => ({ id: String(id), call, arg, nonce, intent: i, derive,
+    hex: hex(v1.Request.encode({ id, ...req }).finish()) }));
 }
 
 function goldenResponses() {
@@ -60,6 +65,7 @@ function goldenResponses() {
       session_public_key: hex(status.sessionPublicKey), ak_public_pem: status.akPublicPem, policy_sha256: hex(status.policySha256), active_leases: 3,
     } },
     { id: 11, result: 'get_status', res: { getStatus: {} }, expect: { state: 'STATE_UNSPECIFIED', epoch: '0', reasons: [], appraised_at_ms: 0, valid_until_ms: 0, session_public_key: '', ak_public_pem: '', policy_sha256: '', active_leases: 0 } },
+    { id: 14, result: 'derive_lease', res: { deriveLease: { lease } }, expect: leaseView },
     { id: 13, result: 'get_lease_result', res: { getLeaseResult: { bundle: '{"attestd_result":"bundle/v1"}' } }, expect: { bundle: '{"attestd_result":"bundle/v1"}' } },
     // A result this client does not decode (VerifyLease): reported as unknown, not an error.
     { id: 12, result: 'unknown', res: { verifyLease: { signatureValid: true, live: true } } },
@@ -82,7 +88,8 @@ function python(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 90_000): Pro
 }
 
 describe('Python client', () => {
-  const env = sharedDaemon();
+  // Version 2 with a lineage, so the client's derive is answered with a lease.
+  const env = sharedDaemon(testPolicy({ extra: '    lineage: { max_depth: 1 }' }).replace('version: 1', 'version: 2'));
   let dir = '';
   let golden = '';
 
