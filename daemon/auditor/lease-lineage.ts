@@ -26,8 +26,12 @@ export class LineageTracker {
   /** Leases whose ancestor ended while they still lived, and that ancestor. */
   private readonly owed = new Map<string, string>();
 
-  /** Why a grant or renewal breaks lineage, or undefined; remembers the lease as issued. */
-  issued(d: attestd.audit.v1.LeaseDecision, claims: attestd.lease.v1.LeaseToken): string | undefined {
+  /**
+   * Why a grant or renewal breaks lineage, or undefined; remembers the lease as issued.
+   * `maxDepth`: the lineage.max_depth of the token's rule under the policy it names, when the
+   * log holds that policy.
+   */
+  issued(d: attestd.audit.v1.LeaseDecision, claims: attestd.lease.v1.LeaseToken, maxDepth?: number): string | undefined {
     const [first] = this.owed;
     if (first) return `lease ${first[0]} outlived its ancestor ${first[1]}`;
     const id = d.leaseId;
@@ -40,6 +44,7 @@ export class LineageTracker {
       root: claims.rootLeaseId ?? '', parent, ended: false };
     const problem = parent === '' && depth === 0 && lease.root === '' ? undefined : this.derivedProblem(id, lease, Number(claims.issuedAtMs));
     if (problem) return problem;
+    if (maxDepth !== undefined && depth > maxDepth) return `lease ${id}: depth ${depth} beyond rule ${claims.rule}'s lineage.max_depth ${maxDepth}`;
     const before = this.leases.get(id);
     if (before && (before.parent !== parent || before.depth !== depth || before.root !== lease.root)) return `lease ${id}: renewed with another lineage`;
     this.leases.set(id, lease);

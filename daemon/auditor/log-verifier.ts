@@ -43,6 +43,8 @@ import type { GpuTrust } from '../appraisal/gpu-reports.js';
 import { RootWindow } from '../verify/merkle/root-window.js';
 import { Session } from './session.js';
 import { recordedIntentProblem } from './lease-intent.js';
+import { maxDepthOf } from '../policy/lineage.js';
+import type { LoadedPolicy } from '../policy/types.js';
 import { AuditFailure, type Check, type Summary, type Where } from './report.js';
 
 const Kind = attestd.audit.v1.LeaseDecision.Kind;
@@ -390,7 +392,7 @@ export class LogVerifier {
     }
     const intentProblem = recordedIntentProblem(d, claims, s.policy, this.leaseIntents, d.kind === Kind.GRANT);
     if (intentProblem) this.fail('lease-intent', intentProblem);
-    const lineageProblem = s.lineage.issued(d, claims);
+    const lineageProblem = s.lineage.issued(d, claims, maxDepthUnder(s.policy, claims));
     if (lineageProblem) this.fail('lease-lineage', lineageProblem);
   }
 
@@ -455,4 +457,11 @@ export class LogVerifier {
   private fail(check: Check, message: string, where: Partial<Where> = {}): never {
     throw new AuditFailure(check, message, { ...this.where, ...where });
   }
+}
+
+/** The lineage.max_depth of the token's rule under the policy the session loaded, when the token names that policy. */
+function maxDepthUnder(policy: LoadedPolicy | undefined, claims: attestd.lease.v1.LeaseToken): number | undefined {
+  if (!policy || !policy.digest.equals(Buffer.from(claims.policySha256))) return undefined;
+  const rule = policy.policy.rules.find((r) => r.name === claims.rule);
+  return rule ? maxDepthOf(rule) : undefined;
 }

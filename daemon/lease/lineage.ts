@@ -31,11 +31,16 @@ interface ParentTerms {
 
 /** The child's place under `parent`, or LINEAGE_NOT_ALLOWED / LINEAGE_TOO_DEEP under the rule's limit. */
 export function childLink(parent: ParentTerms, rule: Rule): LineageLink {
+  const depth = (parent.lineage?.depth ?? 0) + 1;
+  checkDepth(depth, rule);
+  return { parentId: parent.id, rootId: parent.lineage?.rootId ?? parent.id, depth };
+}
+
+/** A derived lease of `depth` under `rule`: LINEAGE_NOT_ALLOWED without a lineage, LINEAGE_TOO_DEEP beyond it. */
+export function checkDepth(depth: number, rule: Rule): void {
   const max = maxDepthOf(rule);
   if (max === 0) throw new AttestdError('LINEAGE_NOT_ALLOWED', `rule ${rule.name} allows no derived lease`);
-  const depth = (parent.lineage?.depth ?? 0) + 1;
   if (depth > max) throw new AttestdError('LINEAGE_TOO_DEEP', `a lease of depth ${depth} is deeper than rule ${rule.name} allows (${max})`);
-  return { parentId: parent.id, rootId: parent.lineage?.rootId ?? parent.id, depth };
 }
 
 /** The scopes asked for, each one the parent's; all of the parent's when none is asked. */

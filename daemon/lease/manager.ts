@@ -25,7 +25,7 @@ import { LeaseTable } from './table.js';
 import { addWatcher, tell, tellEnd } from './watchers.js';
 import { checkIntent } from '../policy/intent.js';
 import { recordedIntent, type IntentResolver, type RecordedIntent } from './intent.js';
-import { childGpus, childLink, childScopes, type DeriveWants, type LineageLink } from './lineage.js';
+import { checkDepth, childGpus, childLink, childScopes, type DeriveWants, type LineageLink } from './lineage.js';
 import { endDescendants, revokeWithLineage } from './lineage-end.js';
 
 export interface LeaseManagerOptions {
@@ -167,8 +167,10 @@ export class LeaseManager {
       // The intent the lease was granted with must still satisfy the rule as it is now.
       checkIntent(terms.rule.intent, lease.intent?.intent);
       refuseWhenLogFull(full);
-      // A derived lease is renewed only while its parent lives (and never past it, below).
+      // A derived lease is renewed only while its parent lives (and never past it, below), and
+      // only while the rule as it is now still allows its depth.
       this.liveParent(lease.lineage);
+      if (lease.lineage) checkDepth(lease.lineage.depth, terms.rule);
       lease.ttlMs = terms.rule.ttlMs;
       // A derived lease keeps its narrower scopes, as far as the rule still grants them.
       lease.scopes = lease.lineage ? lease.scopes.filter((s) => terms.rule.scopes.includes(s)) : terms.rule.scopes;

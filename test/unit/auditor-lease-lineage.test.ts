@@ -44,6 +44,13 @@ describe('audit lease-lineage', () => {
     expect(released.issued(...child(id('b'), id('a'), id('a'), 1))).toMatch(/ended/);
   });
 
+  it('refuses a depth beyond the rule\'s lineage.max_depth under the recorded policy', () => {
+    const t = new LineageTracker();
+    t.issued(...issue(D.Kind.GRANT, id('a')), 0);
+    expect(t.issued(...child(id('b'), id('a'), id('a'), 1), 0)).toMatch(/max_depth 0/);
+    expect(t.issued(...child(id('b'), id('a'), id('a'), 1), 1)).toBeUndefined();
+  });
+
   it('a lease whose ancestor ended must end before the next grant or renewal', () => {
     const t = new LineageTracker();
     t.issued(...issue(D.Kind.GRANT, id('a')));

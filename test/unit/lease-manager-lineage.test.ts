@@ -33,10 +33,12 @@ const is = (who: WorkloadIdentity) => async () => who;
 let now: number;
 let records: AuditBody[];
 let m: LeaseManager;
+let policies: PolicyHolder;
 beforeEach(() => {
   now = 1_000_000;
   records = [];
-  m = new LeaseManager({ signer, now: () => now, policy: new PolicyHolder(policy),
+  policies = new PolicyHolder(policy);
+  m = new LeaseManager({ signer, now: () => now, policy: policies,
     audit: async (b) => { records.push(b); return records.length - 1; } });
   m.applyEpoch(passing(1, now));
 });
@@ -110,6 +112,18 @@ describe('lease manager: derive', () => {
     const renewed = await m.renew(child, c.leaseId);
     expect(renewed.expiresAtMs).toBe(root.expiresAtMs);
     expect(renewed.scopes).toEqual(['gpu:all', 'net']);
+  });
+
+  it('renews a derived lease only while the rule as it is now allows its depth', async () => {
+    const root = await m.acquire(alice);
+    const c = await m.derive(alice, root.leaseId, is(child), all);
+    const [trainer, flat] = policy.policy.rules;
+    policies.load({ ...policy, policy: { ...policy.policy, rules: [{ ...trainer!, lineage: undefined }, flat!] } });
+    await expect(m.renew(child, c.leaseId)).rejects.toMatchObject({ code: 'LINEAGE_NOT_ALLOWED' });
+    expect(records.at(-1)!.leaseDecision).toMatchObject({ kind: 4, leaseId: c.leaseId, reasonCode: 'LINEAGE_NOT_ALLOWED' });
+    expect((await m.renew(alice, root.leaseId)).leaseId).toBe(root.leaseId);
+    policies.load(policy);
+    expect((await m.renew(child, c.leaseId)).leaseId).toBe(c.leaseId);
   });
 
   it('release of a parent ends every descendant at once: ANCESTOR_ENDED naming it, told and recorded', async () => {
