@@ -7,7 +7,8 @@ import type { EpochState } from '../../daemon/appraisal/epoch-state.js';
 import type { LoadedPolicy } from '../../daemon/policy/types.js';
 import type { WorkloadIdentity } from '../../daemon/base/workload-identity.js';
 import type { AuditBody } from '../../daemon/audit/log.js';
-import { ed25519PublicKey, verifyLeaseToken } from '../../daemon/verify/lease-token.js';
+import { ed25519PublicKey, TOKEN_CONTEXT, verifyLeaseToken } from '../../daemon/verify/lease-token.js';
+import { attestd } from '../../daemon/gen/proto.js';
 import { childGpus, childLink, childScopes } from '../../daemon/lease/lineage.js';
 import { AttestdError } from '../../daemon/base/errors.js';
 
@@ -62,6 +63,23 @@ describe('lineage checks', () => {
     expect(childGpus(parent, ['gpu-1'], epoch)).toEqual(['GPU-1']);
     expect(() => childGpus(parent, ['GPU-3'], epoch)).toThrow(expect.objectContaining({ code: 'LINEAGE_NOT_SUBSET' }));
     expect(() => childGpus({ ...parent, gpus: [] }, ['0'], epoch)).toThrow(expect.objectContaining({ code: 'LINEAGE_NOT_SUBSET' }));
+  });
+});
+
+describe('lineage in a token', () => {
+  const sign = (fields: Record<string, unknown>) => {
+    const token = attestd.lease.v1.LeaseToken.encode({ version: 1, leaseId: 'a'.repeat(32), sessionPublicKey: signer.publicKey(), ...fields }).finish();
+    return verifyLeaseToken(token, signer.sign(Buffer.concat([TOKEN_CONTEXT, token])), ed25519PublicKey(signer.publicKey()), signer.publicKey());
+  };
+  it('is all or nothing, and consistent, or the token does not verify though signed', () => {
+    expect(sign({})).toBeDefined();
+    expect(sign({ parentLeaseId: 'b'.repeat(32), rootLeaseId: 'b'.repeat(32), depth: 1 })).toBeDefined();
+    expect(sign({ parentLeaseId: 'b'.repeat(32), rootLeaseId: 'c'.repeat(32), depth: 2 })).toBeDefined();
+    for (const bad of [{ depth: 1 }, { parentLeaseId: 'b'.repeat(32) }, { rootLeaseId: 'b'.repeat(32) },
+      { parentLeaseId: 'b'.repeat(32), rootLeaseId: 'c'.repeat(32), depth: 1 }, { parentLeaseId: 'b'.repeat(32), rootLeaseId: 'b'.repeat(32), depth: 2 },
+      { parentLeaseId: 'B'.repeat(32), rootLeaseId: 'B'.repeat(32), depth: 1 }, { parentLeaseId: 'a'.repeat(32), rootLeaseId: 'a'.repeat(32), depth: 1 }]) {
+      expect(sign(bad)).toBeUndefined();
+    }
   });
 });
 
