@@ -195,6 +195,27 @@ describe('lease manager: derive', () => {
     expect(h.activeCount).toBe(0);
   });
 
+  it('a parent that expires first (renewed to a shorter term) takes its child with it', async () => {
+    const root = await m.acquire(alice);
+    const c = await m.derive(alice, root.leaseId, is(child), all);
+    const events: LeaseEvent[] = [];
+    m.watch(child, c.leaseId, (e) => events.push(e));
+    now += 1000;
+    m.applyEpoch(passing(2, now));
+    const [trainer, flat] = policy.policy.rules;
+    policies.load({ ...policy, policy: { ...policy.policy, rules: [{ ...trainer!, ttlMs: 2000 }, flat!] } });
+    const renewed = await m.renew(alice, root.leaseId);
+    expect(renewed.expiresAtMs).toBeLessThan(c.expiresAtMs);
+    now = renewed.expiresAtMs + 1;
+    m.sweep();
+    expect(m.isLive(root.leaseId)).toBe(false);
+    expect(m.isLive(c.leaseId)).toBe(false);
+    expect(events).toEqual([{ kind: 'REVOKED', leaseId: c.leaseId, reasonCode: 'ANCESTOR_ENDED', reason: `ancestor lease ${root.leaseId} ended` }]);
+    await settle();
+    const kinds = records.slice(-2).map((r) => r.leaseDecision!.kind);
+    expect(kinds).toEqual([7, 6]);
+  });
+
   it('a derivation in flight when its parent ends is not granted', async () => {
     const root = await m.acquire(alice);
     let release!: () => void;
