@@ -402,6 +402,9 @@ export namespace attestd {
                 /** AcquireLeaseRequest intent. */
                 intent?: (attestd.lease.v1.Intent.$Properties|null);
 
+                /** AcquireLeaseRequest authorizations. */
+                authorizations: string[];
+
                 /**
                  * Creates a new AcquireLeaseRequest instance using the specified properties.
                  * @param [properties] Properties to set
@@ -449,6 +452,9 @@ export namespace attestd {
 
                     /** AcquireLeaseRequest intent */
                     intent?: (attestd.lease.v1.Intent.$Properties|null);
+
+                    /** AcquireLeaseRequest authorizations */
+                    authorizations?: (string[]|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
@@ -4299,6 +4305,9 @@ export namespace attestd {
                 /** LeaseDecision intent. */
                 intent: Uint8Array;
 
+                /** LeaseDecision authorizations. */
+                authorizations: string[];
+
                 /**
                  * Creates a new LeaseDecision instance using the specified properties.
                  * @param [properties] Properties to set
@@ -4379,6 +4388,9 @@ export namespace attestd {
 
                     /** LeaseDecision intent */
                     intent?: (Uint8Array|null);
+
+                    /** LeaseDecision authorizations */
+                    authorizations?: (string[]|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];

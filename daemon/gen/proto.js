@@ -926,6 +926,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {string|null} [rule] AcquireLeaseRequest rule
                  * @property {Array.<string>|null} [gpus] AcquireLeaseRequest gpus
                  * @property {attestd.lease.v1.Intent.$Properties|null} [intent] AcquireLeaseRequest intent
+                 * @property {Array.<string>|null} [authorizations] AcquireLeaseRequest authorizations
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -952,6 +953,7 @@ export const attestd = $root.attestd = (() => {
                  */
                 const AcquireLeaseRequest = function (properties) {
                     this.gpus = [];
+                    this.authorizations = [];
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -981,6 +983,14 @@ export const attestd = $root.attestd = (() => {
                  * @instance
                  */
                 AcquireLeaseRequest.prototype.intent = null;
+
+                /**
+                 * AcquireLeaseRequest authorizations.
+                 * @member {Array.<string>} authorizations
+                 * @memberof attestd.lease.v1.AcquireLeaseRequest
+                 * @instance
+                 */
+                AcquireLeaseRequest.prototype.authorizations = $util.emptyArray;
 
                 /**
                  * Creates a new AcquireLeaseRequest instance using the specified properties.
@@ -1021,6 +1031,9 @@ export const attestd = $root.attestd = (() => {
                             writer.uint32(/* id 2, wireType 2 =*/18).string(message.gpus[i]);
                     if (message.intent != null && $Object.hasOwnProperty.call(message, "intent"))
                         $root.attestd.lease.v1.Intent.encode(message.intent, writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
+                    if (message.authorizations != null && message.authorizations.length)
+                        for (let i = 0; i < message.authorizations.length; ++i)
+                            writer.uint32(/* id 4, wireType 2 =*/34).string(message.authorizations[i]);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -1086,6 +1099,14 @@ export const attestd = $root.attestd = (() => {
                                 if (wireType !== 2)
                                     break;
                                 message.intent = $root.attestd.lease.v1.Intent.decode(reader, reader.size(), $undefined, _depth + 1, message.intent);
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.authorizations && message.authorizations.length))
+                                    message.authorizations = [];
+                                message.authorizations.push(reader.stringVerify());
                                 continue;
                             }
                         }
@@ -10521,6 +10542,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {boolean|null} [underUpdateWindow] LeaseDecision underUpdateWindow
                  * @property {attestd.audit.v1.DenialRepeats.$Properties|null} [repeats] LeaseDecision repeats
                  * @property {Uint8Array|null} [intent] LeaseDecision intent
+                 * @property {Array.<string>|null} [authorizations] LeaseDecision authorizations
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -10547,6 +10569,7 @@ export const attestd = $root.attestd = (() => {
                  */
                 const LeaseDecision = function (properties) {
                     this.leaseIds = [];
+                    this.authorizations = [];
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -10666,6 +10689,14 @@ export const attestd = $root.attestd = (() => {
                 LeaseDecision.prototype.intent = $util.newBuffer([]);
 
                 /**
+                 * LeaseDecision authorizations.
+                 * @member {Array.<string>} authorizations
+                 * @memberof attestd.audit.v1.LeaseDecision
+                 * @instance
+                 */
+                LeaseDecision.prototype.authorizations = $util.emptyArray;
+
+                /**
                  * Creates a new LeaseDecision instance using the specified properties.
                  * @function create
                  * @memberof attestd.audit.v1.LeaseDecision
@@ -10726,6 +10757,9 @@ export const attestd = $root.attestd = (() => {
                         $root.attestd.audit.v1.DenialRepeats.encode(message.repeats, writer.uint32(/* id 13, wireType 2 =*/106).fork(), _depth + 1).ldelim();
                     if (message.intent != null && $Object.hasOwnProperty.call(message, "intent") && message.intent.length)
                         writer.uint32(/* id 14, wireType 2 =*/114).bytes(message.intent);
+                    if (message.authorizations != null && message.authorizations.length)
+                        for (let i = 0; i < message.authorizations.length; ++i)
+                            writer.uint32(/* id 15, wireType 2 =*/122).string(message.authorizations[i]);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -10884,6 +10918,14 @@ export const attestd = $root.attestd = (() => {
                                     message.intent = value;
                                 else
                                     delete message.intent;
+                                continue;
+                            }
+                        case 15: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.authorizations && message.authorizations.length))
+                                    message.authorizations = [];
+                                message.authorizations.push(reader.stringVerify());
                                 continue;
                             }
                         }

@@ -6,6 +6,7 @@
 import { parseDuration } from './duration.js';
 import { bootPolicy, cvmPolicy, digests, gpuPolicy, imaPolicy, pcrRequirements, ruleGpus, updateWindow } from './build-v2.js';
 import { intentConstraints } from './intent.js';
+import { authorizationRequirement } from './authorization.js';
 import type { Policy, Rule, RuleMatch } from './types.js';
 
 type Obj = Record<string, unknown>;
@@ -47,6 +48,8 @@ function rule(raw: Obj): Rule {
   if (gpus !== undefined) out.gpus = gpus;
   const intent = field<Obj>(raw, 'intent');
   if (intent !== undefined) out.intent = intentConstraints(intent);
+  const authorization = field<Obj>(raw, 'authorization');
+  if (authorization !== undefined) out.authorization = authorizationRequirement(authorization);
   return out;
 }
 

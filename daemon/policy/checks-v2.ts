@@ -61,6 +61,7 @@ export function v2Problems(value: unknown, tree: SourceTree): Located[] {
   const rules = own(value, 'rules');
   if (Array.isArray(rules)) rules.forEach((rule, i) => ruleGpus(rule, i, versionOne, check.report));
   if (Array.isArray(rules) && versionOne) rules.forEach((rule, i) => ruleIntent(rule, i, check.report));
+  if (Array.isArray(rules) && versionOne) rules.forEach((rule, i) => ruleAuthorization(rule, i, check.report));
   const window = own(value, 'update_window');
   if (isObj(window)) updateWindow(window, own(value, 'pcrs'), check);
   const boot = own(value, 'boot');
@@ -85,6 +86,13 @@ function versionOneSections(value: Obj, report: Report): void {
 function ruleIntent(rule: unknown, i: number, report: Report): void {
   if (isObj(rule) && own(rule, 'intent') !== undefined) {
     report(['rules', i, 'intent'], 'expected version: 2 for a rule\'s intent; a version 1 policy does not have it', true);
+  }
+}
+
+/** A rule's authorization requirement exists only in version 2. */
+function ruleAuthorization(rule: unknown, i: number, report: Report): void {
+  if (isObj(rule) && own(rule, 'authorization') !== undefined) {
+    report(['rules', i, 'authorization'], 'expected version: 2 for a rule\'s authorization; a version 1 policy does not have it', true);
   }
 }
 

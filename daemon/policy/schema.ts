@@ -12,6 +12,7 @@
  * becomes a regular expression.
  */
 import { RULE_INTENT_SCHEMA } from './intent.js';
+import { RULE_AUTHORIZATION_SCHEMA } from './authorization.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import {
@@ -112,6 +113,7 @@ export const POLICY_SCHEMA = {
             },
           },
           intent: RULE_INTENT_SCHEMA,
+          authorization: RULE_AUTHORIZATION_SCHEMA,
         },
       },
     },

@@ -4,6 +4,7 @@
  * digests are raw bytes; nothing here still looks like YAML.
  */
 import type { IntentConstraints } from './intent.js';
+import type { AuthorizationRequirement } from './authorization.js';
 import type { HashAlg } from '../verify/tpm-alg.js';
 import type { PcrBank } from '../verify/pcr.js';
 
@@ -44,6 +45,8 @@ export interface Rule {
   gpus?: RuleGpus;
   /** Version 2: what the rule requires of the execution intent (intent.ts); absent, nothing. */
   intent?: IntentConstraints;
+  /** Version 2: the signed authorizations a grant needs (authorization.ts); absent, none. */
+  authorization?: AuthorizationRequirement;
 }
 
 /** Values also accepted, until a deadline, while a planned update rolls out. */
