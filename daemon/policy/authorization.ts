@@ -6,34 +6,15 @@
  * and folded in here (as reference-value files are), so the auditor folds in the recorded copies.
  */
 import type { Schema } from './schema-parts.js';
+import type { AuthorizationIssuer, AuthorizationRequirement } from '../verify/authorization/trust.js';
+
+export type { AuthorizationIssuer, AuthorizationRequirement };
 
 /** Signature algorithms an issuer may use; the policy narrows them, never widens them. */
 export const AUTHZ_ALGORITHMS = ['ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519', 'PS256', 'PS384', 'PS512', 'RS256', 'RS384', 'RS512'] as const;
 export const DEFAULT_AUTHZ_ALGORITHMS = ['ES256', 'ES384', 'EdDSA', 'Ed25519'];
 export const MAX_AUTHZ_ISSUERS = 8;
 export const MAX_REVOKED_IDS = 4096;
-
-export interface AuthorizationIssuer {
-  /** The issuer's name; an authorization names it in its `iss` claim. */
-  name: string;
-  /** Exactly one of the three: a public JWK written in the policy, */
-  jwk?: Record<string, unknown>;
-  /** a PEM (SPKI) public key file, or a JWKS file, relative to the policy file; */
-  keyFile?: string;
-  jwksFile?: string;
-  /** and the text of that file, folded in at load (foldIssuerFiles). */
-  fileText?: string;
-}
-
-export interface AuthorizationRequirement {
-  issuers: AuthorizationIssuer[];
-  /** all: one valid authorization from every issuer; any: from at least one. */
-  require: 'all' | 'any';
-  /** The `aud` every authorization must name: this host's id as the operator chose it. */
-  audience: string;
-  algorithms: string[];
-  revokedIds: string[];
-}
 
 const fileName = { type: 'string', pattern: '^[\\x21-\\x7e]{1,1024}$', description: 'a file name, relative to the policy file' };
 
@@ -52,6 +33,7 @@ export const RULE_AUTHORIZATION_SCHEMA: Schema = {
           name: { type: 'string', pattern: '^[\\x21-\\x7e]{1,128}$', description: 'an issuer name of 1 to 128 printable ASCII characters' },
           jwk: {
             type: 'object', description: 'a public JSON Web Key (kty and its public parameters)', required: ['kty'], maxProperties: 16,
+            properties: { kty: { enum: ['EC', 'OKP', 'RSA'], description: 'EC, OKP or RSA' } },
             additionalProperties: { type: 'string', maxLength: 4096, description: 'a string' },
           },
           key_file: fileName,
