@@ -9,6 +9,7 @@ import type { SignedToken } from './token.js';
 import type { LeaseEvent, LeaseView } from './types.js';
 import type { Terms } from './checks.js';
 import type { RecordedIntent } from './intent.js';
+import type { LeaseAuthorization } from './authorization.js';
 
 export interface LiveLease {
   id: string;
@@ -25,6 +26,8 @@ export interface LiveLease {
   token: SignedToken;
   /** The execution intent it was granted with, kept by every renewal. */
   intent?: RecordedIntent;
+  /** The signed authorizations it was granted with, kept by every renewal. */
+  authorization?: LeaseAuthorization;
   /** false until the grant is durable; revocation still sees it. */
   granted: boolean;
   revoked?: { code: ErrorCode; reason: string };

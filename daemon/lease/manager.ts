@@ -26,6 +26,8 @@ import { LeaseTable } from './table.js';
 import { addWatcher, tell, tellEnd } from './watchers.js';
 import { checkIntent } from '../policy/intent.js';
 import { recordedIntent, type IntentResolver, type RecordedIntent } from './intent.js';
+import { checkStillAuthorized, grantAuthorization, preverify, type LeaseAuthorization, type Preverified } from './authorization.js';
+import { MemoryAuthorizationIds, type AuthorizationIds } from './authz-replay.js';
 
 export interface LeaseManagerOptions {
   signer: Signer;
@@ -52,6 +54,8 @@ export interface LeaseManagerOptions {
   logFull?: () => boolean | Promise<boolean>;
   /** Windows and bounds of the counting of repeated refusals (denial-aggregator.ts); defaults otherwise. */
   denialLimits?: Omit<DenialLimits, 'now'>;
+  /** Authorization ids already used for a grant (authz-replay.ts); in memory only without it. */
+  authorizationIds?: AuthorizationIds;
 }
 
 /** The longest a grant or renewal waits for the first epoch under a newly loaded policy. */
@@ -64,9 +68,11 @@ export class LeaseManager {
   /** Requests waiting for the first epoch under a newly loaded policy. */
   private readonly epochWaiters = new Set<() => void>();
   private readonly now: () => number;
+  private readonly authorizationIds: AuthorizationIds;
 
   constructor(private readonly opts: LeaseManagerOptions) {
     this.now = opts.now ?? Date.now;
+    this.authorizationIds = opts.authorizationIds ?? new MemoryAuthorizationIds();
     this.decisions = new Decisions(opts.audit, opts.log, opts.onDecision, { ...opts.denialLimits, now: this.now });
   }
 
@@ -106,10 +112,12 @@ export class LeaseManager {
    * `wantGpus`: UUIDs or indices the caller asks for, a subset of what its rule grants; empty
    * for all of them. A lease never covers a GPU that failed the current epoch.
    */
-  async acquire(who: WorkloadIdentity, ruleName?: string, wantGpus: string[] = [], resolveIntent?: IntentResolver): Promise<LeaseView> {
+  async acquire(who: WorkloadIdentity, ruleName?: string, wantGpus: string[] = [], resolveIntent?: IntentResolver,
+    authorizations: readonly string[] = []): Promise<LeaseView> {
     let terms: Terms;
     let gpus: string[];
     let intent: RecordedIntent | undefined;
+    let authorized: { auth: LeaseAuthorization; durable: Promise<void> } | undefined;
     try {
       // Hashing artifacts may take long: done first, so the checks below stay one synchronous step.
       const resolved = resolveIntent ? await resolveIntent() : undefined;
@@ -117,22 +125,33 @@ export class LeaseManager {
       if (settling) await settling;
       const measuring = this.logFull();
       const full = measuring ? await measuring : false;
+      // Signatures are checked (asynchronously) against the rule's issuers before the checks below.
+      const pre = await this.preverifyAuthorizations(who, ruleName, authorizations);
       terms = this.terms(who, ruleName, 'no policy rule matches this workload');
       gpus = grantGpus(terms.rule, terms.epoch, wantGpus);
       checkIntent(terms.rule.intent, resolved);
       intent = resolved && recordedIntent(resolved);
       refuseWhenLogFull(full);
+      authorized = grantAuthorization(terms.rule, pre, this.opts.policy.current, { rule: terms.rule.name, gpus, intent: intent?.intent,
+        intentSha256: intent?.digest }, this.authorizationIds, this.now());
     } catch (err) {
       await this.recordDenial(Kind.DENY, '', who, err as AttestdError);
       throw err;
     }
     const lease = newLease(terms, who, gpus, this.now());
     if (intent) lease.intent = intent;
+    if (authorized) {
+      // A lease never outlives its authorization.
+      lease.authorization = authorized.auth;
+      lease.expiresAtMs = Math.min(lease.expiresAtMs, authorized.auth.expiresAtMs);
+    }
     lease.token = signLease(lease, terms.epoch, this.opts.signer);
     // Visible to revokeAll while the grant is being made durable.
     this.table.add(lease);
     this.decisions.beforeIssue(who);
     try {
+      // The authorization ids are on disk before the grant is recorded and answered.
+      if (authorized) await authorized.durable;
       await this.decisions.recordOrFail(issueRecord(Kind.GRANT, lease, terms.epoch), 'lease grant not recorded', { lease_id: lease.id });
     } catch (err) {
       this.table.forget(lease);
@@ -165,6 +184,7 @@ export class LeaseManager {
       refuseFailedGpus(lease.gpus, epoch);
       // The intent the lease was granted with must still satisfy the rule as it is now.
       checkIntent(terms.rule.intent, lease.intent?.intent);
+      checkStillAuthorized(terms.rule, lease.authorization, this.now());
       refuseWhenLogFull(full);
       lease.ttlMs = terms.rule.ttlMs;
       lease.scopes = terms.rule.scopes;
@@ -174,7 +194,7 @@ export class LeaseManager {
     }
     const now = this.now();
     const next = { ...lease, epoch: epoch.epoch, issuedAtMs: now, renewal: lease.renewal + 1,
-      expiresAtMs: Math.min(now + lease.ttlMs, epoch.validUntilMs) };
+      expiresAtMs: Math.min(now + lease.ttlMs, epoch.validUntilMs, lease.authorization?.expiresAtMs ?? Infinity) };
     next.token = signLease(next, epoch, this.opts.signer);
     this.decisions.beforeIssue(who);
     await this.decisions.recordOrFail(issueRecord(Kind.RENEW, next, epoch), 'lease renewal not recorded', { lease_id: leaseId });
@@ -306,6 +326,21 @@ export class LeaseManager {
       const timer = setTimeout(done, ms);
       this.epochWaiters.add(done);
     });
+  }
+
+  /**
+   * The presented authorizations verified against the issuers of the rule this request would
+   * be granted under (the checks that follow find the same rule, or refuse). Resolves without
+   * verifying when the rule requires none; a request the checks would refuse anyway is left to them.
+   */
+  private async preverifyAuthorizations(who: WorkloadIdentity, ruleName: string | undefined, jwts: readonly string[]): Promise<Preverified | undefined> {
+    let rule;
+    try {
+      rule = this.terms(who, ruleName, 'no policy rule matches this workload').rule;
+    } catch {
+      return undefined;
+    }
+    return preverify(rule, this.opts.policy.current, jwts, this.now());
   }
 
   private terms(who: WorkloadIdentity, ruleName: string | undefined, noRule: string): Terms {
