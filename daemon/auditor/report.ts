@@ -3,7 +3,7 @@
 /** Which check failed, in the order the verifier applies them. Stable: part of --json output. */
 export type Check =
   | 'framing' | 'sequence' | 'record' | 'checkpoint-root' | 'checkpoint-signature' | 'session-chain'
-  | 'quote' | 'epoch-signature' | 'reappraisal' | 'lease-token' | 'lease-validity' | 'lease-intent' | 'cvm-roots' | 'ak-certificate'
+  | 'quote' | 'epoch-signature' | 'reappraisal' | 'lease-token' | 'lease-validity' | 'lease-intent' | 'lease-authorization' | 'cvm-roots' | 'ak-certificate'
   | 'ak-rotation';
 
 export interface Where {
