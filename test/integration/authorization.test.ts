@@ -101,6 +101,22 @@ describe('signed authorizations', () => {
     expect(denial).toEqual(expect.arrayContaining(['AUTHZ_MISMATCH', 'AUTHZ_EXPIRED', 'AUTHZ_REQUIRED', 'AUTHZ_REPLAYED']));
   });
 
+  it('attestctl run and lease acquire take --authorization files (repeatable)', async () => {
+    const any = { rule: 'two-party' };
+    const files = [join(work, 's.jwt'), join(work, 'o.jwt')];
+    await writeFile(files[0]!, `${await authz({ jti: 'cli-s', authorizes: any })}\n`);
+    await writeFile(files[1]!, await authz({ iss: 'owner', jti: 'cli-o', authorizes: any }));
+    const run = await attestctl(['run', '--rule', 'two-party', '--authorization', files[0]!, '--authorization', files[1]!, '--', 'true'], d.socket);
+    expect(run.code, run.stderr).toBe(0);
+    await writeFile(files[0]!, await authz({ jti: 'cli-s2', authorizes: any }));
+    await writeFile(files[1]!, await authz({ iss: 'owner', jti: 'cli-o2', authorizes: any }));
+    const acq = await attestctl(['lease', 'acquire', '--rule', 'two-party', '--authorization', files[0]!, '--authorization', files[1]!, '--json'], d.socket);
+    expect(acq.code, acq.stderr).toBe(0);
+    const again = await attestctl(['lease', 'acquire', '--rule', 'two-party', '--authorization', files[0]!, '--authorization', files[1]!], d.socket);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/AUTHZ_REPLAYED/);
+  });
+
   it('still refuses a used authorization id after a restart with the same state folder', async () => {
     c.close();
     await d.stop();
