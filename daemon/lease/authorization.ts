@@ -26,10 +26,11 @@ export interface Preverified {
   verified: VerifiedAuthorization[];
 }
 
-/** Verifies the presented authorizations against the rule's issuers, when the rule requires any. */
-export async function preverify(rule: Rule, policy: unknown, jwts: readonly string[], nowMs: number): Promise<Preverified | undefined> {
-  if (!rule.authorization) return undefined;
-  return { policy, verified: await verifyAuthorizations(rule.authorization, jwts, nowMs) };
+/** Verifies the presented authorizations against the rule's issuers; undefined, without yielding, when the rule requires none. */
+export function preverify(rule: Rule, policy: unknown, jwts: readonly string[], nowMs: number): Promise<Preverified> | undefined {
+  const req = rule.authorization;
+  if (!req) return undefined;
+  return verifyAuthorizations(req, jwts, nowMs).then((verified) => ({ policy, verified }));
 }
 
 /**

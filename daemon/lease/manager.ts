@@ -126,7 +126,8 @@ export class LeaseManager {
       const measuring = this.logFull();
       const full = measuring ? await measuring : false;
       // Signatures are checked (asynchronously) against the rule's issuers before the checks below.
-      const pre = await this.preverifyAuthorizations(who, ruleName, authorizations);
+      const verifying = this.preverifyAuthorizations(who, ruleName, authorizations);
+      const pre = verifying ? await verifying : undefined;
       terms = this.terms(who, ruleName, 'no policy rule matches this workload');
       gpus = grantGpus(terms.rule, terms.epoch, wantGpus);
       checkIntent(terms.rule.intent, resolved);
@@ -332,8 +333,9 @@ export class LeaseManager {
    * The presented authorizations verified against the issuers of the rule this request would
    * be granted under (the checks that follow find the same rule, or refuse). Resolves without
    * verifying when the rule requires none; a request the checks would refuse anyway is left to them.
+   * Returns undefined, without yielding, when there is nothing to verify (see policySettled).
    */
-  private async preverifyAuthorizations(who: WorkloadIdentity, ruleName: string | undefined, jwts: readonly string[]): Promise<Preverified | undefined> {
+  private preverifyAuthorizations(who: WorkloadIdentity, ruleName: string | undefined, jwts: readonly string[]): Promise<Preverified> | undefined {
     let rule;
     try {
       rule = this.terms(who, ruleName, 'no policy rule matches this workload').rule;
