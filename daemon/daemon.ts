@@ -161,6 +161,8 @@ export class Daemon {
     try {
       const p = await loadPolicyFile(config.policyPath);
       policy.load(p);
+      // Leases whose signed authorizations the new policy no longer honours end now, not at renewal.
+      await leases.reviewAuthorizations();
       log('info', 'policy reloaded', { policy: p.file, policy_sha256: p.digest.toString('hex') });
       await this.recordPolicy(policyInForceRecord(p));
       loop.trigger();

@@ -6,7 +6,7 @@
  * before, and take their ids. A lease never outlives its earliest authorization; renewals keep
  * the authorizations and are refused once the policy revokes one or drops its issuer.
  */
-import { AttestdError } from '../base/errors.js';
+import { AttestdError, asAttestdError } from '../base/errors.js';
 import type { Rule } from '../policy/types.js';
 import type { AuthorizationSubject } from '../verify/authorization/authorizes.js';
 import { checkCoverage, earliestExpiry, verifyAuthorizations, type VerifiedAuthorization } from '../verify/authorization/verify.js';
@@ -18,6 +18,8 @@ export interface LeaseAuthorization {
   /** Issuer and id of each. */
   ids: { issuer: string; id: string }[];
   expiresAtMs: number;
+  /** When the grant checked them: a reload re-verifies them as of then. */
+  grantedAtMs: number;
 }
 
 export interface Preverified {
@@ -51,7 +53,8 @@ export function grantAuthorization(rule: Rule, pre: Preverified | undefined, pol
   const durable = Promise.all(pre.verified.map((v, i) => ids.take(keys[i]!, v.expiresAtMs))).then(() => undefined);
   // Awaited by the grant; until then a rejection must not count as unhandled.
   durable.catch(() => undefined);
-  return { auth: { jwts: pre.verified.map((v) => v.jwt), ids: pre.verified.map((v) => ({ issuer: v.issuer, id: v.id })), expiresAtMs }, durable };
+  return { auth: { jwts: pre.verified.map((v) => v.jwt), ids: pre.verified.map((v) => ({ issuer: v.issuer, id: v.id })), expiresAtMs,
+    grantedAtMs: nowMs }, durable };
 }
 
 /** Synchronous: a renewal under `rule` as it is now keeps the lease's authorizations, unless the policy revoked one or dropped its issuer. */
@@ -64,4 +67,20 @@ export function checkStillAuthorized(rule: Rule, auth: LeaseAuthorization | unde
     if (req.revokedIds.includes(id)) throw new AttestdError('AUTHZ_REVOKED', `authorization ${id} is revoked`);
   }
   if (auth.expiresAtMs <= nowMs) throw new AttestdError('AUTHZ_EXPIRED', 'the lease\'s authorization expired');
+}
+
+/**
+ * After a policy reload: why a lease's authorizations no longer hold under `rule` as it is now
+ * (an issuer no longer named or its key changed, so the signature no longer verifies; an id now
+ * revoked), checked at the lease's grant time; undefined when they hold or the rule requires none.
+ */
+export async function authorizationEnded(rule: Rule | undefined, auth: LeaseAuthorization): Promise<AttestdError | undefined> {
+  const req = rule?.authorization;
+  if (!req) return undefined;
+  try {
+    await verifyAuthorizations(req, auth.jwts, auth.grantedAtMs);
+    return undefined;
+  } catch (err) {
+    return asAttestdError(err);
+  }
 }

@@ -26,7 +26,7 @@ import { LeaseTable } from './table.js';
 import { addWatcher, tell, tellEnd } from './watchers.js';
 import { checkIntent } from '../policy/intent.js';
 import { recordedIntent, type IntentResolver, type RecordedIntent } from './intent.js';
-import { checkStillAuthorized, grantAuthorization, preverify, type LeaseAuthorization, type Preverified } from './authorization.js';
+import { authorizationEnded, checkStillAuthorized, grantAuthorization, preverify, type LeaseAuthorization, type Preverified } from './authorization.js';
 import { MemoryAuthorizationIds, type AuthorizationIds } from './authz-replay.js';
 
 export interface LeaseManagerOptions {
@@ -277,6 +277,26 @@ export class LeaseManager {
     }
     warnExpiring(this.table, this.decisions, now);
     expireDue(this.table, this.decisions, now, e?.epoch ?? 0);
+  }
+
+  /**
+   * After a policy reload: ends at once the leases whose signed authorizations the new policy
+   * no longer honours (an id revoked, an issuer dropped or its key changed), each with the code
+   * of what failed. Leases of a rule that no longer requires authorization are left alone.
+   */
+  async reviewAuthorizations(): Promise<void> {
+    const policy = this.opts.policy.current;
+    const ended = new Map<string, AttestdError>();
+    for (const lease of this.table.all()) {
+      if (!lease.granted || lease.revoked || !lease.authorization) continue;
+      const rule = policy?.policy.rules.find((r) => r.name === lease.rule);
+      const why = await authorizationEnded(rule, lease.authorization);
+      if (why) ended.set(lease.id, why);
+    }
+    for (const code of new Set([...ended.values()].map((e) => e.code))) {
+      revokeWhere(this.table, this.decisions, (l) => ended.get(l.id)?.code === code, code,
+        `authorization no longer honoured by the policy in force: ${[...ended.values()].find((e) => e.code === code)!.message}`, this.epochState?.epoch ?? 0);
+    }
   }
 
   /** Writes the counts of refused requests held in memory (at shutdown, before the final checkpoint). */

@@ -76,6 +76,29 @@ describe('lease manager: signed authorizations', () => {
     await expect(m.renew(alice, lease.leaseId)).rejects.toMatchObject({ code: 'AUTHZ_ISSUER_UNKNOWN' });
   });
 
+  it('ends at once, on a policy reload, the leases whose id is revoked or whose issuer key changed', async () => {
+    const records: AuditBody[] = [];
+    const holder = new PolicyHolder(policyWith(rule()));
+    const m = manager(records, holder);
+    const a = await m.acquire(alice, undefined, [], undefined, [await jwt('keep')]);
+    const b = await m.acquire(alice, undefined, [], undefined, [await jwt('drop')]);
+    const events: string[] = [];
+    m.watch(alice, b.leaseId, (e) => events.push(`${e.kind}:${e.reasonCode ?? ''}`));
+    holder.load(policyWith(rule(['drop'])));
+    await m.reviewAuthorizations();
+    expect(m.isLive(a.leaseId)).toBe(true);
+    expect(m.isLive(b.leaseId)).toBe(false);
+    expect(events).toEqual(['REVOKED:AUTHZ_REVOKED']);
+    const rotated = rule();
+    rotated.authorization!.issuers[0]!.jwk = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ format: 'jwk' }) as Record<string, unknown>;
+    holder.load(policyWith(rotated));
+    await m.reviewAuthorizations();
+    expect(m.isLive(a.leaseId)).toBe(false);
+    await new Promise((r) => setImmediate(r));
+    const revocations = records.filter((r) => r.leaseDecision?.kind === attestd.audit.v1.LeaseDecision.Kind.REVOKE).map((r) => r.leaseDecision!.reasonCode);
+    expect(revocations).toEqual(['AUTHZ_REVOKED', 'AUTHZ_INVALID']);
+  });
+
   it('remembers used ids across a restart (same file), and forgets expired ones', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'authz-ids-'));
     const file = join(dir, 'ids.jsonl');
