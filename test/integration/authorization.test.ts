@@ -117,6 +117,22 @@ describe('signed authorizations', () => {
     expect(again.stderr).toMatch(/AUTHZ_REPLAYED/);
   });
 
+  it('a reload that revokes an authorization id ends its lease at once', async () => {
+    const l = (await c.call({ acquireLease: { rule: 'governed', intent: JOB, authorizations: [await authz({ jti: 'to-revoke' })] } })).acquireLease!.lease!;
+    await writeFile(d.policyPath, policy.replace('      audience: host-under-test\n', '      audience: host-under-test\n      revoked_ids: [to-revoke]\n'));
+    d.proc.kill('SIGHUP');
+    const end = Date.now() + 5000;
+    let revoked: attestd.audit.v1.ILeaseDecision | undefined;
+    while (!revoked && Date.now() < end) {
+      await new Promise((r) => setTimeout(r, 50));
+      revoked = (await payloads(join(d.stateDir, 'audit'))).map(decode).map((r) => r.leaseDecision).find((x) => x?.kind === 6 && x.leaseIds?.includes(l.leaseId!)) ?? undefined;
+    }
+    expect(revoked?.reasonCode).toBe('AUTHZ_REVOKED');
+    await expect(c.call({ renewLease: { leaseId: l.leaseId } })).rejects.toMatchObject({ code: 'LEASE_NOT_FOUND' });
+    await writeFile(d.policyPath, policy);
+    d.proc.kill('SIGHUP');
+  });
+
   it('still refuses a used authorization id after a restart with the same state folder', async () => {
     c.close();
     await d.stop();

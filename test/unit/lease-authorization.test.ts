@@ -83,7 +83,7 @@ describe('lease manager: signed authorizations', () => {
     const a = await m.acquire(alice, undefined, [], undefined, [await jwt('keep')]);
     const b = await m.acquire(alice, undefined, [], undefined, [await jwt('drop')]);
     const events: string[] = [];
-    m.watch(alice, b.leaseId, (e) => events.push(`${e.kind}:${e.reasonCode ?? ''}`));
+    m.watch(alice, b.leaseId, (e) => events.push(`${e.kind}:${'reasonCode' in e ? e.reasonCode : ''}`));
     holder.load(policyWith(rule(['drop'])));
     await m.reviewAuthorizations();
     expect(m.isLive(a.leaseId)).toBe(true);
