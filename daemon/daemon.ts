@@ -161,10 +161,11 @@ export class Daemon {
     try {
       const p = await loadPolicyFile(config.policyPath);
       policy.load(p);
-      // Leases whose signed authorizations the new policy no longer honours end now, not at renewal.
-      await leases.reviewAuthorizations();
       log('info', 'policy reloaded', { policy: p.file, policy_sha256: p.digest.toString('hex') });
       await this.recordPolicy(policyInForceRecord(p));
+      // Leases whose signed authorizations the new policy no longer honours end now, not at
+      // renewal; after the policy's record (appended with the load, before any epoch under it).
+      await leases.reviewAuthorizations();
       loop.trigger();
     } catch (err) {
       const message = err instanceof PolicyError ? err.message : (err as Error).message;
