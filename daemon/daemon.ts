@@ -30,6 +30,7 @@ import { PolicyHolder } from './policy/holder.js';
 import { loadPolicyFile } from './config/policy-file.js';
 import type { LoadedPolicy } from './policy/types.js';
 import { LeaseManager } from './lease/manager.js';
+import { AUTHZ_IDS_FILE, FileAuthorizationIds } from './lease/authz-replay.js';
 import { AkPin } from './attestation/ak-pin.js';
 import { rotateAkAtStart, settleAkRotation } from './attestation/ak-rotation.js';
 import { AttestationLoop, type LoopDeps } from './attestation/loop.js';
@@ -162,6 +163,9 @@ export class Daemon {
       policy.load(p);
       log('info', 'policy reloaded', { policy: p.file, policy_sha256: p.digest.toString('hex') });
       await this.recordPolicy(policyInForceRecord(p));
+      // Leases whose signed authorizations the new policy no longer honours end now, not at
+      // renewal; after the policy's record (appended with the load, before any epoch under it).
+      await leases.reviewAuthorizations();
       loop.trigger();
     } catch (err) {
       const message = err instanceof PolicyError ? err.message : (err as Error).message;
@@ -214,7 +218,8 @@ async function assemble(config: DaemonConfig, log: LogFn, key: SessionKey, audit
   const ak = new AkPin(tpm, config.stateDir, log);
   const budget = await AuditBudget.open({ dir: audit.dir, budgetBytes: auditBudgetBytes(config), onState: budgetLog(log) });
   audit.onDurable((_, bytes) => budget.added(bytes));
-  const leases = new LeaseManager({ signer: key, policy, audit: (b) => audit.append(b), log, holderAlive, logFull: () => budget.fullNow(),
+  const authorizationIds = FileAuthorizationIds.open(join(config.stateDir, AUTHZ_IDS_FILE), Date.now());
+  const leases = new LeaseManager({ signer: key, policy, audit: (b) => audit.append(b), log, holderAlive, logFull: () => budget.fullNow(), authorizationIds,
     onDecision: (outcome, reason, count) => metrics.decision(outcome, reason, count) });
   const status = new HostStatus({ leases, policy, signer: key, ak, auditLog: budget });
   exported?.readFrom({ state: () => status.stateName(), epoch: () => leases.epoch?.epoch ?? 0,

@@ -45,6 +45,7 @@ import { Session } from './session.js';
 import { recordedIntentProblem } from './lease-intent.js';
 import { maxDepthOf } from '../policy/lineage.js';
 import type { LoadedPolicy } from '../policy/types.js';
+import { recordedAuthorizationProblem } from './lease-authorization.js';
 import { AuditFailure, type Check, type Summary, type Where } from './report.js';
 
 const Kind = attestd.audit.v1.LeaseDecision.Kind;
@@ -59,6 +60,9 @@ export class LogVerifier {
   private lastCheckpointSize = 0;
   /** The intent digest (hex, empty for none) each lease was granted with, so renewals keep it. */
   private readonly leaseIntents = new Map<string, string>();
+  /** Authorization ids used by grants (lease-authorization.ts), and the checks of the last record still running. */
+  private readonly authorizationIds = new Map<string, string>();
+  private pendingChecks: { where: Where; check: Promise<string | undefined> }[] = [];
   private where: Where = { seq: 0 };
 
   private ak: TpmPublicKey | undefined;
@@ -394,6 +398,23 @@ export class LogVerifier {
     if (intentProblem) this.fail('lease-intent', intentProblem);
     const lineageProblem = s.lineage.issued(d, claims, maxDepthUnder(s.policy, claims));
     if (lineageProblem) this.fail('lease-lineage', lineageProblem);
+    this.pendingChecks.push({ where: { ...this.where },
+      check: recordedAuthorizationProblem(d, claims, s.policy, this.authorizationIds, d.kind === Kind.GRANT) });
+  }
+
+  /** Whether checks of the last record are still running: settle() awaits them. */
+  get pending(): boolean {
+    return this.pendingChecks.length > 0;
+  }
+
+  /** Awaits the asynchronous checks of the records so far (signed authorizations); fails on the first failing one. */
+  async settle(): Promise<void> {
+    const checks = this.pendingChecks;
+    this.pendingChecks = [];
+    for (const { where, check } of checks) {
+      const problem = await check;
+      if (problem) this.fail('lease-authorization', problem, where);
+    }
   }
 
   /**

@@ -3,7 +3,8 @@
 /** Which check failed, in the order the verifier applies them. Stable: part of --json output. */
 export type Check =
   | 'framing' | 'sequence' | 'record' | 'checkpoint-root' | 'checkpoint-signature' | 'session-chain'
-  | 'quote' | 'epoch-signature' | 'reappraisal' | 'lease-token' | 'lease-validity' | 'lease-intent' | 'lease-lineage' | 'cvm-roots' | 'ak-certificate'
+  | 'quote' | 'epoch-signature' | 'reappraisal' | 'lease-token' | 'lease-validity' | 'lease-intent' | 'lease-lineage' | 'lease-authorization'
+  | 'cvm-roots' | 'ak-certificate'
   | 'ak-rotation';
 
 export interface Where {

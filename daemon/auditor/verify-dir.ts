@@ -22,6 +22,7 @@ export async function verifyLogDir(dir: string, akKey: KeyObject | undefined, co
     for (const f of framesOf(seg)) {
       if ('payload' in f) v.record(f.payload, { segment: f.segment, offset: f.offset });
       else v.damaged({ segment: f.segment, offset: f.offset }, f.why);
+      if (v.pending) await v.settle();
     }
   }
   const published = await readFile(join(dir, CHECKPOINT_FILE), 'utf8').catch(() => undefined);

@@ -70,6 +70,7 @@ const OPTIONS = {
   'ca-cert': { type: 'string' }, 'ca-key': { type: 'string' }, days: { type: 'string' }, ca: { type: 'string' },
   nonce: { type: 'string' }, rim: { type: 'string', multiple: true }, gpus: { type: 'string' },
   pid: { type: 'string' }, scopes: { type: 'string' },
+  authorization: { type: 'string', multiple: true },
   tcti: { type: 'string' }, intent: { type: 'string' }, 'event-log': { type: 'string' }, ima: { type: 'string' }, nvml: { type: 'string' }, output: { type: 'string' },
 } as const;
 
@@ -91,7 +92,8 @@ async function runCommand(socket: string, command: string[], values: Values, jso
     return EXIT.USAGE;
   }
   const gpus = values.gpus === undefined ? [] : values.gpus.split(',').map((g) => g.trim()).filter((g) => g !== '');
-  return run(socket, command, { rule: values.rule, gpus, graceMs: grace * 1000, json, intent: values.intent });
+  return run(socket, command, { rule: values.rule, gpus, graceMs: grace * 1000, json, intent: values.intent,
+    authorizations: values.authorization ?? [] });
 }
 
 async function policyCommand(rest: string[], values: Values, json: boolean): Promise<number> {
@@ -113,7 +115,7 @@ async function dispatch(cmd: string | undefined, rest: string[], values: Values,
       return status(socket, json);
     case 'lease':
       return lease(socket, rest, { json, rule: values.rule, hold: values.hold ?? false, nonce: values.nonce, output: values.output, intent: values.intent,
-        derive: { pid: values.pid, scopes: values.scopes, gpus: values.gpus } });
+        derive: { pid: values.pid, scopes: values.scopes, gpus: values.gpus }, authorizations: values.authorization ?? [] });
     case 'run':
       return runCommand(socket, command, values, json);
     case 'audit':

@@ -1,5 +1,6 @@
 /** attestctl lease acquire|renew|release|watch|verify */
 import { readIntentFile } from './intent-file.js';
+import { readAuthorizationFiles } from './authorization-file.js';
 import { writeFile } from 'node:fs/promises';
 import { attestd } from '../gen/proto.js';
 import { AttestdClient } from '../client/client.js';
@@ -11,7 +12,8 @@ const Kind = attestd.lease.v1.LeaseEvent.Kind;
 export const LEASE_HELP = `Usage: attestctl lease <command> [--json]
 
   acquire [--rule NAME] [--intent FILE] [--hold]   ask for a lease for this process (--intent: an
-                                   execution intent, JSON); --hold keeps it, renewing
+                                   execution intent, JSON; --authorization FILE, repeatable:
+                                   a signed authorization); --hold keeps it, renewing
                                    it and printing events, until interrupted or lost
   renew LEASE_ID                   renew (only the holder process may)
   release LEASE_ID                 release (the holder or a process of its uid)
@@ -74,14 +76,15 @@ function follow(client: AttestdClient, leaseId: string, json: boolean, onEvent?:
 
 export async function lease(socket: string, args: string[],
   opts: { json: boolean; rule?: string; hold: boolean; nonce?: string | undefined; output?: string | undefined; intent?: string | undefined;
-    derive?: DeriveOptions }): Promise<number> {
+    derive?: DeriveOptions; authorizations?: string[] }): Promise<number> {
   const [sub, ...rest] = args;
   const client = await AttestdClient.connect(socket);
   try {
     switch (sub) {
       case 'acquire': {
         const intent = opts.intent ? readIntentFile(opts.intent) : undefined;
-        const r = await client.call({ acquireLease: { rule: opts.rule ?? '', ...(intent ? { intent } : {}) } });
+        const authorizations = readAuthorizationFiles(opts.authorizations ?? []);
+        const r = await client.call({ acquireLease: { rule: opts.rule ?? '', ...(intent ? { intent } : {}), authorizations } });
         printLease(r.acquireLease!.lease, opts.json);
         if (!opts.hold) return EXIT.OK;
         const stopRenewing = keepRenewed(client, r.acquireLease!.lease!);

@@ -9,18 +9,20 @@ import { attestd } from '../gen/proto.js';
 import { AttestdClient } from '../client/client.js';
 import { EXIT } from './exit-codes.js';
 import { readIntentFile } from './intent-file.js';
+import { readAuthorizationFiles } from './authorization-file.js';
 
 type Intent = attestd.lease.v1.Intent.$Properties;
 
 const Kind = attestd.lease.v1.LeaseEvent.Kind;
 
-export const RUN_HELP = `Usage: attestctl run [--rule NAME] [--gpus G1,G2] [--intent FILE] [--grace SECONDS] [--json] -- COMMAND [ARGS...]
+export const RUN_HELP = `Usage: attestctl run [--rule NAME] [--gpus G1,G2] [--intent FILE] [--authorization FILE]... [--grace SECONDS] [--json] -- COMMAND [ARGS...]
 
 Acquires a lease, runs COMMAND while it holds it, renews it, and stops COMMAND (SIGTERM, then
 SIGKILL after --grace seconds, default 10) when the lease is lost. COMMAND sees ATTESTD_LEASE_ID
 and CUDA_VISIBLE_DEVICES set to exactly the GPUs the lease covers (UUIDs; empty when none).
 --gpus asks for a subset (UUIDs or indices) of what the rule grants. --intent names an execution
-intent file (JSON: artifacts, image_digest, job_id, labels; docs/attestctl.md).
+intent file (JSON: artifacts, image_digest, job_id, labels; docs/attestctl.md). --authorization
+names a file holding a signed authorization (a compact JWT), for a rule that requires them; repeatable.
 Exit code: COMMAND's own (128+signal if it was killed by a signal it did not get from us),
 or 88 when COMMAND was stopped because the lease was lost.`;
 
@@ -35,8 +37,8 @@ function reporter(leaseId: string, json: boolean): Say {
   };
 }
 
-async function acquire(client: AttestdClient, opts: { rule?: string; gpus?: string[] }, intent: Intent | undefined): Promise<Lease> {
-  const acquired = await client.call({ acquireLease: { rule: opts.rule ?? '', gpus: opts.gpus ?? [], ...(intent ? { intent } : {}) } }).catch((err) => {
+async function acquire(client: AttestdClient, opts: { rule?: string; gpus?: string[] }, intent: Intent | undefined, authorizations: string[]): Promise<Lease> {
+  const acquired = await client.call({ acquireLease: { rule: opts.rule ?? '', gpus: opts.gpus ?? [], ...(intent ? { intent } : {}), authorizations } }).catch((err) => {
     client.close();
     throw err;
   });
@@ -121,10 +123,12 @@ async function childExit(child: ChildProcess, guard: LeaseGuard, say: Say): Prom
   }
 }
 
-export async function run(socket: string, command: string[], opts: { rule?: string; gpus?: string[]; graceMs: number; json: boolean; intent?: string | undefined }): Promise<number> {
+export async function run(socket: string, command: string[], opts: { rule?: string; gpus?: string[]; graceMs: number; json: boolean; intent?: string | undefined;
+  authorizations?: string[] }): Promise<number> {
   const intent = opts.intent ? readIntentFile(opts.intent) : undefined;
+  const authorizations = readAuthorizationFiles(opts.authorizations ?? []);
   const client = await AttestdClient.connect(socket);
-  const lease = await acquire(client, opts, intent);
+  const lease = await acquire(client, opts, intent, authorizations);
   const leaseId = lease.leaseId ?? '';
   const expiresAt = Number(lease.expiresAtMs);
   const say = reporter(leaseId, opts.json);

@@ -8,6 +8,8 @@ import { MAX_POLICY_BYTES, parsePolicyBytes } from '../policy/parse.js';
 import type { LoadedPolicy } from '../policy/types.js';
 import { foldReferences, MAX_REFERENCE_BYTES, referencedFiles } from '../policy/reference-values.js';
 import { dirname, resolve } from 'node:path';
+import { PolicyError } from '../policy/problem.js';
+import { checkIssuerKeys } from '../verify/authorization/verify.js';
 
 async function readCapped(path: string, cap = MAX_POLICY_BYTES): Promise<Buffer> {
   let handle;
@@ -55,5 +57,17 @@ export async function loadPolicyFile(path: string): Promise<LoadedPolicy> {
   for (const file of referencedFiles(loaded)) {
     refs.push({ file, bytes: await readCapped(resolve(dirname(path), file), MAX_REFERENCE_BYTES) });
   }
-  return foldReferences(loaded, refs);
+  return withIssuerKeysChecked(foldReferences(loaded, refs));
+}
+
+/** Every issuer key of every rule imports, or the policy is refused now rather than every grant later. */
+function withIssuerKeysChecked(loaded: LoadedPolicy): LoadedPolicy {
+  loaded.policy.rules.forEach((rule, i) => {
+    try {
+      if (rule.authorization) checkIssuerKeys(rule.authorization);
+    } catch (err) {
+      throw new PolicyError([{ file: loaded.file, line: 1, column: 1, path: `rules[${i}].authorization.issuers`, message: (err as Error).message }]);
+    }
+  });
+  return loaded;
 }

@@ -416,6 +416,9 @@ export namespace attestd {
                 /** AcquireLeaseRequest intent. */
                 intent?: (attestd.lease.v1.Intent.$Properties|null);
 
+                /** AcquireLeaseRequest authorizations. */
+                authorizations: string[];
+
                 /**
                  * Creates a new AcquireLeaseRequest instance using the specified properties.
                  * @param [properties] Properties to set
@@ -463,6 +466,9 @@ export namespace attestd {
 
                     /** AcquireLeaseRequest intent */
                     intent?: (attestd.lease.v1.Intent.$Properties|null);
+
+                    /** AcquireLeaseRequest authorizations */
+                    authorizations?: (string[]|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];
@@ -4502,6 +4508,9 @@ export namespace attestd {
                 /** LeaseDecision depth. */
                 depth: number;
 
+                /** LeaseDecision authorizations. */
+                authorizations: string[];
+
                 /**
                  * Creates a new LeaseDecision instance using the specified properties.
                  * @param [properties] Properties to set
@@ -4591,6 +4600,9 @@ export namespace attestd {
 
                     /** LeaseDecision depth */
                     depth?: (number|null);
+
+                    /** LeaseDecision authorizations */
+                    authorizations?: (string[]|null);
 
                     /** Unknown fields preserved while decoding when enabled */
                     $unknowns?: Uint8Array[];

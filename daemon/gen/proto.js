@@ -964,6 +964,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {string|null} [rule] AcquireLeaseRequest rule
                  * @property {Array.<string>|null} [gpus] AcquireLeaseRequest gpus
                  * @property {attestd.lease.v1.Intent.$Properties|null} [intent] AcquireLeaseRequest intent
+                 * @property {Array.<string>|null} [authorizations] AcquireLeaseRequest authorizations
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -990,6 +991,7 @@ export const attestd = $root.attestd = (() => {
                  */
                 const AcquireLeaseRequest = function (properties) {
                     this.gpus = [];
+                    this.authorizations = [];
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -1019,6 +1021,14 @@ export const attestd = $root.attestd = (() => {
                  * @instance
                  */
                 AcquireLeaseRequest.prototype.intent = null;
+
+                /**
+                 * AcquireLeaseRequest authorizations.
+                 * @member {Array.<string>} authorizations
+                 * @memberof attestd.lease.v1.AcquireLeaseRequest
+                 * @instance
+                 */
+                AcquireLeaseRequest.prototype.authorizations = $util.emptyArray;
 
                 /**
                  * Creates a new AcquireLeaseRequest instance using the specified properties.
@@ -1059,6 +1069,9 @@ export const attestd = $root.attestd = (() => {
                             writer.uint32(/* id 2, wireType 2 =*/18).string(message.gpus[i]);
                     if (message.intent != null && $Object.hasOwnProperty.call(message, "intent"))
                         $root.attestd.lease.v1.Intent.encode(message.intent, writer.uint32(/* id 3, wireType 2 =*/26).fork(), _depth + 1).ldelim();
+                    if (message.authorizations != null && message.authorizations.length)
+                        for (let i = 0; i < message.authorizations.length; ++i)
+                            writer.uint32(/* id 4, wireType 2 =*/34).string(message.authorizations[i]);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -1124,6 +1137,14 @@ export const attestd = $root.attestd = (() => {
                                 if (wireType !== 2)
                                     break;
                                 message.intent = $root.attestd.lease.v1.Intent.decode(reader, reader.size(), $undefined, _depth + 1, message.intent);
+                                continue;
+                            }
+                        case 4: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.authorizations && message.authorizations.length))
+                                    message.authorizations = [];
+                                message.authorizations.push(reader.stringVerify());
                                 continue;
                             }
                         }
@@ -11013,6 +11034,7 @@ export const attestd = $root.attestd = (() => {
                  * @property {string|null} [parentLeaseId] LeaseDecision parentLeaseId
                  * @property {string|null} [rootLeaseId] LeaseDecision rootLeaseId
                  * @property {number|null} [depth] LeaseDecision depth
+                 * @property {Array.<string>|null} [authorizations] LeaseDecision authorizations
                  * @property {Array.<Uint8Array>} [$unknowns] Unknown fields preserved while decoding when enabled
                  */
 
@@ -11039,6 +11061,7 @@ export const attestd = $root.attestd = (() => {
                  */
                 const LeaseDecision = function (properties) {
                     this.leaseIds = [];
+                    this.authorizations = [];
                     if (properties)
                         for (let keys = $Object.keys(properties), i = 0; i < keys.length; ++i)
                             if (properties[keys[i]] != null && keys[i] !== "__proto__")
@@ -11182,6 +11205,14 @@ export const attestd = $root.attestd = (() => {
                 LeaseDecision.prototype.depth = 0;
 
                 /**
+                 * LeaseDecision authorizations.
+                 * @member {Array.<string>} authorizations
+                 * @memberof attestd.audit.v1.LeaseDecision
+                 * @instance
+                 */
+                LeaseDecision.prototype.authorizations = $util.emptyArray;
+
+                /**
                  * Creates a new LeaseDecision instance using the specified properties.
                  * @function create
                  * @memberof attestd.audit.v1.LeaseDecision
@@ -11248,6 +11279,9 @@ export const attestd = $root.attestd = (() => {
                         writer.uint32(/* id 16, wireType 2 =*/130).string(message.rootLeaseId);
                     if (message.depth != null && $Object.hasOwnProperty.call(message, "depth") && message.depth !== 0)
                         writer.uint32(/* id 17, wireType 0 =*/136).uint32(message.depth);
+                    if (message.authorizations != null && message.authorizations.length)
+                        for (let i = 0; i < message.authorizations.length; ++i)
+                            writer.uint32(/* id 18, wireType 2 =*/146).string(message.authorizations[i]);
                     if (message.$unknowns != null && $Object.hasOwnProperty.call(message, "$unknowns"))
                         for (let i = 0; i < message.$unknowns.length; ++i)
                             writer.raw(message.$unknowns[i]);
@@ -11433,6 +11467,14 @@ export const attestd = $root.attestd = (() => {
                                     message.depth = value;
                                 else
                                     delete message.depth;
+                                continue;
+                            }
+                        case 18: {
+                                if (wireType !== 2)
+                                    break;
+                                if (!(message.authorizations && message.authorizations.length))
+                                    message.authorizations = [];
+                                message.authorizations.push(reader.stringVerify());
                                 continue;
                             }
                         }

@@ -10,6 +10,7 @@ import type { LeaseEvent, LeaseView } from './types.js';
 import type { Terms } from './checks.js';
 import type { RecordedIntent } from './intent.js';
 import type { LineageLink } from './lineage.js';
+import type { LeaseAuthorization } from './authorization.js';
 
 export interface LiveLease {
   id: string;
@@ -28,6 +29,8 @@ export interface LiveLease {
   intent?: RecordedIntent;
   /** For a derived lease: its parent, root and depth (lineage.ts); absent for an acquired one. */
   lineage?: LineageLink;
+  /** The signed authorizations it was granted with, kept by every renewal. */
+  authorization?: LeaseAuthorization;
   /** false until the grant is durable; revocation still sees it. */
   granted: boolean;
   revoked?: { code: ErrorCode; reason: string };

@@ -27,6 +27,8 @@ import { checkIntent } from '../policy/intent.js';
 import { recordedIntent, type IntentResolver, type RecordedIntent } from './intent.js';
 import { checkDepth, childGpus, childLink, childScopes, type DeriveWants, type LineageLink } from './lineage.js';
 import { endDescendants, revokeWithLineage } from './lineage-end.js';
+import { authorizationEnded, checkStillAuthorized, grantAuthorization, preverify, type LeaseAuthorization, type Preverified } from './authorization.js';
+import { MemoryAuthorizationIds, type AuthorizationIds } from './authz-replay.js';
 
 export interface LeaseManagerOptions {
   signer: Signer;
@@ -53,6 +55,8 @@ export interface LeaseManagerOptions {
   logFull?: () => boolean | Promise<boolean>;
   /** Windows and bounds of the counting of repeated refusals (denial-aggregator.ts); defaults otherwise. */
   denialLimits?: Omit<DenialLimits, 'now'>;
+  /** Authorization ids already used for a grant (authz-replay.ts); in memory only without it. */
+  authorizationIds?: AuthorizationIds;
 }
 
 /** The longest a grant or renewal waits for the first epoch under a newly loaded policy. */
@@ -65,9 +69,11 @@ export class LeaseManager {
   /** Requests waiting for the first epoch under a newly loaded policy. */
   private readonly epochWaiters = new Set<() => void>();
   private readonly now: () => number;
+  private readonly authorizationIds: AuthorizationIds;
 
   constructor(private readonly opts: LeaseManagerOptions) {
     this.now = opts.now ?? Date.now;
+    this.authorizationIds = opts.authorizationIds ?? new MemoryAuthorizationIds();
     this.decisions = new Decisions(opts.audit, opts.log, opts.onDecision, { ...opts.denialLimits, now: this.now });
   }
 
@@ -107,10 +113,12 @@ export class LeaseManager {
    * `wantGpus`: UUIDs or indices the caller asks for, a subset of what its rule grants; empty
    * for all of them. A lease never covers a GPU that failed the current epoch.
    */
-  async acquire(who: WorkloadIdentity, ruleName?: string, wantGpus: string[] = [], resolveIntent?: IntentResolver): Promise<LeaseView> {
+  async acquire(who: WorkloadIdentity, ruleName?: string, wantGpus: string[] = [], resolveIntent?: IntentResolver,
+    authorizations: readonly string[] = []): Promise<LeaseView> {
     let terms: Terms;
     let gpus: string[];
     let intent: RecordedIntent | undefined;
+    let authorized: { auth: LeaseAuthorization; durable: Promise<void> } | undefined;
     try {
       // Hashing artifacts may take long: done first, so the checks below stay one synchronous step.
       const resolved = resolveIntent ? await resolveIntent() : undefined;
@@ -118,22 +126,34 @@ export class LeaseManager {
       if (settling) await settling;
       const measuring = this.logFull();
       const full = measuring ? await measuring : false;
+      // Signatures are checked (asynchronously) against the rule's issuers before the checks below.
+      const verifying = this.preverifyAuthorizations(who, ruleName, authorizations);
+      const pre = verifying ? await verifying : undefined;
       terms = this.terms(who, ruleName, 'no policy rule matches this workload');
       gpus = grantGpus(terms.rule, terms.epoch, wantGpus);
       checkIntent(terms.rule.intent, resolved);
       intent = resolved && recordedIntent(resolved);
       refuseWhenLogFull(full);
+      authorized = grantAuthorization(terms.rule, pre, this.opts.policy.current, { rule: terms.rule.name, gpus, intent: intent?.intent,
+        intentSha256: intent?.digest }, this.authorizationIds, this.now());
     } catch (err) {
       await this.recordDenial(Kind.DENY, '', who, err as AttestdError);
       throw err;
     }
     const lease = newLease(terms, who, gpus, this.now());
     if (intent) lease.intent = intent;
+    if (authorized) {
+      // A lease never outlives its authorization.
+      lease.authorization = authorized.auth;
+      lease.expiresAtMs = Math.min(lease.expiresAtMs, authorized.auth.expiresAtMs);
+    }
     lease.token = signLease(lease, terms.epoch, this.opts.signer);
     // Visible to revokeAll while the grant is being made durable.
     this.table.add(lease);
     this.decisions.beforeIssue(who);
     try {
+      // The authorization ids are on disk before the grant is recorded and answered.
+      if (authorized) await authorized.durable;
       await this.decisions.recordOrFail(issueRecord(Kind.GRANT, lease, terms.epoch), 'lease grant not recorded', { lease_id: lease.id });
     } catch (err) {
       this.table.forget(lease);
@@ -166,6 +186,7 @@ export class LeaseManager {
       refuseFailedGpus(lease.gpus, epoch);
       // The intent the lease was granted with must still satisfy the rule as it is now.
       checkIntent(terms.rule.intent, lease.intent?.intent);
+      checkStillAuthorized(terms.rule, lease.authorization, this.now());
       refuseWhenLogFull(full);
       // A derived lease is renewed only while its parent lives (and never past it, below), and
       // only while the rule as it is now still allows its depth.
@@ -180,7 +201,7 @@ export class LeaseManager {
     }
     const now = this.now();
     const next = { ...lease, epoch: epoch.epoch, issuedAtMs: now, renewal: lease.renewal + 1,
-      expiresAtMs: Math.min(now + lease.ttlMs, epoch.validUntilMs, this.parentExpiry(lease.lineage)) };
+      expiresAtMs: Math.min(now + lease.ttlMs, epoch.validUntilMs, this.parentExpiry(lease.lineage), lease.authorization?.expiresAtMs ?? Infinity) };
     next.token = signLease(next, epoch, this.opts.signer);
     this.decisions.beforeIssue(who);
     await this.decisions.recordOrFail(issueRecord(Kind.RENEW, next, epoch), 'lease renewal not recorded', { lease_id: leaseId });
@@ -317,6 +338,26 @@ export class LeaseManager {
     endDescendants(this.table, this.decisions, expired, e?.epoch ?? 0);
   }
 
+  /**
+   * After a policy reload: ends at once the leases whose signed authorizations the new policy
+   * no longer honours (an id revoked, an issuer dropped or its key changed), each with the code
+   * of what failed. Leases of a rule that no longer requires authorization are left alone.
+   */
+  async reviewAuthorizations(): Promise<void> {
+    const policy = this.opts.policy.current;
+    const ended = new Map<string, AttestdError>();
+    for (const lease of this.table.all()) {
+      if (!lease.granted || lease.revoked || !lease.authorization) continue;
+      const rule = policy?.policy.rules.find((r) => r.name === lease.rule);
+      const why = await authorizationEnded(rule, lease.authorization);
+      if (why) ended.set(lease.id, why);
+    }
+    for (const code of new Set([...ended.values()].map((e) => e.code))) {
+      revokeWithLineage(this.table, this.decisions, (l) => ended.get(l.id)?.code === code, code,
+        `authorization no longer honoured by the policy in force: ${[...ended.values()].find((e) => e.code === code)!.message}`, this.epochState?.epoch ?? 0);
+    }
+  }
+
   /** Writes the counts of refused requests held in memory (at shutdown, before the final checkpoint). */
   flushDenials(): void {
     this.decisions.denials.flushAll();
@@ -365,6 +406,22 @@ export class LeaseManager {
       const timer = setTimeout(done, ms);
       this.epochWaiters.add(done);
     });
+  }
+
+  /**
+   * The presented authorizations verified against the issuers of the rule this request would
+   * be granted under (the checks that follow find the same rule, or refuse). Resolves without
+   * verifying when the rule requires none; a request the checks would refuse anyway is left to them.
+   * Returns undefined, without yielding, when there is nothing to verify (see policySettled).
+   */
+  private preverifyAuthorizations(who: WorkloadIdentity, ruleName: string | undefined, jwts: readonly string[]): Promise<Preverified> | undefined {
+    let rule;
+    try {
+      rule = this.terms(who, ruleName, 'no policy rule matches this workload').rule;
+    } catch {
+      return undefined;
+    }
+    return preverify(rule, this.opts.policy.current, jwts, this.now());
   }
 
   private terms(who: WorkloadIdentity, ruleName: string | undefined, noRule: string): Terms {

@@ -28,7 +28,7 @@ export function signLease(lease: Pick<LiveLease, 'id' | 'epoch' | 'rule' | 'scop
   }, signer);
 }
 
-type Issued = Pick<LiveLease, 'id' | 'epoch' | 'rule' | 'who' | 'token' | 'expiresAtMs' | 'intent' | 'lineage'>;
+type Issued = Pick<LiveLease, 'id' | 'epoch' | 'rule' | 'who' | 'token' | 'expiresAtMs' | 'intent' | 'lineage'> & Partial<Pick<LiveLease, 'authorization'>>;
 
 function decision(kind: number, lease: Issued): AuditBody['leaseDecision'] {
   return { kind, leaseId: lease.id, epoch: lease.epoch, rule: lease.rule, workload: identityProto(lease.who),
@@ -41,7 +41,8 @@ function decision(kind: number, lease: Issued): AuditBody['leaseDecision'] {
  */
 export function issueRecord(kind: number, lease: Issued, epoch: EpochState): AuditBody {
   return { leaseDecision: { ...decision(kind, lease), underUpdateWindow: epoch.underUpdateWindow ?? false,
-    ...(lease.intent ? { intent: lease.intent.encoding } : {}), ...lineageFields(lease.lineage) } };
+    ...(lease.intent ? { intent: lease.intent.encoding } : {}), ...lineageFields(lease.lineage),
+    ...(lease.authorization ? { authorizations: lease.authorization.jwts } : {}) } };
 }
 
 export function releaseRecord(lease: Issued): AuditBody {

@@ -7,6 +7,7 @@ import { parseDuration } from './duration.js';
 import { bootPolicy, cvmPolicy, digests, gpuPolicy, imaPolicy, pcrRequirements, ruleGpus, updateWindow } from './build-v2.js';
 import { intentConstraints } from './intent.js';
 import { lineageLimits } from './lineage.js';
+import { authorizationRequirement } from './authorization.js';
 import type { Policy, Rule, RuleMatch } from './types.js';
 
 type Obj = Record<string, unknown>;
@@ -50,6 +51,8 @@ function rule(raw: Obj): Rule {
   if (intent !== undefined) out.intent = intentConstraints(intent);
   const lineage = field<Obj>(raw, 'lineage');
   if (lineage !== undefined) out.lineage = lineageLimits(lineage);
+  const authorization = field<Obj>(raw, 'authorization');
+  if (authorization !== undefined) out.authorization = authorizationRequirement(authorization);
   return out;
 }
 

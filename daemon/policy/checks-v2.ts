@@ -62,6 +62,7 @@ export function v2Problems(value: unknown, tree: SourceTree): Located[] {
   if (Array.isArray(rules)) rules.forEach((rule, i) => ruleGpus(rule, i, versionOne, check.report));
   if (Array.isArray(rules) && versionOne) rules.forEach((rule, i) => ruleIntent(rule, i, check.report));
   if (Array.isArray(rules) && versionOne) rules.forEach((rule, i) => ruleLineage(rule, i, check.report));
+  if (Array.isArray(rules) && versionOne) rules.forEach((rule, i) => ruleAuthorization(rule, i, check.report));
   const window = own(value, 'update_window');
   if (isObj(window)) updateWindow(window, own(value, 'pcrs'), check);
   const boot = own(value, 'boot');
@@ -93,6 +94,13 @@ function ruleIntent(rule: unknown, i: number, report: Report): void {
 function ruleLineage(rule: unknown, i: number, report: Report): void {
   if (isObj(rule) && own(rule, 'lineage') !== undefined) {
     report(['rules', i, 'lineage'], 'expected version: 2 for a rule\'s lineage; a version 1 policy does not have it', true);
+  }
+}
+
+/** A rule's authorization requirement exists only in version 2. */
+function ruleAuthorization(rule: unknown, i: number, report: Report): void {
+  if (isObj(rule) && own(rule, 'authorization') !== undefined) {
+    report(['rules', i, 'authorization'], 'expected version: 2 for a rule\'s authorization; a version 1 policy does not have it', true);
   }
 }
 

@@ -13,6 +13,7 @@
  */
 import { RULE_INTENT_SCHEMA } from './intent.js';
 import { RULE_LINEAGE_SCHEMA } from './lineage.js';
+import { RULE_AUTHORIZATION_SCHEMA } from './authorization.js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import {
@@ -114,6 +115,7 @@ export const POLICY_SCHEMA = {
           },
           intent: RULE_INTENT_SCHEMA,
           lineage: RULE_LINEAGE_SCHEMA,
+          authorization: RULE_AUTHORIZATION_SCHEMA,
         },
       },
     },

@@ -5,6 +5,7 @@
  */
 import type { IntentConstraints } from './intent.js';
 import type { LineageLimits } from './lineage.js';
+import type { AuthorizationRequirement } from './authorization.js';
 import type { HashAlg } from '../verify/tpm-alg.js';
 import type { PcrBank } from '../verify/pcr.js';
 
@@ -47,6 +48,8 @@ export interface Rule {
   intent?: IntentConstraints;
   /** Version 2: how deep leases derived under this rule may go (lineage.ts); absent, none may be derived. */
   lineage?: LineageLimits;
+  /** Version 2: the signed authorizations a grant needs (authorization.ts); absent, none. */
+  authorization?: AuthorizationRequirement;
 }
 
 /** Values also accepted, until a deadline, while a planned update rolls out. */

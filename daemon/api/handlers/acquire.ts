@@ -3,6 +3,7 @@ import type { Handler } from '../handler.js';
 import { leaseProto } from '../lease-proto.js';
 import { AttestdError } from '../../base/errors.js';
 import { resolveIntent } from '../intent-resolver.js';
+import { MAX_AUTHORIZATION_BYTES, MAX_AUTHORIZATIONS } from '../../verify/authorization/verify.js';
 
 export const acquireLease: Handler<attestd.lease.v1.AcquireLeaseRequest.$Properties> = async (conn, req, ctx) => {
   const who = await conn.identity();
@@ -13,6 +14,10 @@ export const acquireLease: Handler<attestd.lease.v1.AcquireLeaseRequest.$Propert
   const intent = req.intent;
   // Resolved inside the manager's acquire, so a refusal (an unreadable artifact) is recorded like any other.
   const resolver = intent ? () => resolveIntent(intent, who, conn.peer) : undefined;
-  const lease = await ctx.leases.acquire(who, req.rule || undefined, wanted, resolver);
+  const authorizations = req.authorizations ?? [];
+  if (authorizations.length > MAX_AUTHORIZATIONS || authorizations.some((a) => typeof a !== 'string' || a.length > MAX_AUTHORIZATION_BYTES)) {
+    throw new AttestdError('MALFORMED_REQUEST', `at most ${MAX_AUTHORIZATIONS} authorizations of at most ${MAX_AUTHORIZATION_BYTES} bytes`);
+  }
+  const lease = await ctx.leases.acquire(who, req.rule || undefined, wanted, resolver, authorizations);
   return { acquireLease: { lease: leaseProto(lease) } };
 };
