@@ -6,6 +6,7 @@
  * audit verify` is what proves the log.
  */
 import { attestd } from '../gen/proto.js';
+import { decodeJwt } from 'jose';
 import { decodeIntent, intentDigest } from '../verify/intent/codec.js';
 import { parseQuoteAttest } from '../verify/tpm-attest.js';
 import { LineageIndex, type LineageStory } from './explain-lineage.js';
@@ -35,6 +36,8 @@ export interface LeaseStory {
   granted: { atMs: number; seq: number; expiresAtMs: number; underUpdateWindow: boolean; epoch: EpochStory | undefined };
   /** The execution intent the grant recorded, with its digest; absent for a lease granted without one. */
   intent?: IntentStory | undefined;
+  /** The signed authorizations the grant recorded, as their claims read (audit verify checks them). */
+  authorizations?: AuthorizationStory[] | undefined;
   renewals: { atMs: number; seq: number; expiresAtMs: number; epoch: EpochStory | undefined }[];
   refusedRenewals: { atMs: number; seq: number; code: string; reason: string }[];
   ended?: { atMs: number; seq: number; how: 'released' | 'revoked' | 'expired'; code: string; reason: string } | undefined;
@@ -64,6 +67,29 @@ function intentStory(encoding: Uint8Array | null | undefined): IntentStory | und
   } catch {
     return undefined;
   }
+}
+
+export interface AuthorizationStory {
+  issuer: string;
+  id: string;
+  audience: unknown;
+  notBeforeMs?: number | undefined;
+  expiresAtMs?: number | undefined;
+  authorizes: unknown;
+}
+
+/** Each recorded authorization's claims; one that does not decode is shown as such. */
+function authorizationStories(jwts: readonly string[] | null | undefined): AuthorizationStory[] | undefined {
+  if (!jwts || jwts.length === 0) return undefined;
+  return jwts.map((jwt) => {
+    try {
+      const c = decodeJwt(jwt);
+      return { issuer: c.iss ?? '', id: c.jti ?? '', audience: c.aud, notBeforeMs: c.nbf === undefined ? undefined : c.nbf * 1000,
+        expiresAtMs: c.exp === undefined ? undefined : c.exp * 1000, authorizes: c['attestd.authorizes'] };
+    } catch {
+      return { issuer: '', id: '', audience: undefined, authorizes: 'does not decode' };
+    }
+  });
 }
 
 /** The reason-code prefixes of each kind of evidence. */
@@ -145,6 +171,7 @@ export class LeaseExplainer {
             cgroup: w.cgroup ?? '' } : undefined,
           granted: { atMs: at, seq, expiresAtMs: Number(d.expiresAtMs), underUpdateWindow: d.underUpdateWindow, epoch },
           intent: intentStory(d.intent),
+          authorizations: authorizationStories(d.authorizations),
           renewals: [], refusedRenewals: [],
         };
         break;

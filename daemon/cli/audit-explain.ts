@@ -10,7 +10,8 @@ Tells a lease's story from the audit log in DIR (default --dir, $ATTESTD_AUDIT_D
 /var/lib/attestd/audit) alone: who held it (pid, uid, executable and its SHA-256, cgroup), the
 rule, the epoch it was granted under (when appraised, the quote's TPM clock and PCR digest, each
 kind of evidence and its verdict, the policy file and digest), its execution intent (measured
-and declared artifacts, image, command line, job, labels), every renewal and refused
+and declared artifacts, image, command line, job, labels), the signed authorizations it was
+granted with (issuer, id, validity, what they authorize), every renewal and refused
 renewal with its epoch, its lineage (the leases it was derived from, parent first, and every
 lease derived from it), and how and why it ended. It reads the log; attestctl audit verify is
 what proves it. Exit codes: 0 found, 1 the log could not be read or holds no such lease, 2 usage.`;
@@ -39,6 +40,10 @@ function storyText(s: LeaseStory): string {
     for (const a of i.artifacts) out += `    artifact ${a.name}: sha256 ${a.sha256} ${a.measured ? `measured from ${a.path ?? ''}` : 'declared'}\n`;
     if (i.cmdline.length > 0) out += `    command line: ${JSON.stringify(i.cmdline)}\n`;
     for (const [k, v] of Object.entries(i.labels)) out += `    label ${k}=${v}\n`;
+  }
+  for (const a of s.authorizations ?? []) {
+    const window = `${a.notBeforeMs !== undefined ? iso(a.notBeforeMs) : '-'} to ${a.expiresAtMs !== undefined ? iso(a.expiresAtMs) : '-'}`;
+    out += `  authorized by ${a.issuer} (id ${a.id}), valid ${window}: ${JSON.stringify(a.authorizes)}\n`;
   }
   for (const r of s.renewals) out += `  renewed ${iso(r.atMs)} (record ${r.seq}), until ${iso(r.expiresAtMs)}\n${epochText(r.epoch)}`;
   for (const r of s.refusedRenewals) out += `  renewal refused ${iso(r.atMs)} (record ${r.seq}): ${r.code} ${r.reason}\n`;

@@ -151,6 +151,11 @@ describe('signed authorizations', () => {
     await writeFile(pem, akPem);
     const ok = await attestctl(['audit', 'verify', logDir, '--ak', pem, '--json']);
     expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    // audit explain tells who authorized the job, and what.
+    const told = JSON.parse((await attestctl(['audit', 'explain', first.leaseId!, logDir, '--json'])).stdout) as
+      { authorizations: { issuer: string; id: string; expiresAtMs: number; authorizes: unknown }[] };
+    expect(told.authorizations.length).toBeGreaterThan(0);
+    expect(told.authorizations.every((a) => a.issuer !== '' && a.id !== '' && a.expiresAtMs > 0 && a.authorizes !== undefined)).toBe(true);
     const list = await payloads(logDir);
     const idx = list.findIndex((p) => decode(p).leaseDecision?.leaseId === first.leaseId && decode(p).leaseDecision?.kind === 1);
     const rec = decode(list[idx]!);
