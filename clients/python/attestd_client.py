@@ -306,7 +306,8 @@ def _encode_derive(derive: dict) -> bytes:
 
 
 def encode_request(request_id: int, call: str, arg: Optional[str] = None, nonce: Optional[bytes] = None,
-                   intent: Optional[dict] = None, derive: Optional[dict] = None) -> bytes:
+                   intent: Optional[dict] = None, derive: Optional[dict] = None,
+                   authorizations: Optional[List[str]] = None) -> bytes:
     """A serialized Request. ``arg`` is the rule (acquire_lease) or the lease id (renew, release,
     watch, get_lease_result); ``nonce`` the relying party's nonce (get_lease_result, 8 to 64
     bytes); ``intent`` an execution intent (acquire_lease, see _encode_intent); ``derive`` the
@@ -320,6 +321,9 @@ def encode_request(request_id: int, call: str, arg: Optional[str] = None, nonce:
         raise ValueError("a nonce is for get_lease_result only, 8 to 64 bytes")
     if intent is not None and call != "acquire_lease":
         raise ValueError("an intent is for acquire_lease only")
+    if authorizations and (call != "acquire_lease" or len(authorizations) > 4
+                           or any(not isinstance(a, str) or not a or len(a) > 16384 for a in authorizations)):
+        raise ValueError("authorizations are for acquire_lease only: at most 4 compact JWTs of at most 16 KiB")
     if (derive is not None) != (call == "derive_lease"):
         raise ValueError("derive_lease takes a child, and only it")
     body = _len_field(1, arg.encode("utf-8")) if arg else b""
@@ -327,6 +331,8 @@ def encode_request(request_id: int, call: str, arg: Optional[str] = None, nonce:
         body += _len_field(2, bytes(nonce))
     if intent is not None:
         body += _len_field(3, _encode_intent(intent))
+    for a in authorizations or []:
+        body += _len_field(4, a.encode("ascii"))
     if derive is not None:
         body += _encode_derive(derive)
     return _tag(1, _VARINT) + _varint(request_id) + _len_field(_CALLS[call], body)
@@ -421,10 +427,12 @@ class AttestdClient:
     def status(self) -> Status:
         return self._call("get_status")
 
-    def acquire(self, rule: Optional[str] = None, intent: Optional[dict] = None) -> Lease:
+    def acquire(self, rule: Optional[str] = None, intent: Optional[dict] = None,
+                authorizations: Optional[List[str]] = None) -> Lease:
         """A new lease for this process, under ``rule`` or the first rule that matches it;
-        ``intent``: an execution intent in the JSON form of ``attestctl --intent`` files."""
-        return self._call("acquire_lease", rule, intent=intent)
+        ``intent``: an execution intent in the JSON form of ``attestctl --intent`` files;
+        ``authorizations``: signed authorizations (compact JWTs) the rule requires."""
+        return self._call("acquire_lease", rule, intent=intent, authorizations=authorizations)
 
     def derive(self, parent_id: str, pid: int, scopes: Optional[List[str]] = None, gpus: Optional[List[str]] = None) -> Lease:
         """A narrower lease, derived from ``parent_id`` (held by this very process), for the
@@ -467,7 +475,7 @@ class AttestdClient:
         return self._closed is not None
 
     def _call(self, call: str, arg: Optional[str] = None, on_push=None, nonce: Optional[bytes] = None,
-              intent: Optional[dict] = None, derive: Optional[dict] = None):
+              intent: Optional[dict] = None, derive: Optional[dict] = None, authorizations: Optional[List[str]] = None):
         with self._lock:
             if self._closed is not None:
                 raise AttestdUnavailable(self._closed)
@@ -477,7 +485,7 @@ class AttestdClient:
             self._pending[rid] = pending
         try:
             with self._send_lock:
-                self._sock.sendall(frame(encode_request(rid, call, arg, nonce, intent, derive)))
+                self._sock.sendall(frame(encode_request(rid, call, arg, nonce, intent, derive, authorizations)))
         except OSError as e:
             self._fail(f"connection to attestd lost: {e}")
         if not pending.done.wait(self.timeout):

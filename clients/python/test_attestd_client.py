@@ -49,7 +49,8 @@ class GoldenTest(unittest.TestCase):
         for r in self.golden["requests"]:
             with self.subTest(call=r["call"], arg=r["arg"]):
                 nonce = bytes.fromhex(r["nonce"]) if r.get("nonce") else None
-                self.assertEqual(encode_request(int(r["id"]), r["call"], r["arg"], nonce, r.get("intent"), r.get("derive")).hex(), r["hex"])
+                self.assertEqual(encode_request(int(r["id"]), r["call"], r["arg"], nonce, r.get("intent"), r.get("derive"),
+                                                r.get("authorizations")).hex(), r["hex"])
 
     def test_responses_decode_like_attestd(self):
         seen = set()
@@ -146,6 +147,10 @@ class WireTest(unittest.TestCase):
             encode_request(1, "derive_lease", "ab" * 16)
         with self.assertRaises(ValueError):
             encode_request(1, "derive_lease", "ab" * 16, derive={"child_pid": 1})
+        with self.assertRaises(ValueError):
+            encode_request(1, "renew_lease", "ab" * 16, authorizations=["a.b.c"])
+        with self.assertRaises(ValueError):
+            encode_request(1, "acquire_lease", None, authorizations=["a.b.c"] * 5)
         with self.assertRaises(ValueError):
             encode_request(1, "renew_lease", "ab" * 16, derive={"child_pid": 42})
         with self.assertRaises(ValueError):

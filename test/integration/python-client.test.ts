@@ -24,7 +24,8 @@ function goldenRequests() {
     image_digest: `sha256:${'cd'.repeat(32)}`, job_id: 'job-7', labels: { team: 'ml', 'ключ': 'значение' } };
   const intentProto = { artifacts: [{ name: 'weights', path: '/models/w.safetensors' }, { sha256: Buffer.from('ab'.repeat(32), 'hex') }],
     imageDigest: intent.image_digest, jobId: intent.job_id, labels: intent.labels };
-  const cases: { id: number; call: string; arg: string | null; nonce?: string; intent?: object; derive?: object; req: attestd.lease.v1.IRequest }[] = [
+  const cases: { id: number; call: string; arg: string | null; nonce?: string; intent?: object; derive?: object; authorizations?: string[];
+    req: attestd.lease.v1.IRequest }[] = [
     { id: 1, call: 'get_status', arg: null, req: { getStatus: {} } },
     { id: 2, call: 'acquire_lease', arg: null, req: { acquireLease: {} } },
     { id: 300, call: 'acquire_lease', arg: 'trainer', req: { acquireLease: { rule: 'trainer' } } },
@@ -40,8 +41,10 @@ function goldenRequests() {
       req: { deriveLease: { parentLeaseId: '56'.repeat(16), childPid: 4_194_303 } } },
     { id: 133, call: 'derive_lease', arg: '78'.repeat(16), derive: { child_pid: 77, scopes: ['net', 'gpu:0'], gpus: ['0', 'GPU-ab'] },
       req: { deriveLease: { parentLeaseId: '78'.repeat(16), childPid: 77, scopes: ['net', 'gpu:0'], gpus: ['0', 'GPU-ab'] } } },
+    { id: 134, call: 'acquire_lease', arg: 'governed', authorizations: ['eyJhbGciOiJFUzI1NiJ9.e30.c2ln', 'x.y.z'],
+      req: { acquireLease: { rule: 'governed', authorizations: ['eyJhbGciOiJFUzI1NiJ9.e30.c2ln', 'x.y.z'] } } },
   ];
-  return cases.map(({ id, call, arg, nonce, intent: i, derive, req }) => ({ id: String(id), call, arg, nonce, intent: i, derive,
+  return cases.map(({ id, call, arg, nonce, intent: i, derive, authorizations, req }) => ({ id: String(id), call, arg, nonce, intent: i, derive, authorizations,
     hex: hex(v1.Request.encode({ id, ...req }).finish()) }));
 }
 
