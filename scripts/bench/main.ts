@@ -21,11 +21,12 @@ import { imaBench } from './evidence-ima.js';
 import { epochBench } from './evidence-epoch.js';
 import { gpuBench } from './evidence-gpu.js';
 import { resultBench } from './result.js';
+import { governedBench } from './governed.js';
 import { cvmBench } from './evidence-cvm.js';
 import { msSince, nowNs } from './stats.js';
 
 const BENCHMARKS: Benchmark[] = [leaseBench, signBench, quoteBench, memoryBench, revocationBench, auditAppendBench, auditVerifyBench,
-  eventLogBench, imaBench, epochBench, gpuBench, cvmBench, resultBench];
+  eventLogBench, imaBench, epochBench, gpuBench, cvmBench, resultBench, governedBench];
 
 const HELP = `Usage: npm run bench -- [--json] [--only ID[,ID...]]
 
