@@ -60,3 +60,18 @@ export async function verifyDir(dir: string, ak: KeyObject): Promise<VerifyResul
 export function akKey(pem: string): KeyObject {
   return createPublicKey(pem);
 }
+
+/**
+ * A copy of the log in `logDir` with the GRANT record of `leaseId` changed by `mutate` and
+ * re-framed with valid CRCs, as an attacker who can write the files would; and its index.
+ */
+export async function withAlteredGrant(logDir: string, leaseId: string,
+  mutate: (d: attestd.audit.v1.ILeaseDecision) => void | Promise<void>): Promise<{ dir: string; idx: number }> {
+  const list = await payloads(logDir);
+  const idx = list.findIndex((p) => decode(p).leaseDecision?.leaseId === leaseId && decode(p).leaseDecision?.kind === 1);
+  const rec = decode(list[idx]!);
+  await mutate(rec.leaseDecision!);
+  const changed = [...list];
+  changed[idx] = Buffer.from(encode(rec));
+  return { dir: await writeLog(changed), idx };
+}

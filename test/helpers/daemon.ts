@@ -7,7 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterAll, beforeAll } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { AttestdClient } from '../../daemon/client/client.js';
 import { startSwtpm, type Swtpm } from './swtpm.js';
 import { attestd } from '../../daemon/gen/proto.js';
@@ -164,4 +164,16 @@ export function sharedDaemon(policy?: string): () => { tpm: Swtpm; d: RunningDae
     await tpm?.dispose();
   });
   return () => ({ tpm: tpm!, d: d! });
+}
+
+/** The well-behaved client: a fresh connection acquires a lease and releases it. */
+export async function leaseRoundTrip(d: RunningDaemon): Promise<void> {
+  const c = await d.client();
+  try {
+    const got = await c.call({ acquireLease: {} });
+    expect(got.acquireLease?.lease?.leaseId).toMatch(/^[0-9a-f]{32}$/);
+    await c.call({ releaseLease: { leaseId: got.acquireLease!.lease!.leaseId } });
+  } finally {
+    c.close();
+  }
 }

@@ -11,7 +11,7 @@ import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sharedDaemon, State, testPolicy, runToEnd, type RunningDaemon } from '../helpers/daemon.js';
+import { leaseRoundTrip, sharedDaemon, State, testPolicy, runToEnd } from '../helpers/daemon.js';
 import { frameMessage, FrameDecoder } from '../../daemon/api/framing.js';
 import { ApiServer } from '../../daemon/api/server.js';
 import type { ApiContext } from '../../daemon/api/handler.js';
@@ -26,17 +26,6 @@ function rssOf(pid: number): number {
   return Number(m![1]) * 1024;
 }
 
-/** The well-behaved client: a fresh connection acquires a lease and releases it. */
-async function leaseRoundTrip(d: RunningDaemon): Promise<void> {
-  const c = await d.client();
-  try {
-    const got = await c.call({ acquireLease: {} });
-    expect(got.acquireLease?.lease?.leaseId).toMatch(/^[0-9a-f]{32}$/);
-    await c.call({ releaseLease: { leaseId: got.acquireLease!.lease!.leaseId } });
-  } finally {
-    c.close();
-  }
-}
 
 async function connect(path: string): Promise<net.Socket> {
   const s = net.connect(path);

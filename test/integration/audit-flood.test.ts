@@ -13,7 +13,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSwtpm, type Swtpm } from '../helpers/swtpm.js';
-import { attestctl, startDaemon, State, testPolicy, type RunningDaemon } from '../helpers/daemon.js';
+import { attestctl, leaseRoundTrip, startDaemon, State, testPolicy, type RunningDaemon } from '../helpers/daemon.js';
 import { decode, payloads } from '../helpers/audit-log.js';
 import { attestd } from '../../daemon/gen/proto.js';
 
@@ -31,17 +31,6 @@ const OTHERS_RULE = `  - name: others
       scopes: ["gpu:all"]
 `;
 
-/** The well-behaved client: a fresh connection acquires a lease and releases it. */
-async function leaseRoundTrip(d: RunningDaemon): Promise<void> {
-  const c = await d.client();
-  try {
-    const got = await c.call({ acquireLease: {} });
-    expect(got.acquireLease?.lease?.leaseId).toMatch(/^[0-9a-f]{32}$/);
-    await c.call({ releaseLease: { leaseId: got.acquireLease!.lease!.leaseId } });
-  } finally {
-    c.close();
-  }
-}
 
 /** A separate process (its own pid, so its own identity) that sends `total` refused acquires over `conns` connections. */
 function hostileFlood(socket: string, total: number, conns: number) {

@@ -14,7 +14,7 @@ import { startSwtpm, type Swtpm } from '../helpers/swtpm.js';
 import { attestctl, startDaemon, testPolicy, type RunningDaemon } from '../helpers/daemon.js';
 import { AttestdClient } from '../../daemon/client/client.js';
 import { attestd } from '../../daemon/gen/proto.js';
-import { akKey, decode, encode, payloads, verifyDir, writeLog } from '../helpers/audit-log.js';
+import { akKey, decode, payloads, verifyDir, withAlteredGrant } from '../helpers/audit-log.js';
 
 let tpm: Swtpm;
 let d: RunningDaemon;
@@ -156,14 +156,11 @@ describe('signed authorizations', () => {
       { authorizations: { issuer: string; id: string; expiresAtMs: number; authorizes: unknown }[] };
     expect(told.authorizations.length).toBeGreaterThan(0);
     expect(told.authorizations.every((a) => a.issuer !== '' && a.id !== '' && a.expiresAtMs > 0 && a.authorizes !== undefined)).toBe(true);
-    const list = await payloads(logDir);
-    const idx = list.findIndex((p) => decode(p).leaseDecision?.leaseId === first.leaseId && decode(p).leaseDecision?.kind === 1);
-    const rec = decode(list[idx]!);
     // Another authorization, validly signed, for another image: the grant's intent is not covered.
-    rec.leaseDecision!.authorizations = [await authz({ jti: 'forged', authorizes: { rule: 'governed', image_digest: `sha256:${'d'.repeat(64)}` } })];
-    const changed = [...list];
-    changed[idx] = Buffer.from(encode(rec));
-    const dir = await writeLog(changed);
+    const forged = await authz({ jti: 'forged', authorizes: { rule: 'governed', image_digest: `sha256:${'d'.repeat(64)}` } });
+    const { dir, idx } = await withAlteredGrant(logDir, first.leaseId!, (d) => {
+      d.authorizations = [forged];
+    });
     const r = await verifyDir(dir, akKey(akPem));
     expect(r.ok).toBe(false);
     if (!r.ok) {

@@ -14,7 +14,7 @@ import { CvmSource } from '../../daemon/evidence/cvm/source.js';
 import { tsmReport } from '../../daemon/evidence/cvm/tsm.js';
 import { verifyCvmEvidence } from '../../daemon/verify/cvm/verify.js';
 import { parseSnpCertTable } from '../../daemon/verify/cvm/snp-certs.js';
-import { derOctets, mintHierarchy, mintReport } from '../unit/snp-mint.js';
+import { derOctets, mintCertTable, mintHierarchy, mintReport } from '../unit/snp-mint.js';
 
 const CHIP = Buffer.alloc(64, 0x42);
 const milan = mintHierarchy('Milan', 'Milan-B0', { bootloader: 3, tee: 0, snp: 8, microcode: 115 }, derOctets(CHIP));
@@ -22,24 +22,8 @@ const AT = new Date('2030-01-01T00:00:00Z');
 
 /** The SNP certificate table the host hands out: GUID entries, then the certificates. */
 function certTable(): Buffer {
-  const guid = (s: string) => {
-    const h = s.replace(/-/g, '');
-    const b = Buffer.from(h, 'hex');
-    return Buffer.concat([Buffer.from(b.subarray(0, 4)).reverse(), Buffer.from(b.subarray(4, 6)).reverse(), Buffer.from(b.subarray(6, 8)).reverse(), b.subarray(8)]);
-  };
-  const certs: [string, Buffer][] = [['63da758d-e664-4564-adc5-f4b93be8accd', milan.vcek], ['4ab7b379-bbac-4fe4-a02f-05aef327c782', milan.ask], ['c0b406a4-a803-4952-9743-3fb6014cd0ae', milan.ark]];
-  const header = 24 * (certs.length + 1);
-  let offset = header;
-  const entries: Buffer[] = [];
-  for (const [g, der] of certs) {
-    const e = Buffer.alloc(24);
-    guid(g).copy(e, 0);
-    e.writeUInt32LE(offset, 16);
-    e.writeUInt32LE(der.length, 20);
-    entries.push(e);
-    offset += der.length;
-  }
-  return Buffer.concat([...entries, Buffer.alloc(24), ...certs.map(([, d]) => d)]);
+  return mintCertTable([['63da758d-e664-4564-adc5-f4b93be8accd', milan.vcek], ['4ab7b379-bbac-4fe4-a02f-05aef327c782', milan.ask],
+    ['c0b406a4-a803-4952-9743-3fb6014cd0ae', milan.ark]]);
 }
 
 /** Polls the fake tree and answers every entry whose inblob has no outblob yet. */

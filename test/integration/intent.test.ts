@@ -13,7 +13,7 @@ import { startSwtpm, type Swtpm } from '../helpers/swtpm.js';
 import { attestctl, startDaemon, testPolicy, type RunningDaemon } from '../helpers/daemon.js';
 import { AttestdClient } from '../../daemon/client/client.js';
 import { attestd } from '../../daemon/gen/proto.js';
-import { akKey, decode, encode, payloads, verifyDir, writeLog } from '../helpers/audit-log.js';
+import { akKey, decode, payloads, verifyDir, withAlteredGrant } from '../helpers/audit-log.js';
 import { decodeIntent, encodeIntent, intentDigest } from '../../daemon/verify/intent/codec.js';
 
 let tpm: Swtpm;
@@ -158,14 +158,9 @@ describe('execution intent', () => {
     await writeFile(pem, akPem);
     const ok = await attestctl(['audit', 'verify', logDir, '--ak', pem, '--json']);
     expect(ok.code, ok.stdout + ok.stderr).toBe(0);
-    const list = await payloads(logDir);
-    const idx = list.findIndex((p) => decode(p).leaseDecision?.leaseId === first.leaseId && decode(p).leaseDecision?.kind === 1);
-    const rec = decode(list[idx]!);
-    const altered = { ...decodeIntent(rec.leaseDecision!.intent!), jobId: 'job-2' };
-    rec.leaseDecision!.intent = encodeIntent(altered);
-    const changed = [...list];
-    changed[idx] = Buffer.from(encode(rec));
-    const dir = await writeLog(changed);
+    const { dir, idx } = await withAlteredGrant(logDir, first.leaseId!, (d) => {
+      d.intent = encodeIntent({ ...decodeIntent(d.intent!), jobId: 'job-2' });
+    });
     const r = await verifyDir(dir, akKey(akPem));
     expect(r.ok).toBe(false);
     if (!r.ok) {

@@ -6,7 +6,7 @@
  * PolicySecret of the endorsement hierarchy in a policy session; both are flushed afterwards.
  */
 import { TpmWriter } from '../../verify/tpm-reader.js';
-import { unwrap2b, type Step } from './ak-key.js';
+import { unwrap2b, withPrimary, type Step } from './ak-key.js';
 import { Arena, readU32 } from './arena.js';
 import { ekTemplate2b, type EkKind } from './ek-template.js';
 import { sendCommand } from './send.js';
@@ -15,27 +15,10 @@ import { ESYS_TR, type Ptr, type Tss } from './tss.js';
 const TPM2_SE_POLICY = 0x01;
 const TPM_ALG_SHA256 = 0x000b;
 const SYM_NULL = Buffer.from([0x00, 0x10]);
-const EMPTY_SENSITIVE = Buffer.from([0x00, 0x04, 0x00, 0x00, 0x00, 0x00]);
 
 /** Runs `job` with the EK of `kind` loaded, flushed afterwards. */
-async function withEk<T>(tss: Tss, ctx: Ptr, kind: EkKind, job: (ek: number) => Promise<Step<T>>): Promise<Step<T>> {
-  const arena = new Arena(tss);
-  let ek: number;
-  try {
-    const outs = { handle: arena.value(), outPublic: arena.output(), creationData: arena.output(), creationHash: arena.output(), creationTicket: arena.output() };
-    const rc = await sendCommand(() => tss.createPrimary(ctx, ESYS_TR.RH_ENDORSEMENT, arena.input('TPM2B_SENSITIVE_CREATE', EMPTY_SENSITIVE),
-      arena.input('TPM2B_PUBLIC', ekTemplate2b(kind)), arena.input('TPM2B_DATA', Buffer.from([0, 0])),
-      arena.input('TPML_PCR_SELECTION', Buffer.alloc(4)), outs));
-    if (rc !== 0) return { rc, op: `Esys_CreatePrimary(${kind} EK)` };
-    ek = readU32(outs.handle);
-  } finally {
-    arena.release();
-  }
-  try {
-    return await job(ek);
-  } finally {
-    await tss.flushContext(ctx, ek).catch(() => 0);
-  }
+function withEk<T>(tss: Tss, ctx: Ptr, kind: EkKind, job: (ek: number) => Promise<Step<T>>): Promise<Step<T>> {
+  return withPrimary(tss, ctx, ESYS_TR.RH_ENDORSEMENT, ekTemplate2b(kind), `${kind} EK`, job);
 }
 
 /** The policy session that satisfies the EK's policy. */

@@ -43,24 +43,33 @@ export function unwrap2b(bytes: Buffer | null, what: string): Buffer {
   return Buffer.from(bytes.subarray(2));
 }
 
-/** Runs `job` with the storage root key loaded, and flushes it afterwards whatever happens. */
-export async function withSrk<T>(tss: Tss, ctx: Ptr, job: (srk: number) => Promise<Step<T>>): Promise<Step<T>> {
+/**
+ * Runs `job` with a primary key made from `template2b` (a TPM2B_PUBLIC) in `hierarchy`, with an
+ * empty authValue, and flushes the key afterwards whatever happens. `what` names it in a refusal.
+ */
+export async function withPrimary<T>(tss: Tss, ctx: Ptr, hierarchy: number, template2b: Buffer, what: string,
+  job: (handle: number) => Promise<Step<T>>): Promise<Step<T>> {
   const arena = new Arena(tss);
-  let srk: number;
+  let handle: number;
   try {
     const outs = { handle: arena.value(), outPublic: arena.output(), creationData: arena.output(), creationHash: arena.output(), creationTicket: arena.output() };
-    const rc = await sendCommand(() => tss.createPrimary(ctx, ESYS_TR.RH_OWNER, arena.input('TPM2B_SENSITIVE_CREATE', sensitive(Buffer.alloc(0))),
-      arena.input('TPM2B_PUBLIC', srkTemplate2b()), arena.input('TPM2B_DATA', EMPTY_DATA), arena.input('TPML_PCR_SELECTION', EMPTY_PCR_SELECTION), outs));
-    if (rc !== 0) return { rc, op: 'Esys_CreatePrimary(storage root key)' };
-    srk = readU32(outs.handle);
+    const rc = await sendCommand(() => tss.createPrimary(ctx, hierarchy, arena.input('TPM2B_SENSITIVE_CREATE', sensitive(Buffer.alloc(0))),
+      arena.input('TPM2B_PUBLIC', template2b), arena.input('TPM2B_DATA', EMPTY_DATA), arena.input('TPML_PCR_SELECTION', EMPTY_PCR_SELECTION), outs));
+    if (rc !== 0) return { rc, op: `Esys_CreatePrimary(${what})` };
+    handle = readU32(outs.handle);
   } finally {
     arena.release();
   }
   try {
-    return await job(srk);
+    return await job(handle);
   } finally {
-    await tss.flushContext(ctx, srk).catch(() => 0);
+    await tss.flushContext(ctx, handle).catch(() => 0);
   }
+}
+
+/** Runs `job` with the storage root key loaded, and flushes it afterwards whatever happens. */
+export function withSrk<T>(tss: Tss, ctx: Ptr, job: (srk: number) => Promise<Step<T>>): Promise<Step<T>> {
+  return withPrimary(tss, ctx, ESYS_TR.RH_OWNER, srkTemplate2b(), 'storage root key', job);
 }
 
 /** A new AK under `srk`, with a fresh random authValue: the bytes to store, not yet loaded. */
